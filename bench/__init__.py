@@ -1,0 +1,1 @@
+"""Upscale GPU Bench: which GPU upscales your clips cheapest and fastest."""

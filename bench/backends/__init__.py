@@ -1,0 +1,1 @@
+"""Where jobs run: the local backend (worker processes on this machine) and Modal."""

@@ -1,0 +1,1 @@
+"""One module per CLI command, each with register(parser) and main(args) -> exit code."""

@@ -1,0 +1,42 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("data")
+"""Where the database and the local object store live unless told otherwise (relative to the cwd)."""
+
+
+def data_dir() -> Path:
+    """The data directory: $BENCH_DATA_DIR or ./data."""
+    return Path(os.environ.get("BENCH_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def default_db_path() -> Path:
+    """$BENCH_DB, else data/bench.duckdb."""
+    return Path(os.environ.get("BENCH_DB") or data_dir() / "bench.duckdb")
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, default=None,
+                        help="DuckDB file (default: $BENCH_DB or data/bench.duckdb)")
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    return args.db or default_db_path()
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'810x1440' -> (810, 1440). Raises InputError."""
+    from bench.errors import InputError
+
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440") from None
+    if width <= 0 or height <= 0:
+        raise InputError(f"size {text!r} must be positive")
+    return width, height

@@ -1,0 +1,106 @@
+"""Object storage behind one interface: a local directory (the default) or R2/S3 via boto3.
+
+Objects live at '{user_id}/{key}' as in the original deployment. The worker only needs
+get(key) -> local path and put(path, key).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from bench.errors import StorageError
+
+
+def validate_key(key: str) -> str:
+    """Return the key if it is a safe relative object key; raise StorageError otherwise."""
+    if not key or not key.strip():
+        raise StorageError("object key is empty")
+    if key.startswith("/") or "\\" in key or PurePosixPath(key).is_absolute():
+        raise StorageError(f"object key {key!r} must be relative (no leading '/')")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"object key {key!r} may not contain '..', '.' or empty parts")
+    return key
+
+
+def user_key(user_id: str, key: str) -> str:
+    """The full object key of a user's object: '{user_id}/{key}'."""
+    return validate_key(f"{user_id}/{key}")
+
+
+class ObjectStore(Protocol):
+    """What the worker and the dashboard need from storage."""
+
+    def get(self, key: str) -> Path:
+        """A local file path holding the object (downloaded if remote). Raises StorageError."""
+
+    def put(self, path: Path, key: str) -> None:
+        """Upload a local file to key. Raises StorageError."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists at key."""
+
+    def describe(self) -> str:
+        """Where objects go, for display (never includes secrets)."""
+
+
+class LocalDirectoryStore:
+    """Objects as files under a root directory."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def get(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no object at {key!r} in {self.root}")
+        return path
+
+    def put(self, path: Path, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
+
+
+class FilePairStore:
+    """Two named local files exposed as objects: the CLI's INPUT and OUTPUT paths, without copying
+    the input. `get(input_key)` returns the input path; `put(path, output_key)` moves the result to
+    the output path atomically."""
+
+    def __init__(self, input_key: str, input_path: Path, output_key: str, output_path: Path):
+        self._input_key, self._input_path = validate_key(input_key), Path(input_path)
+        self._output_key, self._output_path = validate_key(output_key), Path(output_path)
+
+    def get(self, key: str) -> Path:
+        if key != self._input_key:
+            raise StorageError(f"no object at {key!r}")
+        if not self._input_path.is_file():
+            raise StorageError(f"input file {self._input_path} does not exist")
+        return self._input_path
+
+    def put(self, path: Path, key: str) -> None:
+        if key != self._output_key:
+            raise StorageError(f"cannot write object {key!r}")
+        self._output_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._output_path.with_name(self._output_path.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(self._output_path)
+
+    def exists(self, key: str) -> bool:
+        return key == self._input_key and self._input_path.is_file()
+
+    def describe(self) -> str:
+        return f"files {self._input_path} -> {self._output_path}"

@@ -1,0 +1,1 @@
+"""The upscale worker: one job function used by every backend (local processes and Modal)."""

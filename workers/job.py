@@ -1,0 +1,251 @@
+"""The wire format between a client and a worker: Job in, JobResult out, progress events between.
+
+Field names keep the original Modal worker's signature (job_id, user_id, input_key, output_key,
+keyframes, output_width, output_height, fps, segment_data) so its callers can move over. Both
+records serialise to plain JSON dicts carrying SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+from bench.errors import InputError
+
+SCHEMA_VERSION = 1
+
+STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
+"""Timed stages in pipeline order. decode/upscale/encode overlap in the fast engine, so their sum
+can exceed the wall time; `total` in JobResult.stages is always wall time of the whole job."""
+
+ENGINES = ("fast", "reference")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A crop box that holds at one moment of the source; boxes between keyframes are interpolated."""
+
+    time: float
+    """Seconds from the start of the source video (not of the trimmed segment)."""
+    x: int
+    """Left edge in source pixels."""
+    y: int
+    """Top edge in source pixels."""
+    width: int
+    """Box width in source pixels."""
+    height: int
+    """Box height in source pixels."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Keyframe":
+        try:
+            return cls(
+                time=float(data["time"]),
+                x=int(round(float(data["x"]))),
+                y=int(round(float(data["y"]))),
+                width=int(round(float(data["width"]))),
+                height=int(round(float(data["height"]))),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"keyframe {data!r} needs numeric time, x, y, width, height") from exc
+
+
+@dataclass(frozen=True)
+class Job:
+    """One upscale request: which object, which part of it, which crop, what output, how."""
+
+    job_id: str
+    """Unique id of the job (the run id when launched by the orchestrator)."""
+    user_id: str
+    """Owner; objects live at '{user_id}/{key}' in storage."""
+    input_key: str
+    """Key of the source video or image, relative to the user's prefix."""
+    output_key: str
+    """Key the result is uploaded to, relative to the user's prefix."""
+    keyframes: tuple[Keyframe, ...] = ()
+    """Crop boxes over time; empty means the whole frame."""
+    output_width: int | None = 810
+    """Output width in pixels; None (with output_height None) keeps the model's own scale."""
+    output_height: int | None = 1440
+    """Output height in pixels; None (with output_width None) keeps the model's own scale."""
+    fps: float = 30.0
+    """Frame rate written into the output video."""
+    trim_start: float | None = None
+    """Start of the segment in seconds (inclusive); None means the start of the video."""
+    trim_end: float | None = None
+    """End of the segment in seconds (exclusive); None means the end of the video."""
+    model: str = "x4plus"
+    """Model name from workers.models.MODELS."""
+    engine: str = "fast"
+    """'fast' (batched, our own) or 'reference' (realesrgan.RealESRGANer, frame by frame)."""
+    precision: str = "auto"
+    """'auto' (fp16 on CUDA, fp32 on CPU), 'fp32', 'fp16' or 'bf16'."""
+    batch_size: int = 4
+    """Frames per model call in the fast engine."""
+    device: str = "auto"
+    """'auto' (first CUDA card, else CPU), 'cpu' or 'cuda:N'."""
+    weights: str = "auto"
+    """'auto' (resolve official/cache/offline), 'random' (timing-only) or a path to a .pth file."""
+    compile: bool = False
+    """Use torch.compile in the fast engine."""
+    fidelity_samples: int = 3
+    """How many frames to score for fidelity (0 turns it off)."""
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if (self.output_width is None) != (self.output_height is None):
+            raise InputError("give both output width and height, or neither")
+        if self.output_width is not None and (self.output_width <= 0 or self.output_height <= 0):
+            raise InputError(f"output size {self.output_width}x{self.output_height} must be positive")
+        if self.fps <= 0:
+            raise InputError(f"fps {self.fps} must be positive")
+        if self.batch_size < 1:
+            raise InputError(f"batch size {self.batch_size} must be at least 1")
+        if self.trim_start is not None and self.trim_start < 0:
+            raise InputError(f"trim start {self.trim_start} s is before the start of the video")
+        if self.trim_start is not None and self.trim_end is not None and self.trim_end <= self.trim_start:
+            raise InputError(f"trim end {self.trim_end} s must be after trim start {self.trim_start} s")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON dict in the original worker's shape (segment_data.trimRange)."""
+        data = asdict(self)
+        data["keyframes"] = [asdict(k) for k in self.keyframes]
+        start, end = data.pop("trim_start"), data.pop("trim_end")
+        data["segment_data"] = {"trimRange": {"start": start, "end": end}}
+        data["schema_version"] = SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        """Inverse of to_dict; also accepts the original worker's payload (no schema_version)."""
+        data = dict(data)
+        version = data.pop("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise InputError(f"job schema version {version} is newer than this worker's {SCHEMA_VERSION}")
+        trim = (data.pop("segment_data", None) or {}).get("trimRange") or {}
+        data.setdefault("trim_start", trim.get("start"))
+        data.setdefault("trim_end", trim.get("end"))
+        data["keyframes"] = tuple(Keyframe.from_dict(k) for k in data.get("keyframes") or ())
+        known = {f.name for f in fields(cls)}
+        missing = {"job_id", "user_id", "input_key", "output_key"} - data.keys()
+        if missing:
+            raise InputError(f"job is missing {', '.join(sorted(missing))}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Known-ground-truth score on sampled frames: the crop is area-downscaled by the model's scale,
+    upscaled back by the model and by bicubic, and both are compared with the crop itself."""
+
+    frames: int
+    """How many frames were scored."""
+    psnr: float
+    """Mean PSNR (dB) of the model's reconstruction."""
+    ssim: float
+    """Mean SSIM of the model's reconstruction."""
+    bicubic_psnr: float
+    """Mean PSNR (dB) of bicubic on the same frames."""
+    bicubic_ssim: float
+    """Mean SSIM of bicubic on the same frames."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a worker reports for one job, successful or not."""
+
+    job_id: str
+    """Id of the job this answers."""
+    status: str
+    """'succeeded' or 'failed'."""
+    error: str | None = None
+    """One-line reason when failed."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per stage (see STAGES) plus 'total'."""
+    frames_in: int = 0
+    """Frames decoded from the trimmed segment."""
+    frames_out: int = 0
+    """Frames written to the output."""
+    output_width: int = 0
+    """Width of the output in pixels."""
+    output_height: int = 0
+    """Height of the output in pixels."""
+    output_key: str | None = None
+    """Key (relative to the user's prefix) the output was uploaded to."""
+    output_bytes: int = 0
+    """Size of the uploaded output file."""
+    device_name: str = ""
+    """The device the job actually ran on, e.g. 'NVIDIA H100 80GB HBM3' or the CPU model."""
+    torch_version: str = ""
+    """torch.__version__ in the worker."""
+    cuda_version: str | None = None
+    """torch.version.cuda, None for a CPU build."""
+    model: str = ""
+    """Model name."""
+    engine: str = ""
+    """Engine name."""
+    precision: str = ""
+    """Precision actually used (fp32/fp16/bf16)."""
+    weights_provenance: str = ""
+    """'official' (sha256 verified), 'ncnn-derived', 'user-file' or 'random (timing-only)'."""
+    weights_sha256: str | None = None
+    """sha256 of the weights file used, when there was one."""
+    fidelity: Fidelity | None = None
+    """Fidelity on sampled frames, when measured."""
+    worker_started_at: float | None = None
+    """Unix time the worker process/container started (for cold-start accounting)."""
+    started_at: float | None = None
+    """Unix time the job started in the worker."""
+    finished_at: float | None = None
+    """Unix time the job finished in the worker."""
+    schema_version: int = SCHEMA_VERSION
+    """Version of this record's shape."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def fps_end_to_end(self) -> float | None:
+        total = self.stages.get("total")
+        return self.frames_out / total if total and self.frames_out else None
+
+    @property
+    def fps_upscale(self) -> float | None:
+        up = self.stages.get("upscale")
+        return self.frames_out / up if up and self.frames_out else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["fps"] = self.fps_end_to_end
+        data["upscale_fps"] = self.fps_upscale
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobResult":
+        data = dict(data)
+        fid = data.get("fidelity")
+        data["fidelity"] = Fidelity(**fid) if isinstance(fid, dict) else None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event sent while a job runs."""
+
+    job_id: str
+    """Job the event is about."""
+    stage: str
+    """Stage now running (one of STAGES)."""
+    frames_done: int
+    """Frames fully upscaled so far."""
+    frames_total: int
+    """Frames the job will produce (0 while unknown)."""
+
+
+ProgressCallback = Callable[[Progress], None]

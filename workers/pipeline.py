@@ -1,0 +1,418 @@
+"""run_job: the one upscale job used by every backend.
+
+fetch input -> model load -> decode trimmed segment -> crop by keyframes -> upscale -> resize ->
+encode H.264 -> upload, each stage timed. The fast engine overlaps decode and encode with the model
+(a decoder thread and an encoder thread around the model loop); the reference engine runs frame by
+frame in sequence, as the original worker did. Fidelity is scored after the upload on a few sampled
+frames and timed as its own stage; `total` covers the job up to the end of the upload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import numpy as np
+
+from bench.errors import InputError, MediaError, UserError, one_line
+from store.objects import ObjectStore, user_key
+from workers.crop import CropBox, crop_box_at, validate_keyframes
+from workers.job import Fidelity, Job, JobResult, Progress, ProgressCallback
+from workers.video import (VideoWriter, check_trim, decode_segment, is_image_path, probe,
+                           read_image, segment_frame_count, write_image)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_PROCESS_STARTED_AT = time.time()
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """What makes two jobs able to share a loaded engine."""
+
+    model: str
+    weights: str
+    device: str
+    engine: str
+    precision: str
+    batch_size: int
+    compile: bool
+
+    @classmethod
+    def of(cls, job: Job) -> "EngineKey":
+        return cls(job.model, job.weights, job.device, job.engine, job.precision, job.batch_size,
+                   job.compile)
+
+
+@dataclass(frozen=True)
+class WarmEngine:
+    """A loaded model wrapped in an engine, kept between jobs."""
+
+    engine: object
+    """workers.engines.Engine."""
+    model: object
+    """workers.models.LoadedModel."""
+    device_name: str
+    """Name of the device it runs on."""
+
+
+class ModelCache:
+    """Keeps engines loaded between jobs in one process/container (load once, serve many)."""
+
+    def __init__(self) -> None:
+        self._engines: dict[EngineKey, WarmEngine] = {}
+        self._lock = threading.Lock()
+        self.started_at = _PROCESS_STARTED_AT
+
+    def get(self, key: EngineKey) -> tuple[WarmEngine, float]:
+        """The warm engine for key and the seconds spent loading it now (0.0 when already warm).
+        Raises InputError/WeightsError for unknown models, devices or unusable weights."""
+        with self._lock:
+            warm = self._engines.get(key)
+            if warm is not None:
+                return warm, 0.0
+            began = time.perf_counter()
+            warm = _load_engine(key)
+            self._engines[key] = warm
+            return warm, time.perf_counter() - began
+
+    def preload(self, model: str, weights: str = "auto", device: str = "auto", engine: str = "fast",
+                precision: str = "auto", batch_size: int = 4, compile: bool = False) -> float:
+        """Load an engine ahead of the first job; returns seconds spent loading."""
+        return self.get(EngineKey(model, weights, device, engine, precision, batch_size, compile))[1]
+
+
+def _load_engine(key: EngineKey) -> WarmEngine:
+    from workers.engines import create_engine
+    from workers.models import device_name, load_model, resolve_device
+
+    device = resolve_device(key.device)
+    loaded = load_model(key.model, weights=key.weights, device=str(device))
+    engine = create_engine(key.engine, loaded, precision=key.precision, batch_size=key.batch_size,
+                           compile=key.compile)
+    return WarmEngine(engine=engine, model=loaded, device_name=device_name(device))
+
+
+class StageClock:
+    """Accumulates busy seconds per stage; safe to use from several threads."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - began)
+
+    def timed_iter(self, stage: str, items: Iterable[T]) -> Iterator[T]:
+        """Yield from items, charging the time spent producing each item to stage."""
+        iterator = iter(items)
+        while True:
+            began = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                self.add(stage, time.perf_counter() - began)
+                return
+            self.add(stage, time.perf_counter() - began)
+            yield item
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Produce items in a background thread, up to depth ahead; exceptions are re-raised here."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("done", _DONE))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            slots.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = slots.get()
+            if kind == "item":
+                yield value
+            elif kind == "done":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+
+
+class BackgroundWriter:
+    """Feeds frames to a VideoWriter from a thread so encoding overlaps the model."""
+
+    def __init__(self, writer: VideoWriter, clock: StageClock, depth: int = 8):
+        self._writer, self._clock = writer, clock
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="encoder", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                with self._clock.time("encode"):
+                    for frame in batch:
+                        self._writer.write(frame)
+            except BaseException as exc:
+                self._error = exc
+
+    def write_batch(self, frames: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frames)
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _fit_crop(image: np.ndarray, box: CropBox, size: tuple[int, int]) -> np.ndarray:
+    """Cut box out of image; boxes that change size over keyframes are area-resized to size (w, h)
+    so every frame of a job reaches the model at one size."""
+    crop = image[box.y:box.y + box.height, box.x:box.x + box.width]
+    if (box.width, box.height) != size:
+        import cv2
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop)
+
+
+def _sample_indices(total: int, count: int) -> set[int]:
+    if total <= 0 or count <= 0:
+        return set()
+    return {int(round(i)) for i in np.linspace(0, total - 1, min(count, total))}
+
+
+@dataclass
+class _Outcome:
+    frames_in: int = 0
+    frames_out: int = 0
+    width: int = 0
+    height: int = 0
+    samples: list[np.ndarray] = field(default_factory=list)
+    """Crops kept for fidelity scoring after the upload."""
+
+
+def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None = None,
+            cache: ModelCache | None = None) -> JobResult:
+    """Run one job end to end. Never raises for the job's own failure: a failed JobResult carries
+    the one-line reason, and nothing is uploaded."""
+    cache = cache or ModelCache()
+    clock = StageClock()
+    started_at = time.time()
+    began = time.perf_counter()
+    notify = _progress_notifier(job, on_progress)
+    warm: WarmEngine | None = None
+    outcome = _Outcome()
+    fidelity: Fidelity | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="upscale-") as workdir:
+            notify("fetch", 0, 0)
+            with clock.time("fetch"):
+                source = storage.get(user_key(job.user_id, job.input_key))
+            notify("model_load", 0, 0)
+            warm, load_seconds = cache.get(EngineKey.of(job))
+            clock.add("model_load", load_seconds)
+            suffix = Path(job.output_key).suffix or (".png" if is_image_path(source) else ".mp4")
+            output = Path(workdir) / f"output{suffix}"
+            if is_image_path(source):
+                outcome = _upscale_image(job, source, output, warm, clock)
+            else:
+                outcome = _upscale_video(job, source, output, warm, clock, notify)
+            notify("upload", outcome.frames_out, outcome.frames_out)
+            with clock.time("upload"):
+                storage.put(output, user_key(job.user_id, job.output_key))
+            output_bytes = output.stat().st_size
+            total = time.perf_counter() - began
+            fidelity = _score_fidelity(job, warm, clock, outcome.samples)
+        status, error = "succeeded", None
+    except UserError as exc:
+        status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
+    except Exception as exc:  # a bug or a device failure: fail this run with its reason
+        log.exception("job %s failed", job.job_id)
+        status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
+    stages = dict(clock.seconds)
+    stages["total"] = total
+    return _result(job, warm, status, error, stages, outcome, fidelity, output_bytes, started_at)
+
+
+def _progress_notifier(job: Job, on_progress: ProgressCallback | None) -> Callable[[str, int, int], None]:
+    def notify(stage: str, done: int, total: int) -> None:
+        if on_progress is None:
+            return
+        try:
+            on_progress(Progress(job.job_id, stage, done, total))
+        except Exception:  # progress is advisory; it never fails a job
+            log.warning("progress callback failed for job %s", job.job_id, exc_info=True)
+    return notify
+
+
+def _output_size(job: Job, crop_size: tuple[int, int], scale: int) -> tuple[int, int]:
+    if job.output_width is None:
+        return crop_size[0] * scale, crop_size[1] * scale
+    return job.output_width, job.output_height
+
+
+def _upscale_image(job: Job, source: Path, output: Path, warm: WarmEngine,
+                   clock: StageClock) -> _Outcome:
+    with clock.time("decode"):
+        image = read_image(source)
+    height, width = image.shape[:2]
+    validate_keyframes(job.keyframes, width, height)
+    box = crop_box_at(job.keyframes, 0.0, width, height)
+    crop = _fit_crop(image, box, (box.width, box.height))
+    size = _output_size(job, (box.width, box.height), warm.engine.scale)
+    with clock.time("upscale"):
+        upscaled = warm.engine.upscale(crop[None], size)[0]
+    with clock.time("encode"):
+        write_image(output, upscaled)
+    return _Outcome(frames_in=1, frames_out=1, width=size[0], height=size[1], samples=[crop])
+
+
+def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock: StageClock,
+                   notify: Callable[[str, int, int], None]) -> _Outcome:
+    info = probe(source)
+    start, end = check_trim(info, job.trim_start, job.trim_end)
+    validate_keyframes(job.keyframes, info.width, info.height)
+    expected = segment_frame_count(info, start, end)
+    first_box = crop_box_at(job.keyframes, start, info.width, info.height)
+    crop_size = (first_box.width, first_box.height)
+    size = _output_size(job, crop_size, warm.engine.scale)
+    engine = warm.engine
+    overlap = engine.name != "reference"
+    batch_size = job.batch_size if overlap else 1
+    samples = _sample_indices(expected, job.fidelity_samples)
+    sampled: list[np.ndarray] = []
+
+    def crops() -> Iterator[np.ndarray]:
+        for frame in decode_segment(source, start, end):
+            box = crop_box_at(job.keyframes, frame.time, info.width, info.height)
+            crop = _fit_crop(frame.image, box, crop_size)
+            if frame.index in samples:
+                sampled.append(crop)
+            yield crop
+
+    batches = (np.stack(b) for b in _batched(clock.timed_iter("decode", crops()), batch_size))
+    if overlap:
+        batches = prefetch(batches, depth=3)
+    frames_done = 0
+    notify("decode", 0, expected)
+    with VideoWriter(output, size[0], size[1], job.fps) as writer:
+        sink = BackgroundWriter(writer, clock) if overlap else None
+        try:
+            for batch in batches:
+                with clock.time("upscale"):
+                    upscaled = engine.upscale(batch, size)
+                if sink is not None:
+                    sink.write_batch(upscaled)
+                else:
+                    with clock.time("encode"):
+                        for frame in upscaled:
+                            writer.write(frame)
+                frames_done += len(upscaled)
+                notify("upscale", frames_done, max(expected, frames_done))
+        finally:
+            if sink is not None:
+                sink.finish()
+        notify("encode", frames_done, frames_done)
+    if frames_done == 0:
+        raise MediaError(f"no frames decoded in [{start:.3f}, {end:.3f}) s of the source")
+    return _Outcome(frames_in=frames_done, frames_out=frames_done, width=size[0], height=size[1],
+                    samples=sampled)
+
+
+def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
+                    samples: list[np.ndarray]) -> Fidelity | None:
+    from workers.fidelity import measure_fidelity
+
+    if job.fidelity_samples <= 0 or not samples:
+        return None
+    with clock.time("fidelity"):
+        return measure_fidelity(warm.engine, samples, warm.engine.scale)
+
+
+def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
+            stages: dict[str, float], outcome: _Outcome, fidelity: Fidelity | None,
+            output_bytes: int, started_at: float) -> JobResult:
+    import torch
+
+    model = getattr(warm, "model", None) if warm else None
+    weights = getattr(model, "weights", None)
+    engine = warm.engine if warm else None
+    return JobResult(
+        job_id=job.job_id,
+        status=status,
+        error=error,
+        stages=stages,
+        frames_in=outcome.frames_in,
+        frames_out=outcome.frames_out if status == "succeeded" else 0,
+        output_width=outcome.width,
+        output_height=outcome.height,
+        output_key=job.output_key if status == "succeeded" else None,
+        output_bytes=output_bytes,
+        device_name=warm.device_name if warm else "",
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda,
+        model=job.model,
+        engine=job.engine,
+        precision=getattr(engine, "precision", "") if engine else "",
+        weights_provenance=getattr(weights, "provenance", "") if weights else "",
+        weights_sha256=getattr(weights, "sha256", None) if weights else None,
+        fidelity=fidelity if status == "succeeded" else None,
+        worker_started_at=_PROCESS_STARTED_AT,
+        started_at=started_at,
+        finished_at=time.time(),
+    )
