@@ -34,6 +34,10 @@ T = TypeVar("T")
 
 _PROCESS_STARTED_AT = time.time()
 
+MISSING_FRAMES_TOLERATED = 1
+"""Frames a segment may fall short of its expected count (rounding of container durations)
+before the source counts as truncated."""
+
 
 @dataclass(frozen=True)
 class EngineKey:
@@ -370,6 +374,9 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
         notify("encode", frames_done, frames_done)
     if frames_done == 0:
         raise MediaError(f"no frames decoded in [{start:.3f}, {end:.3f}) s of the source")
+    if frames_done < expected - MISSING_FRAMES_TOLERATED:
+        raise MediaError(f"the source ended after {frames_done} of {expected} frames in "
+                         f"[{start:.3f}, {end:.3f}) s: it is truncated or corrupt")
     return _Outcome(frames_in=frames_done, frames_out=frames_done, width=size[0], height=size[1],
                     samples=sampled)
 

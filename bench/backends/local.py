@@ -1,0 +1,182 @@
+"""The local backend: one warm worker process per device of this machine ('cpu', 'cuda:0', ...).
+
+Each worker process loads a model once (workers.pipeline.ModelCache) and runs the jobs sent to it
+one at a time; different devices run in parallel. The parent hands out one job per worker at a
+time, so when a worker dies it knows which run died with it: that run fails with the exit code as
+its reason and a fresh worker takes the device's remaining runs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from bench.backends.base import EventSink, Finished, Submission
+from bench.errors import BackendError, InputError
+from store.objects import ObjectStore
+from workers.job import Job, JobResult, Progress
+
+StorageFactory = Callable[[], ObjectStore]
+"""Picklable callable that opens the object store inside a worker process."""
+
+_POLL_SECONDS = 0.2
+
+
+def local_devices() -> list[str]:
+    """Devices this machine offers: 'cuda:N' for each visible card, then 'cpu'."""
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())] + ["cpu"]
+
+
+def validate_device(device: str) -> str:
+    """Normalise a local device name; raises InputError for devices this machine lacks."""
+    name = device.strip().lower()
+    if name == "cuda":
+        name = "cuda:0"
+    available = local_devices()
+    if name not in available:
+        raise InputError(f"no local device {device!r}; this machine has {', '.join(available)}")
+    return name
+
+
+def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events: Any) -> None:
+    """Worker process: run jobs from `jobs` on `device` until a None arrives."""
+    from workers.pipeline import ModelCache, run_job
+
+    started_at = time.time()
+    cache = ModelCache()
+    storage = storage_factory()
+    ran_any = False
+    while True:
+        item = jobs.get()
+        if item is None:
+            return
+        run_id, job_dict = item
+        job = Job.from_dict(job_dict)
+
+        def on_progress(progress: Progress, run_id: str = run_id) -> None:
+            events.put(("progress", run_id, progress))
+
+        result = run_job(job, storage, on_progress=on_progress, cache=cache)
+        cold = result.stages.get("model_load", 0.0) > 0.0 or not ran_any
+        startup = (result.started_at or started_at) - started_at if not ran_any else 0.0
+        events.put(("result", run_id, result.to_dict(), cold, startup))
+        ran_any = True
+
+
+@dataclass
+class _DeviceLane:
+    """The runs of one device and the worker process serving them."""
+
+    device: str
+    pending: list[Submission]
+    process: Any = None
+    jobs: Any = None
+    current: Submission | None = None
+    sent_at: float = 0.0
+    finished: list[str] = field(default_factory=list)
+
+
+class LocalBackend:
+    """Runs submissions in worker processes on this machine's devices."""
+
+    name = "local"
+
+    def __init__(self, storage_factory: StorageFactory, start_method: str = "spawn"):
+        self._storage_factory = storage_factory
+        self._ctx = mp.get_context(start_method)
+
+    def preflight(self, gpus: Sequence[str]) -> None:
+        for gpu in gpus:
+            validate_device(gpu)
+
+    def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:
+        events = self._ctx.Queue()
+        lanes: dict[str, _DeviceLane] = {}
+        for sub in submissions:
+            device = validate_device(sub.gpu)
+            lanes.setdefault(device, _DeviceLane(device, [])).pending.append(sub)
+        try:
+            for lane in lanes.values():
+                self._start_worker(lane, events)
+                self._send_next(lane, sink)
+            while any(lane.current is not None for lane in lanes.values()):
+                self._pump(events, lanes, sink)
+                self._check_workers(lanes, events, sink)
+        finally:
+            for lane in lanes.values():
+                self._stop_worker(lane)
+
+    def _start_worker(self, lane: _DeviceLane, events: Any) -> None:
+        lane.jobs = self._ctx.Queue()
+        lane.process = self._ctx.Process(
+            target=_worker_main, args=(lane.device, self._storage_factory, lane.jobs, events),
+            name=f"upscale-worker-{lane.device}", daemon=True)
+        lane.process.start()
+
+    def _send_next(self, lane: _DeviceLane, sink: EventSink) -> None:
+        lane.current = lane.pending.pop(0) if lane.pending else None
+        if lane.current is None:
+            return
+        job = lane.current.job
+        lane.jobs.put((lane.current.run_id, job.to_dict()))
+        lane.sent_at = time.time()
+        sink.submitted(lane.current.run_id, None, f"{lane.process.pid}@{socket.gethostname()}")
+
+    def _pump(self, events: Any, lanes: dict[str, _DeviceLane], sink: EventSink) -> None:
+        try:
+            event = events.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            return
+        kind, run_id = event[0], event[1]
+        if kind == "progress":
+            sink.progress(run_id, event[2])
+            return
+        lane = next((l for l in lanes.values() if l.current and l.current.run_id == run_id), None)
+        if lane is None:
+            return
+        result = JobResult.from_dict(event[2])
+        cold, startup = bool(event[3]), float(event[4])
+        total = result.stages.get("total", 0.0)
+        sink.finished(Finished(run_id=run_id, result=result,
+                               client_wall_seconds=time.time() - lane.sent_at,
+                               cold=cold, billed_seconds=total + startup))
+        self._send_next(lane, sink)
+
+    def _check_workers(self, lanes: dict[str, _DeviceLane], events: Any, sink: EventSink) -> None:
+        for lane in lanes.values():
+            if lane.current is None or lane.process.is_alive():
+                continue
+            # Drain events the worker sent before dying, so a finished job is not misreported.
+            self._pump(events, lanes, sink)
+            if lane.current is None or lane.process.is_alive():
+                continue
+            code = lane.process.exitcode
+            sink.failed(lane.current.run_id,
+                        f"the {lane.device} worker process died (exit code {code}) while running this job")
+            self._start_worker(lane, events)
+            self._send_next(lane, sink)
+
+    def _stop_worker(self, lane: _DeviceLane) -> None:
+        if lane.process is None:
+            return
+        if lane.process.is_alive():
+            try:
+                lane.jobs.put(None)
+            except (OSError, ValueError):
+                pass
+            lane.process.join(timeout=5)
+        if lane.process.is_alive():
+            lane.process.terminate()
+            lane.process.join(timeout=5)
+
+
+def worker_label() -> str:
+    """'pid@host' of this process, as stored on runs for liveness checks."""
+    return f"{os.getpid()}@{socket.gethostname()}"

@@ -1,0 +1,45 @@
+"""Write a synthetic source video with moving detail, so a fresh machine has something to upscale.
+
+Example: python -m bench demo-clip demo.mp4 --seconds 10 --size 960x540 --fps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from bench.errors import InputError
+
+_SIZE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse 'WxH' (e.g. '810x1440') into (width, height).
+
+    Raises InputError when the text is not two positive whole numbers joined by 'x'.
+    """
+    match = _SIZE.fullmatch(text or "")
+    if not match:
+        raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440")
+    width, height = int(match.group(1)), int(match.group(2))
+    if width <= 0 or height <= 0:
+        raise InputError(f"size {text!r} must have a positive width and height")
+    return width, height
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output", type=Path, help="video file to write (.mp4)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length in seconds (default 2)")
+    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT, both even (default 320x240)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from workers.video import write_demo_clip  # PyAV loads only for commands that need it
+
+    width, height = parse_size(args.size)
+    info = write_demo_clip(args.output, seconds=args.seconds, width=width, height=height, fps=args.fps)
+    print(f"wrote {args.output}: {info.width}x{info.height}, {info.fps:g} fps, "
+          f"{info.frame_count} frames, {info.duration:.2f} s, {info.codec}")
+    return 0

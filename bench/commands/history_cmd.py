@@ -1,0 +1,68 @@
+"""List stored experiments and their runs, newest first (--json: {"experiments": [{..., "runs": [...]}]})."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from bench.commands.common import add_db_option, db_path
+from store.db import Database
+from store.runs import history
+
+RUN_COLUMNS = (
+    ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "rep", "{}"), ("status", "status", "{}"),
+    ("device_name", "device", "{}"), ("total_seconds", "total s", "{:.2f}"), ("fps", "fps", "{:.2f}"),
+    ("cost_gpu", "cost $", "{:.5f}"), ("error", "error", "{}"),
+)
+"""(field, heading, format) of each column of the runs table."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    add_db_option(parser)
+    parser.add_argument("--limit", type=int, default=None, help="only the newest N experiments")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Raises StorageError for an unusable database. A database file that does not exist yet has
+    no experiments (and is not created)."""
+    path = db_path(args)
+    data = history(Database(path), limit=args.limit) if path.exists() else {"experiments": []}
+    if args.json:
+        print(json.dumps(data, indent=2, allow_nan=False))
+    else:
+        print(render(data) if data["experiments"] else f"no experiments in {path}")
+    return 0
+
+
+def render(data: dict[str, Any]) -> str:
+    """The history as plain-text blocks: one header line per experiment, then its runs' table.
+    Raises nothing."""
+    blocks = []
+    for e in data["experiments"]:
+        counts: dict[str, int] = {}
+        for run in e["runs"]:
+            counts[run["status"]] = counts.get(run["status"], 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
+        what = " ".join(str(x) for x in (e["model"], e["engine"], e["backend"]) if x)
+        header = f"{e['id']}  {e['created_at'][:19]}  {e['name']}  [{e['origin']}{', ' + what if what else ''}]  {summary}"
+        blocks.append(header + ("\n" + _table(e["runs"]) if e["runs"] else ""))
+    return "\n\n".join(blocks)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def _table(runs: list[dict[str, Any]]) -> str:
+    rows = [[h for _, h, _ in RUN_COLUMNS]]
+    rows += [[_cell(run.get(field), fmt) for field, _, fmt in RUN_COLUMNS] for run in runs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(RUN_COLUMNS))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

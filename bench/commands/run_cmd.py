@@ -1,0 +1,101 @@
+"""Run a benchmark plan (clips x GPUs x repeats), store every run, print the table and verdict.
+
+Without --preset and --clips the `demo` preset runs: a generated clip on this machine's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bench.analysis import DEFAULT_TOLERANCE
+from bench.commands.common import add_db_option, db_path
+from bench.errors import UserError, one_line
+from bench.plan import PRESETS, build_plan
+from workers.job import ENGINES
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    parser.add_argument("--backend", choices=("local", "modal"), default=None)
+    parser.add_argument("--gpus", default=None,
+                        help="modal: catalog GPUs (T4,L4,...); local: devices (cpu, cuda:0, "
+                             "optionally =CARD for its price, e.g. cuda:0=H100)")
+    parser.add_argument("--clips", default=None, help="NAME:START:END,... in seconds of the source")
+    parser.add_argument("--source", default=None, help="local video file, object key USER/PATH, or 'demo'")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--engine", choices=ENGINES, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
+    parser.add_argument("--precision", default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--name", default=None, help="experiment name")
+    add_db_option(parser)
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.orchestrator import (create_experiment, execute_experiment, preflight,
+                                    prepare_source)
+    from bench.pricing import DEFAULT_PRICES
+    from store import runs as store_runs
+    from store.config import load_storage_config
+    from store.db import Database
+    from store.objects import open_object_store
+
+    preset = args.preset or (None if args.clips else "demo")
+    plan = build_plan(preset, backend=args.backend, gpus=args.gpus, clips=args.clips,
+                      source=args.source, model=args.model, engine=args.engine,
+                      repeats=args.repeats, weights=args.weights, precision=args.precision,
+                      batch_size=args.batch_size)
+    db = Database(db_path(args))
+    store_runs.recover_interrupted(db)
+    storage_config = load_storage_config()
+    try:
+        preflight(plan, storage_config)
+        source_key = prepare_source(plan.source, open_object_store(storage_config))
+    except UserError as exc:
+        experiment_id, run_ids = create_experiment(db, plan, plan.source, DEFAULT_PRICES, args.name)
+        for run_id in run_ids:
+            store_runs.fail_run(db, run_id, one_line(exc))
+        return _report(db, experiment_id, plan, args, launch_error=one_line(exc))
+    experiment_id, _ = create_experiment(db, plan, source_key, DEFAULT_PRICES, args.name)
+    listener = None
+    if not args.json:
+        from bench.progress_display import ProgressDisplay
+
+        runs = store_runs.list_runs(db, experiment_id=experiment_id)
+        labels = {r.id: f"{r.gpu} {r.clip} #{r.repeat_index + 1}" for r in runs.itertuples()}
+        listener = ProgressDisplay(labels)
+        print(f"experiment {experiment_id}: {len(labels)} run(s) on {plan.backend}", file=sys.stderr)
+    execute_experiment(db, experiment_id, storage_config, listener=listener)
+    return _report(db, experiment_id, plan, args)
+
+
+def _report(db, experiment_id: str, plan, args: argparse.Namespace,
+            launch_error: str | None = None) -> int:
+    from bench.commands.verdict_cmd import render_text
+    from bench.experiment_view import analyse_experiment, run_summaries
+
+    runs = run_summaries(db, experiment_id)
+    analysis, why_not = analyse_experiment(db, experiment_id, args.tolerance)
+    failed = [r for r in runs if r["status"] != "succeeded"]
+    if args.json:
+        print(json.dumps({"experiment_id": experiment_id, "runs": runs,
+                          "verdict": analysis.verdict.to_dict() if analysis else None,
+                          "analysis": analysis.to_dict() if analysis else None,
+                          "error": launch_error or why_not}, indent=2, default=str))
+    else:
+        if analysis:
+            print(render_text(analysis))
+        for run in failed:
+            print(f"failed: {run['gpu']} {run['clip']} #{run['repeat_index'] + 1}: {run['error']}",
+                  file=sys.stderr)
+        if why_not and not analysis:
+            print(f"no verdict: {why_not}", file=sys.stderr)
+        print(f"experiment {experiment_id} stored in {db.path}")
+    if launch_error:
+        print(f"error: {launch_error}", file=sys.stderr)
+    return 1 if failed else 0

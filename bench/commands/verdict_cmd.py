@@ -1,0 +1,67 @@
+"""Judge a results file (the original E6 JSON format, or our export) without running anything.
+
+Prints a per-clip table (time, fps, cost, speedup, break-even per GPU) and the verdict; --json prints
+{rule, choice, reason, settled, per_clip, failed, fits, crossovers, ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.analysis import DEFAULT_TOLERANCE, Analysis
+from bench.e6 import analyse_e6, load_e6
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments. Raises nothing."""
+    parser.add_argument("file", type=Path, metavar="FILE.json", help="results in the E6 format")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="costs within this fraction of the cheapest count as equal "
+                             f"(default {DEFAULT_TOLERANCE})")
+    parser.add_argument("--json", action="store_true", help="print the analysis as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Raises InputError (exit 2, one line) for a missing/bad file, a bad tolerance, a GPU without
+    a price, or a file with no succeeded result."""
+    analysis = analyse_e6(load_e6(args.file), args.tolerance)
+    if args.json:
+        print(json.dumps(analysis.to_dict(), indent=2))
+    else:
+        print(render_text(analysis))
+    return 0
+
+
+def render_text(analysis: Analysis) -> str:
+    """The per-clip table, failed runs and the verdict as plain text. Raises nothing."""
+    header = f"{'clip':<8} {'frames':>6}  {'gpu':<10} {'runs':>4} {'time s':>9} {'fps':>7} " \
+             f"{'cost $':>9} {'speedup':>7} {'break-even s':>12}"
+    lines = [f"baseline {analysis.baseline_gpu}; rates " +
+             ", ".join(f"{g} ${r:.6f}/s" for g, r in analysis.rates.items()), "", header,
+             "-" * len(header)]
+    for s in analysis.summaries:
+        for st in s.stats:
+            mark = " *" if st.gpu == s.winner else ""
+            speedup = f"{st.speedup:.2f}x" if st.speedup is not None else "-"
+            even = f"{st.break_even_seconds:.1f}" if st.break_even_seconds is not None else "-"
+            lines.append(f"{s.clip:<8} {s.frames:>6}  {st.gpu:<10} {st.runs:>4} "
+                         f"{st.median_seconds:>9.1f} {st.fps:>7.2f} {st.cost:>9.5f} "
+                         f"{speedup:>7} {even:>12}{mark}")
+        if not s.stats:
+            lines.append(f"{s.clip:<8} {s.frames:>6}  (no succeeded run)")
+    lines.append("* cheapest on the clip")
+    if analysis.failed:
+        lines += ["", "failed (not used):"]
+        lines += [f"  {m.gpu} on {m.clip} (repeat {m.repeat}): {m.error or m.status}"
+                  for m in analysis.failed]
+    v = analysis.verdict
+    choice = v.choice
+    if isinstance(choice, dict):
+        choice = (f"{choice['below']} below {choice['threshold_frames']} frames "
+                  f"({choice['threshold_seconds']} s), {choice['above']} above")
+    lines += ["", f"verdict: {v.rule}: {choice}", v.reason]
+    if not v.settled:
+        lines.append("(not settled by the repeats)")
+    return "\n".join(lines)

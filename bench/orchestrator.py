@@ -1,0 +1,268 @@
+"""Turns a plan into stored runs on a backend and writes everything that happens back to the store.
+
+    plan -> create_experiment (experiment row + one queued run per clip x GPU x repeat)
+         -> execute_experiment (jobs to the backend; StoreSink records progress, results, cost)
+
+The dashboard launches execute_experiment in a detached process (`python -m bench execute ID`) so
+nothing runs on its script thread and a page reload loses nothing; the CLI runs it in-process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench.backends.base import Backend, EventSink, Finished, Submission
+from bench.errors import BackendError, InputError, StorageError
+from bench.plan import DEMO_SOURCE, DEMO_SOURCE_FPS, DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE, Plan
+from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
+from store import runs as store_runs
+from store.config import StorageConfig, load_storage_config
+from store.db import Database
+from store.objects import ObjectStore, open_object_store, user_key, validate_key
+from workers.job import Job, Progress
+
+LOCAL_USER = "bench"
+"""Owner prefix of sources uploaded and outputs written by this tool."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened to a run, for live displays (CLI progress bars)."""
+
+    run_id: str
+    """Run the event is about."""
+    kind: str
+    """'submitted', 'progress', 'succeeded' or 'failed'."""
+    stage: str = ""
+    """Stage running now (progress events)."""
+    frames_done: int = 0
+    """Frames done so far."""
+    frames_total: int = 0
+    """Frames the run will produce."""
+    error: str | None = None
+    """One-line reason for 'failed'."""
+
+
+Listener = Callable[[RunEvent], None]
+
+
+def git_commit() -> str | None:
+    """The checkout's commit sha, when the code runs from a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def split_source_key(key: str) -> tuple[str, str]:
+    """'user/path/to/video.mp4' -> ('user', 'path/to/video.mp4'). Raises StorageError."""
+    validate_key(key)
+    user, _, rest = key.partition("/")
+    if not rest:
+        raise StorageError(f"source key {key!r} must be 'USER/PATH' (objects live at {{user_id}}/{{key}})")
+    return user, rest
+
+
+def prepare_source(source: str, storage: ObjectStore) -> str:
+    """Make the plan's source available in storage and return its full object key.
+
+    'demo' generates the demo clip (once); an existing local file is uploaded under
+    'bench/sources/'; anything else must already be an object key. Raises InputError/StorageError."""
+    if source == DEMO_SOURCE:
+        from workers.video import write_demo_clip
+
+        width, height = DEMO_SOURCE_SIZE
+        key = f"{LOCAL_USER}/sources/demo-{width}x{height}-{DEMO_SOURCE_FPS:g}fps-{DEMO_SOURCE_SECONDS:g}s.mp4"
+        if not storage.exists(key):
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "demo.mp4"
+                write_demo_clip(path, seconds=DEMO_SOURCE_SECONDS, width=width, height=height,
+                                fps=DEMO_SOURCE_FPS)
+                storage.put(path, key)
+        return key
+    path = Path(source).expanduser()
+    if path.is_file():
+        key = user_key(LOCAL_USER, f"sources/{path.stat().st_size}-{path.name}")
+        if not storage.exists(key):
+            storage.put(path, key)
+        return key
+    split_source_key(source)
+    if not storage.exists(source):
+        raise InputError(f"source {source!r} is neither a local file nor an object in "
+                         f"{storage.describe()}")
+    return source
+
+
+def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
+    """One queued run per clip x GPU x repeat, repeats interleaved so a slow device drift
+    touches every GPU alike."""
+    return [store_runs.RunSpec(clip=clip.name, gpu=gpu.label, clip_start=clip.start,
+                               clip_end=clip.end, frames_expected=clip.frames(plan.fps),
+                               price_gpu=gpu.price_gpu, repeat_index=repeat,
+                               model=plan.model, engine=plan.engine)
+            for repeat in range(plan.repeats) for clip in plan.clips for gpu in plan.gpus]
+
+
+def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
+                      name: str | None = None) -> tuple[str, list[str]]:
+    """Store the experiment and its queued runs; returns (experiment id, run ids)."""
+    record = store_runs.ExperimentRecord(
+        name=name or f"{plan.preset or 'custom'}: {plan.model} on {', '.join(g.label for g in plan.gpus)}",
+        preset=plan.preset, source=source_key, plan_json=plan.to_dict(), model=plan.model,
+        engine=plan.engine, backend=plan.backend, price_table_date=prices.date,
+        price_table_json=prices.to_dict(), commit=git_commit())
+    experiment_id = store_runs.create_experiment(db, record)
+    return experiment_id, store_runs.add_runs(db, experiment_id, run_specs(plan))
+
+
+def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
+    """The worker job of one stored run."""
+    user_id, input_key = split_source_key(source_key)
+    device = run.gpu if plan.backend == "local" else "auto"
+    return Job(job_id=run.id, user_id=user_id, input_key=input_key,
+               output_key=f"outputs/{run.experiment_id}/{run.id}.mp4", keyframes=plan.keyframes,
+               output_width=plan.output_width, output_height=plan.output_height, fps=plan.fps,
+               trim_start=run.clip_start, trim_end=run.clip_end, model=plan.model,
+               engine=plan.engine, precision=plan.precision, batch_size=plan.batch_size,
+               device=device, weights=plan.weights)
+
+
+def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:
+    """$/s of a run: its catalog card's rate, else the card matching the device it got, else (a
+    CPU run) this machine's cores at the CPU core rate."""
+    card = price_gpu or gpu_for_device(device_name)
+    if card:
+        return prices.rate(card)
+    return prices.cpu_rate(os.cpu_count() or 1)
+
+
+class StoreSink(EventSink):
+    """Writes backend events to the store (progress, results, cost) and tells a listener."""
+
+    def __init__(self, db: Database, prices: PriceTable, price_cards: dict[str, str | None],
+                 listener: Listener | None = None):
+        self.db, self.prices, self.price_cards = db, prices, price_cards
+        self.listener = listener or (lambda event: None)
+
+    def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
+        pid, _, host = (worker or "").partition("@")
+        store_runs.mark_running(self.db, run_id, call_id=call_id,
+                                worker_pid=int(pid) if pid.isdigit() else None,
+                                worker_host=host or None)
+        self.listener(RunEvent(run_id, "submitted"))
+
+    def progress(self, run_id: str, progress: Progress) -> None:
+        store_runs.update_progress(self.db, run_id, progress.frames_done, progress.frames_total,
+                                   progress.stage)
+        self.listener(RunEvent(run_id, "progress", progress.stage, progress.frames_done,
+                               progress.frames_total))
+
+    def finished(self, outcome: Finished) -> None:
+        result = outcome.result
+        cost_gpu = cost_all_in = None
+        if result.ok:
+            rate = run_rate(self.price_cards.get(outcome.run_id), result.device_name, self.prices)
+            cost_gpu = outcome.billed_seconds * rate
+            cost_all_in = outcome.billed_seconds * (rate + self.prices.container_rate())
+        store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
+            status=result.status, error=result.error, result=result, cold=outcome.cold,
+            client_wall_seconds=outcome.client_wall_seconds, billed_seconds=outcome.billed_seconds,
+            cost_gpu=cost_gpu, cost_all_in=cost_all_in))
+        self.listener(RunEvent(outcome.run_id, result.status, frames_done=result.frames_out,
+                               frames_total=result.frames_out, error=result.error))
+
+    def failed(self, run_id: str, reason: str) -> None:
+        store_runs.fail_run(self.db, run_id, reason)
+        self.listener(RunEvent(run_id, "failed", error=reason))
+
+
+def make_backend(name: str, storage_config: StorageConfig) -> Backend:
+    """The backend called name. Raises InputError for an unknown one."""
+    if name == "local":
+        from bench.backends.local import LocalBackend
+
+        return LocalBackend(functools.partial(open_object_store, storage_config))
+    if name == "modal":
+        from bench.backends.modal_backend import ModalBackend
+
+        return ModalBackend()
+    raise InputError(f"unknown backend {name!r}; choose local or modal")
+
+
+def preflight(plan: Plan, storage_config: StorageConfig, backend: Backend | None = None) -> None:
+    """Everything that can be known to fail before launch: unknown GPUs or devices, no Modal
+    token, Modal without R2 storage. Raises UserError subclasses with one line."""
+    if plan.backend == "modal" and storage_config.kind != "r2":
+        raise BackendError("Modal workers read and write Cloudflare R2: set R2_ENDPOINT_URL, "
+                           "R2_BUCKET, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (or [r2] in "
+                           ".streamlit/secrets.toml)")
+    backend = backend or make_backend(plan.backend, storage_config)
+    backend.preflight([g.label for g in plan.gpus])
+
+
+def load_plan(db: Database, experiment_id: str) -> tuple[store_runs.ExperimentRow, Plan]:
+    """The stored experiment and its plan. Raises InputError for an unknown id."""
+    experiment = store_runs.get_experiment(db, experiment_id)
+    if experiment is None:
+        raise InputError(f"no experiment {experiment_id!r} in {db.path}")
+    plan_data = experiment.plan_json
+    if isinstance(plan_data, str):
+        import json
+
+        plan_data = json.loads(plan_data)
+    return experiment, Plan.from_dict(plan_data)
+
+
+def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,
+                       backend: Backend | None = None, listener: Listener | None = None) -> None:
+    """Run every queued run of an experiment to the end, recording everything in the store.
+    A run that cannot start fails with its reason; the others go on."""
+    storage_config = storage_config or load_storage_config()
+    experiment, plan = load_plan(db, experiment_id)
+    prices = _stored_prices(experiment)
+    backend = backend or make_backend(plan.backend, storage_config)
+    queued = [store_runs.get_run(db, rid) for rid in
+              store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
+    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
+    submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
+                   for r in queued if r]
+    try:
+        backend.execute(submissions, sink)
+    except BaseException as exc:
+        store_runs.interrupt_runs(db, [s.run_id for s in submissions],
+                                  f"the orchestrator stopped: {type(exc).__name__}: {exc}".strip())
+        raise
+
+
+def _stored_prices(experiment: store_runs.ExperimentRow) -> PriceTable:
+    raw = experiment.price_table_json
+    if isinstance(raw, str):
+        import json
+
+        raw = json.loads(raw)
+    return PriceTable.from_dict(raw) if isinstance(raw, dict) and "gpus" in raw else DEFAULT_PRICES
+
+
+def launch_detached(db_path: Path, experiment_id: str, log_dir: Path | None = None) -> int:
+    """Start `python -m bench execute EXPERIMENT_ID` in its own process session (it outlives a
+    dashboard rerun); returns its pid. Its output goes to a log file beside the database."""
+    log_dir = log_dir or Path(db_path).parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / f"{experiment_id}.log", "ab")
+    project_root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", "execute", experiment_id, "--db", str(Path(db_path).resolve())],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
+    log.close()
+    return process.pid

@@ -1,0 +1,382 @@
+"""Experiment plans: clips x GPUs x repeats of one source, and the presets `e6` and `demo`.
+
+GPUs of a plan depend on the backend:
+- modal: catalog names ('T4', 'l4', 'a100' -> 'A100-40GB'); each is priced at its own catalog rate.
+- local: devices, 'cpu' or 'cuda:N' ('cuda' means 'cuda:0'), optionally '=CARD' naming the catalog
+  card whose rate applies ('cuda:0=H100'). Without '=CARD', a CUDA device is priced at the catalog
+  card matching the device name it reports (pricing.gpu_for_device) and the CPU at the catalog's
+  CPU rate x cores used (price_gpu None): the orchestrator resolves both once the device is known.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from bench.errors import InputError
+from bench.pricing import canonical_gpu
+from workers.job import ENGINES, PRECISIONS, Keyframe
+
+BACKENDS = ("local", "modal")
+MODELS = ("x4plus", "x2plus", "x4plus_anime_6B", "general-x4v3", "animevideov3")
+"""Model names the worker knows (workers.models); checked here so a plan fails before it launches."""
+
+E6_SOURCE = "modal_test/test_videos/wcfc-carlsbad-trimmed.mp4"
+"""Source of the original experiment (a key in the object store)."""
+DEMO_SOURCE = "demo"
+"""Source name meaning 'generate a synthetic clip' (python -m bench demo-clip)."""
+DEMO_SOURCE_SIZE = (160, 120)
+"""Width, height of the generated demo source."""
+DEMO_SOURCE_FPS = 10.0
+"""Frame rate of the generated demo source."""
+DEMO_SOURCE_SECONDS = 1.5
+"""Length of the generated demo source; every demo clip lies inside it."""
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A trimmed segment of the source."""
+
+    name: str
+    """Clip name ('6s')."""
+    start: float
+    """Start in seconds of the source (inclusive)."""
+    end: float
+    """End in seconds of the source (exclusive)."""
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in (self.start, self.end)):
+            raise InputError(f"clip {self.name}: start and end must be numbers of seconds")
+        if not self.name or not re.fullmatch(r"[\w.\-]+", self.name):
+            raise InputError(f"clip name {self.name!r} must be letters, digits, '.', '-' or '_'")
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise InputError(f"clip {self.name}: start and end must be numbers")
+        if self.start < 0:
+            raise InputError(f"clip {self.name}: start {self.start} s is before the video starts")
+        if self.end <= self.start:
+            raise InputError(f"clip {self.name}: end {self.end} s must be after start {self.start} s")
+
+    @property
+    def seconds(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
+
+    def frames(self, fps: float) -> int:
+        """Frames in the clip at `fps` (pts in [start, end)). Raises InputError for fps <= 0."""
+        if not fps > 0:
+            raise InputError(f"fps {fps} must be positive")
+        return max(0, math.ceil(self.end * fps - 1e-9) - math.ceil(self.start * fps - 1e-9))
+
+
+@dataclass(frozen=True)
+class GpuChoice:
+    """One GPU of the plan."""
+
+    label: str
+    """What runs are recorded under: the catalog name for Modal ('L4'), the device locally
+    ('cuda:0', 'cpu')."""
+    price_gpu: str | None
+    """Catalog card whose rate applies; None locally means: match the device's reported name
+    (CUDA) or use the CPU core rate (cpu)."""
+    backend: str
+    """'local' or 'modal'."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an experiment runs: every clip on every GPU, `repeats` times."""
+
+    source: str
+    """Source video: an object-store key or local path, or 'demo' for a generated clip."""
+    clips: tuple[ClipSpec, ...]
+    """Trimmed segments, in order."""
+    keyframes: tuple[Keyframe, ...]
+    """Crop boxes over time (empty: the whole frame)."""
+    output_width: int | None
+    """Output width; None (with output_height None) keeps the model's scale."""
+    output_height: int | None
+    """Output height; None (with output_width None) keeps the model's scale."""
+    fps: float
+    """Frame rate of the output (and of the source's clips, for frame counts)."""
+    model: str
+    """Model name (MODELS)."""
+    engine: str
+    """'fast' or 'reference'."""
+    gpus: tuple[GpuChoice, ...]
+    """Where to run, the first is the baseline of comparisons."""
+    repeats: int = 1
+    """How many times each clip runs on each GPU."""
+    backend: str = "local"
+    """'local' or 'modal'."""
+    preset: str | None = None
+    """Preset the plan started from, if any."""
+    precision: str = "auto"
+    """'auto', 'fp32', 'fp16' or 'bf16'."""
+    batch_size: int = 4
+    """Frames per model call (fast engine)."""
+    weights: str = "auto"
+    """'auto', 'random' (timing-only) or a path to a .pth file."""
+
+    def __post_init__(self) -> None:
+        validate_plan(self)
+
+    @property
+    def baseline(self) -> str:
+        """Label of the baseline GPU (the first)."""
+        return self.gpus[0].label
+
+    def run_count(self) -> int:
+        """Runs the plan makes: clips x GPUs x repeats."""
+        return len(self.clips) * len(self.gpus) * self.repeats
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON dict (inverse of from_dict)."""
+        data = asdict(self)
+        data["clips"] = [asdict(c) for c in self.clips]
+        data["keyframes"] = [asdict(k) for k in self.keyframes]
+        data["gpus"] = [asdict(g) for g in self.gpus]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Plan":
+        """Parse to_dict's output. Raises InputError for a malformed plan."""
+        try:
+            data = dict(data)
+            data["clips"] = tuple(ClipSpec(str(c["name"]), float(c["start"]), float(c["end"]))
+                                  for c in data.get("clips") or ())
+            data["keyframes"] = tuple(Keyframe.from_dict(k) for k in data.get("keyframes") or ())
+            data["gpus"] = tuple(GpuChoice(str(g["label"]), g.get("price_gpu"), str(g["backend"]))
+                                 for g in data.get("gpus") or ())
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"malformed plan: {exc}") from exc
+
+
+def validate_plan(plan: Plan) -> None:
+    """Check a plan's fields together. Raises InputError naming the first problem."""
+    if not plan.source or not str(plan.source).strip():
+        raise InputError("the plan has no source video")
+    if not plan.clips:
+        raise InputError("the plan has no clips")
+    names = [c.name for c in plan.clips]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"clip names must be unique; repeated: {', '.join(dupes)}")
+    if not plan.gpus:
+        raise InputError("the plan has no GPUs")
+    if plan.backend not in BACKENDS:
+        raise InputError(f"unknown backend {plan.backend!r}; choose one of {', '.join(BACKENDS)}")
+    wrong = [g.label for g in plan.gpus if g.backend != plan.backend]
+    if wrong:
+        raise InputError(f"GPUs {', '.join(wrong)} are not for the {plan.backend} backend")
+    labels = [g.label for g in plan.gpus]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"each GPU may appear once; got {', '.join(labels)}")
+    if plan.model not in MODELS:
+        raise InputError(f"unknown model {plan.model!r}; choose one of {', '.join(MODELS)}")
+    if plan.engine not in ENGINES:
+        raise InputError(f"unknown engine {plan.engine!r}; choose one of {', '.join(ENGINES)}")
+    if plan.precision not in PRECISIONS:
+        raise InputError(f"unknown precision {plan.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if not (isinstance(plan.repeats, int) and plan.repeats >= 1):
+        raise InputError(f"repeats {plan.repeats!r} must be a whole number >= 1")
+    if not (isinstance(plan.batch_size, int) and plan.batch_size >= 1):
+        raise InputError(f"batch size {plan.batch_size!r} must be a whole number >= 1")
+    if not (isinstance(plan.fps, (int, float)) and math.isfinite(plan.fps) and plan.fps > 0):
+        raise InputError(f"fps {plan.fps!r} must be positive")
+    if (plan.output_width is None) != (plan.output_height is None):
+        raise InputError("give both output width and height, or neither")
+    if plan.output_width is not None and (plan.output_width <= 0 or plan.output_height <= 0):
+        raise InputError(f"output size {plan.output_width}x{plan.output_height} must be positive")
+    if not plan.weights:
+        raise InputError("weights must be 'auto', 'random' or a path")
+    times = [k.time for k in plan.keyframes]
+    if times != sorted(set(times)):
+        raise InputError("keyframe times must be increasing, without duplicates")
+    for k in plan.keyframes:
+        if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
+            raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
+                             f"must have a non-negative corner and a positive size")
+    empty = [c.name for c in plan.clips if c.frames(plan.fps) == 0]
+    if empty:
+        raise InputError(f"clips {', '.join(empty)} hold no frame at {plan.fps:g} fps")
+
+
+def parse_clips(text: str) -> tuple[ClipSpec, ...]:
+    """'NAME:START:END,...' (seconds) -> clips. Raises InputError for a bad item."""
+    if not text or not text.strip():
+        raise InputError("no clips given; use NAME:START:END,... e.g. 6s:3.0:9.0")
+    clips = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        if len(parts) != 3:
+            raise InputError(f"clip {item.strip()!r} must be NAME:START:END (seconds)")
+        name, start, end = (p.strip() for p in parts)
+        try:
+            clips.append(ClipSpec(name, float(start), float(end)))
+        except ValueError:
+            raise InputError(f"clip {item.strip()!r}: START and END must be numbers of seconds") from None
+    return tuple(clips)
+
+
+def parse_gpus(text: str | list[str] | tuple[str, ...], backend: str) -> tuple[GpuChoice, ...]:
+    """'A,B,...' (or a list) -> GPU choices for `backend` (see the module docstring).
+
+    Raises InputError for an unknown backend, GPU or device, or a repeated GPU."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    items = text.split(",") if isinstance(text, str) else list(text)
+    items = [i.strip() for i in items if i and i.strip()]
+    if not items:
+        raise InputError("no GPUs given")
+    choices = [_parse_gpu(i, backend) for i in items]
+    labels = [c.label for c in choices]
+    dupes = sorted({label for label in labels if labels.count(label) > 1})
+    if dupes:
+        raise InputError(f"GPU {', '.join(dupes)} is listed twice")
+    return tuple(choices)
+
+
+def _parse_gpu(item: str, backend: str) -> GpuChoice:
+    if backend == "modal":
+        if "=" in item:
+            raise InputError(f"{item!r}: '=CARD' is for local devices; on Modal name the card itself")
+        name = canonical_gpu(item)
+        return GpuChoice(name, name, backend)
+    device, _, card = item.partition("=")
+    device = device.strip().lower()
+    if device == "cuda":
+        device = "cuda:0"
+    if device != "cpu" and not re.fullmatch(r"cuda:\d+", device):
+        raise InputError(f"unknown local device {item!r}; use cpu or cuda:N "
+                         f"(optionally =CARD for its price, e.g. cuda:0=H100)")
+    price = canonical_gpu(card) if card.strip() else None
+    return GpuChoice(device, price, backend)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "e6": dict(
+        source=E6_SOURCE,
+        clips=(ClipSpec("6s", 3.0, 9.0), ClipSpec("15s", 3.0, 18.0), ClipSpec("30s", 3.0, 33.0)),
+        keyframes=(Keyframe(time=0.0, x=690, y=60, width=540, height=960),),
+        output_width=810, output_height=1440, fps=30.0,
+        model="x4plus",
+        # The original worker upscaled with realesrgan.RealESRGANer frame by frame.
+        engine="reference",
+        gpus=("T4", "L4"), backend="modal", repeats=1,
+    ),
+    "demo": dict(
+        source=DEMO_SOURCE,
+        clips=(ClipSpec("0.3s", 0.2, 0.5), ClipSpec("0.6s", 0.2, 0.8), ClipSpec("1s", 0.2, 1.2)),
+        keyframes=(Keyframe(time=0.0, x=40, y=40, width=48, height=32),
+                   Keyframe(time=1.5, x=72, y=48, width=48, height=32)),
+        output_width=None, output_height=None, fps=DEMO_SOURCE_FPS,
+        model="animevideov3", engine="fast",
+        gpus=("cpu",), backend="local", repeats=1,
+    ),
+}
+"""Preset name -> plan fields. e6 is the original experiment; demo is its shape scaled down to run
+on a 2-core CPU in seconds (3 + 6 + 10 frames of a 48x32 crop, compact model, x4 scale)."""
+
+
+SCRATCH_DEFAULTS: dict[str, Any] = dict(model="x4plus", engine="fast", fps=30.0, keyframes=(),
+                                        output_width=None, output_height=None)
+"""Fields a plan without a preset gets unless given: the whole frame at the model's scale."""
+
+
+def build_plan(preset: str | None = None, **overrides: Any) -> Plan:
+    """A Plan from a preset (or from scratch: source, clips and gpus needed, SCRATCH_DEFAULTS for
+    the rest) with `overrides` (fields of Plan; None values are ignored, so CLI options can be
+    passed through). 'clips' and 'gpus' may be strings as accepted
+    by parse_clips/parse_gpus, 'keyframes' a list of dicts.
+
+    Raises InputError for an unknown preset or field, a bad value, or a preset's Modal GPUs used
+    with the local backend (or the reverse) without new 'gpus'."""
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    known = {f.name for f in fields(Plan)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"unknown plan option {', '.join(unknown)}")
+    values: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if preset and "backend" in given and given["backend"] != values["backend"] and "gpus" not in given:
+        raise InputError(f"preset {preset} runs on {_join(values['gpus'])} ({values['backend']}); "
+                         f"name the GPUs for the {given['backend']} backend too "
+                         f"(e.g. {'cpu or cuda:0=T4' if given['backend'] == 'local' else 'T4,L4'})")
+    values.update(given)
+    values["preset"] = preset
+    missing = [k for k in ("source", "clips", "gpus") if k not in values]
+    if missing:
+        raise InputError(f"without a preset the plan needs {', '.join(missing)}")
+    for key, default in SCRATCH_DEFAULTS.items():
+        values.setdefault(key, default)
+    backend = values.setdefault("backend", "local")
+    values["clips"] = _clips(values["clips"])
+    values["gpus"] = _gpus(values["gpus"], backend)
+    values["keyframes"] = tuple(k if isinstance(k, Keyframe) else Keyframe.from_dict(k)
+                                for k in values["keyframes"])
+    for key in ("repeats", "batch_size", "output_width", "output_height"):
+        if values.get(key) is not None:
+            values[key] = _whole(values[key], key)
+    if "fps" in values:
+        values["fps"] = _number(values["fps"], "fps")
+    return Plan(**values)
+
+
+def with_gpus(plan: Plan, gpus: str | list[str], backend: str | None = None) -> Plan:
+    """The same plan on other GPUs (and backend). Raises InputError as parse_gpus does."""
+    backend = backend or plan.backend
+    return replace(plan, gpus=parse_gpus(gpus, backend), backend=backend)
+
+
+def _clips(value: Any) -> tuple[ClipSpec, ...]:
+    if isinstance(value, str):
+        return parse_clips(value)
+    out = []
+    for c in value:
+        if isinstance(c, ClipSpec):
+            out.append(c)
+        elif isinstance(c, Mapping):
+            try:
+                out.append(ClipSpec(str(c["name"]), float(c["start"]), float(c["end"])))
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"clip {dict(c)!r} needs name, start and end") from None
+        else:
+            out.extend(parse_clips(str(c)))
+    return tuple(out)
+
+
+def _gpus(value: Any, backend: str) -> tuple[GpuChoice, ...]:
+    if isinstance(value, str):
+        return parse_gpus(value, backend)
+    items = list(value)
+    if items and all(isinstance(g, GpuChoice) for g in items):
+        return tuple(items)
+    return parse_gpus([g.label if isinstance(g, GpuChoice) else str(g) for g in items], backend)
+
+
+def _whole(value: Any, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} {value!r} must be a whole number") from None
+    if not number.is_integer():
+        raise InputError(f"{name} {value!r} must be a whole number")
+    return int(number)
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} {value!r} must be a number") from None
+    return number
+
+
+def _join(items: Any) -> str:
+    return ", ".join(str(i) for i in items)

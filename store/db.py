@@ -1,0 +1,443 @@
+"""The DuckDB file behind the run history: schema, migrations and short-lived connections.
+
+DuckDB lets one process at a time open a database file read-write, and a read-write holder locks
+out readers in other processes too. So no process keeps the file: every operation attaches it to
+the process's own in-memory DuckDB instance, works through a cursor of its own and detaches it,
+which releases the file for the dashboard, a CLI run and a second CLI that share it. (Attaching to
+a live instance costs a few milliseconds; opening a fresh connection costs ~20.) Processes queue
+fairly on two advisory lock files beside the database (a "gate" and the lock itself, flock(2)):
+readers share the lock, a writer holds it alone, and whoever waits at the gate goes next, so a
+process writing in a tight loop cannot starve the others. Behind that, attaching is retried with
+jittered exponential back-off in case a process that does not use these lock files holds the file.
+Everything is bounded by `timeout`, after which StorageError names the file. Threads each use their
+own cursor and never share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import duckdb
+import pandas as pd
+
+from bench.errors import StorageError
+
+try:  # flock is POSIX; elsewhere operations are serialised inside the process only.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds an operation waits for the file before giving up with StorageError."""
+
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted")
+"""Every state a run can be in; queued and running are the active ones."""
+
+ORIGINS = ("run", "import")
+"""How an experiment got into the database."""
+
+_STATUS_LIST = ", ".join(f"'{s}'" for s in RUN_STATUSES)
+_ORIGIN_LIST = ", ".join(f"'{o}'" for o in ORIGINS)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: experiments and their runs.
+    (
+        f"""
+        CREATE TABLE experiments (
+            id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL,
+            name VARCHAR NOT NULL,
+            preset VARCHAR,
+            source VARCHAR,
+            plan_json VARCHAR,
+            model VARCHAR,
+            engine VARCHAR,
+            backend VARCHAR,
+            price_table_date VARCHAR,
+            price_table_json VARCHAR,
+            notes VARCHAR,
+            origin VARCHAR NOT NULL CHECK (origin IN ({_ORIGIN_LIST})),
+            "commit" VARCHAR,
+            schema_version INTEGER NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            experiment_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            clip VARCHAR NOT NULL,
+            clip_start DOUBLE,
+            clip_end DOUBLE,
+            frames_expected INTEGER,
+            gpu VARCHAR NOT NULL,
+            price_gpu VARCHAR,
+            device_name VARCHAR,
+            repeat_index INTEGER NOT NULL,
+            status VARCHAR NOT NULL CHECK (status IN ({_STATUS_LIST})),
+            error VARCHAR,
+            cold BOOLEAN,
+            frames_in INTEGER,
+            frames_out INTEGER,
+            frames_done INTEGER,
+            frames_total INTEGER,
+            progress_stage VARCHAR,
+            output_width INTEGER,
+            output_height INTEGER,
+            output_key VARCHAR,
+            output_bytes BIGINT,
+            fetch_seconds DOUBLE,
+            model_load_seconds DOUBLE,
+            decode_seconds DOUBLE,
+            upscale_seconds DOUBLE,
+            encode_seconds DOUBLE,
+            upload_seconds DOUBLE,
+            total_seconds DOUBLE,
+            client_wall_seconds DOUBLE,
+            billed_seconds DOUBLE,
+            cost_gpu DOUBLE,
+            cost_all_in DOUBLE,
+            fps DOUBLE,
+            upscale_fps DOUBLE,
+            psnr DOUBLE,
+            ssim DOUBLE,
+            bicubic_psnr DOUBLE,
+            bicubic_ssim DOUBLE,
+            fidelity_frames INTEGER,
+            model VARCHAR,
+            engine VARCHAR,
+            "precision" VARCHAR,
+            weights_provenance VARCHAR,
+            weights_sha256 VARCHAR,
+            torch_version VARCHAR,
+            cuda_version VARCHAR,
+            call_id VARCHAR,
+            worker_pid INTEGER,
+            worker_host VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            heartbeat_at TIMESTAMP,
+            result_json VARCHAR
+        )
+        """,
+        # Compare and history views select one experiment's runs; ids are looked up one at a time.
+        "CREATE INDEX runs_experiment_idx ON runs (experiment_id)",
+        "CREATE INDEX experiments_created_idx ON experiments (created_at)",
+    ),
+)
+"""Forward migrations: step N (1-based) takes the schema from version N-1 to N. Append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this code writes and reads."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class _Waiter:
+    """Jittered exponential back-off until a deadline."""
+
+    def __init__(self, deadline: float, cap: float):
+        self.deadline = deadline
+        self.delay = 0.001
+        self.cap = cap
+
+    def wait(self) -> bool:
+        """Sleep a little; False when the deadline has passed (nothing slept then)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, random.uniform(0.5, 1.0) * self.delay))
+        self.delay = min(self.delay * 2, self.cap)
+        return True
+
+
+@dataclass
+class _Attachment:
+    read_only: bool
+    users: int
+
+
+class _Host:
+    """This process's in-memory DuckDB instance, to which database files are attached while used."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.serial = threading.Lock()  # without flock: one operation at a time in this process
+        self.pid: int | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.attached: dict[str, _Attachment] = {}
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor of the instance (created after a fork, never shared). Call under mutex."""
+        if self.con is None or self.pid != os.getpid():
+            self.con, self.pid, self.attached = duckdb.connect(":memory:"), os.getpid(), {}
+        return self.con.cursor()
+
+    def attach(self, path: Path, alias: str, read_only: bool) -> bool:
+        """Attach the file (or count one more user of it); False if another process holds it.
+        Raises duckdb.Error for anything but a lock conflict."""
+        with self.mutex:
+            current = self.attached.get(alias)
+            if current is not None:
+                if current.read_only != read_only:
+                    raise RuntimeError(f"{path} is attached {'read-only' if current.read_only else 'read-write'}")
+                current.users += 1
+                return True
+            cur = self.cursor()
+            try:
+                quoted = str(path).replace("'", "''")
+                cur.execute(f"ATTACH '{quoted}' AS {alias}{' (READ_ONLY)' if read_only else ''}")
+            except duckdb.Error as exc:
+                if _is_lock_error(exc):
+                    return False
+                raise
+            finally:
+                cur.close()
+            self.attached[alias] = _Attachment(read_only, 1)
+            return True
+
+    def detach(self, alias: str) -> None:
+        """One user fewer; the last one detaches (checkpointing and releasing the file)."""
+        with self.mutex:
+            current = self.attached[alias]
+            current.users -= 1
+            if current.users:
+                return
+            del self.attached[alias]
+            cur = self.cursor()
+            try:
+                cur.execute(f"DETACH {alias}")
+            finally:
+                cur.close()
+
+
+_HOST = _Host()
+
+
+@dataclass
+class _InUse:
+    """What this thread holds of one database file (so nested use reuses it, never deadlocks)."""
+
+    con: duckdb.DuckDBPyConnection
+    read_only: bool
+    in_transaction: bool = False
+
+
+_THREAD = threading.local()
+
+
+def _in_use() -> dict[str, _InUse]:
+    if not hasattr(_THREAD, "files"):
+        _THREAD.files = {}
+    return _THREAD.files
+
+
+class Database:
+    """A DuckDB file shared by several processes through short-lived connections."""
+
+    def __init__(self, path: Path | str, *, timeout: float = DEFAULT_TIMEOUT, migrate: bool = True):
+        """Open (creating it and its directory if needed) and migrate the database at path.
+
+        Raises StorageError if the directory cannot be created, the file is not a DuckDB database,
+        its schema is newer than this code, or the file stays locked for `timeout` seconds.
+        """
+        self.path = Path(path).absolute()
+        self.timeout = timeout
+        self._alias = "bench_" + hashlib.sha1(str(self.path).encode()).hexdigest()[:16]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the database directory {self.path.parent}: {exc.strerror}") from exc
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of this thread's own on the database; the file is released on exit.
+
+        Nested use on one thread reuses the outer cursor; a write inside a read is a bug and
+        raises RuntimeError. Raises StorageError when the file stays locked past the timeout or
+        cannot be opened.
+        """
+        held = _in_use()
+        outer = held.get(self._alias)
+        if outer is not None:
+            if not read_only and outer.read_only:
+                raise RuntimeError("a write connection was asked for inside a read-only one")
+            yield outer.con
+            return
+        deadline = time.monotonic() + self.timeout
+        with self._file_lock(shared=read_only, deadline=deadline):
+            self._attach(read_only, deadline)
+            try:
+                with _HOST.mutex:
+                    con = _HOST.cursor()
+                try:
+                    con.execute(f"USE {self._alias}")
+                    held[self._alias] = _InUse(con, read_only)
+                    yield con
+                finally:
+                    held.pop(self._alias, None)
+                    con.close()
+            finally:
+                _HOST.detach(self._alias)
+
+    def read(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run one query on a read-only connection and return all rows. Raises StorageError."""
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, params).df()
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Call fn(connection) inside one transaction, committed if fn returns, rolled back if it
+        raises (the exception propagates). Raises StorageError as connect() does."""
+        with self.connect() as con:
+            state = _in_use()[self._alias]
+            if state.in_transaction:
+                return fn(con)
+            con.execute("BEGIN TRANSACTION")
+            state.in_transaction = True
+            try:
+                value = fn(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                state.in_transaction = False
+            con.execute("COMMIT")
+            return value
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The version the file is at (0 for a new file). Raises StorageError."""
+        with self.connect(read_only=not self._is_empty()) as con:
+            return self._version(con)
+
+    def migrate(self) -> int:
+        """Apply the missing forward migrations in one transaction; return the schema version.
+
+        Idempotent, and safe when several processes open a new file at once. Raises StorageError
+        when the file's schema is newer than this code's.
+        """
+        if not self._is_empty():
+            with self.connect(read_only=True) as con:
+                current = self._version(con)
+            self._check_not_newer(current)
+            if current == SCHEMA_VERSION:
+                return current
+
+        def apply(con: duckdb.DuckDBPyConnection) -> int:
+            con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+            current = self._version(con)
+            self._check_not_newer(current)
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    con.execute(statement)
+            con.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            return SCHEMA_VERSION
+
+        return self.write(apply)
+
+    def _check_not_newer(self, current: int) -> None:
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {current}, newer than this program's "
+                f"{SCHEMA_VERSION}: update the program or use another --db"
+            )
+
+    @staticmethod
+    def _version(con: duckdb.DuckDBPyConnection) -> int:
+        has_meta = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'meta'"
+        ).fetchall()[0][0]
+        if not has_meta:
+            return 0
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _is_empty(self) -> bool:
+        try:
+            return self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+
+    # -- locking -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _file_lock(self, *, shared: bool, deadline: float) -> Iterator[None]:
+        """Hold the advisory lock (shared for readers) for the duration, queuing at the gate."""
+        if fcntl is None:
+            with _HOST.serial:
+                yield
+            return
+        gate = self._lock_fd(".gate")
+        lock = None
+        try:
+            self._flock(gate, fcntl.LOCK_EX, deadline, cap=0.02)
+            try:
+                lock = self._lock_fd(".lock")
+                # First in line: poll often, the holder is about to let go.
+                self._flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, deadline, cap=0.004)
+            finally:
+                os.close(gate)  # releases the gate: the next in line may now wait for the lock
+                gate = None
+            yield
+        finally:
+            if gate is not None:
+                os.close(gate)
+            if lock is not None:
+                os.close(lock)
+
+    def _lock_fd(self, suffix: str) -> int:
+        path = f"{self.path}{suffix}"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StorageError(f"cannot open the lock file {path}: {exc.strerror}") from exc
+
+    def _flock(self, fd: int, mode: int, deadline: float, cap: float) -> None:
+        waiter = _Waiter(deadline, cap)
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if not waiter.wait():
+                    raise self._busy() from None
+
+    def _attach(self, read_only: bool, deadline: float) -> None:
+        waiter = _Waiter(deadline, cap=0.05)
+        while True:
+            try:
+                if _HOST.attach(self.path, self._alias, read_only):
+                    return
+            except duckdb.Error as exc:
+                raise StorageError(f"cannot open database {self.path}: {' '.join(str(exc).split())}") from exc
+            if not waiter.wait():
+                raise self._busy()
+
+    def _busy(self) -> StorageError:
+        return StorageError(
+            f"database {self.path} stayed locked by another process for {self.timeout:g} s; try again"
+        )

@@ -1,0 +1,774 @@
+"""Every SQL statement about experiments and runs: typed records in, typed rows or DataFrames out.
+
+Times are stored as UTC without a zone (TIMESTAMP). Each function is one short transaction on the
+shared database file (see store.db); none holds the file between calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import duckdb
+import pandas as pd
+
+from bench.errors import InputError
+from store.db import ORIGINS, RUN_STATUSES, SCHEMA_VERSION, Database
+from workers.job import STAGES, JobResult
+
+if TYPE_CHECKING:
+    from bench.e6 import E6File
+
+ACTIVE_STATUSES = ("queued", "running")
+"""Runs that have not reached a final state."""
+FINAL_STATUSES = ("succeeded", "failed", "interrupted")
+"""States a run ends in."""
+STAGE_COLUMNS = {stage: f"{stage}_seconds" for stage in (*STAGES, "total")}
+"""JobResult.stages key -> runs column."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """What was asked for: everything about an experiment except its id and creation time."""
+
+    name: str
+    """Display name."""
+    preset: str | None = None
+    """Preset the plan came from ('e6', 'demo'), None for a custom plan."""
+    source: str | None = None
+    """Source video (object key or path)."""
+    plan_json: str | dict | list | None = None
+    """The whole plan, as JSON text or a JSON-ready dict (stored as text)."""
+    model: str | None = None
+    """Model name of the plan."""
+    engine: str | None = None
+    """Engine of the plan ('fast' or 'reference')."""
+    backend: str | None = None
+    """Where the runs go ('local' or 'modal')."""
+    price_table_date: str | None = None
+    """Date of the price table the costs use, ISO text ('2026-06')."""
+    price_table_json: str | dict | None = None
+    """The price table itself ({GPU: $ per second, ...}), JSON text or dict."""
+    notes: str | None = None
+    """Free text."""
+    origin: str = "run"
+    """'run' (ran here) or 'import' (read from a results file)."""
+    commit: str | None = None
+    """Git commit of the code that ran it, when known."""
+    schema_version: int = SCHEMA_VERSION
+    """Store schema version the experiment was written with."""
+
+
+@dataclass(frozen=True)
+class ExperimentRow(ExperimentRecord):
+    """A stored experiment: the record plus its identity."""
+
+    id: str = ""
+    """Experiment id (uuid4 hex)."""
+    created_at: datetime | None = None
+    """When it was stored (UTC)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run: a clip on a GPU, one repeat."""
+
+    clip: str
+    """Clip name ('6s')."""
+    gpu: str
+    """GPU asked for ('L4' on Modal, 'cpu' or 'cuda:0' locally)."""
+    clip_start: float | None = None
+    """Start of the clip in the source (seconds)."""
+    clip_end: float | None = None
+    """End of the clip in the source (seconds, exclusive)."""
+    frames_expected: int | None = None
+    """Frames the clip should produce."""
+    price_gpu: str | None = None
+    """Catalog GPU whose rate prices this run (defaults to gpu)."""
+    repeat_index: int = 0
+    """0 for the first run of this clip on this GPU, 1 for the second, ..."""
+    model: str | None = None
+    """Model of this run; None takes the experiment's."""
+    engine: str | None = None
+    """Engine of this run; None takes the experiment's."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, as the orchestrator saw it."""
+
+    status: str
+    """'succeeded', 'failed' or 'interrupted'."""
+    error: str | None = None
+    """One-line reason when it did not succeed (else the result's error, if any)."""
+    result: JobResult | None = None
+    """The worker's result, when one came back."""
+    cold: bool | None = None
+    """Whether the run paid for a cold start (container or worker start-up)."""
+    client_wall_seconds: float | None = None
+    """Seconds from launch to result as the client measured them."""
+    billed_seconds: float | None = None
+    """Seconds the cost is computed from."""
+    cost_gpu: float | None = None
+    """GPU-only cost in US dollars (the original method)."""
+    cost_all_in: float | None = None
+    """GPU + CPU + memory cost in US dollars."""
+
+    def __post_init__(self) -> None:
+        if self.status not in FINAL_STATUSES:
+            raise InputError(f"a run ends as one of {', '.join(FINAL_STATUSES)}, not {self.status!r}")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One stored run, every column."""
+
+    id: str
+    """Run id (uuid4 hex); also the job id sent to the worker."""
+    experiment_id: str
+    """Experiment the run belongs to."""
+    seq: int
+    """Position of the run in its experiment (0, 1, ...)."""
+    clip: str
+    """Clip name."""
+    clip_start: float | None
+    """Clip start in the source (s)."""
+    clip_end: float | None
+    """Clip end in the source (s)."""
+    frames_expected: int | None
+    """Frames the clip should produce."""
+    gpu: str
+    """GPU asked for."""
+    price_gpu: str | None
+    """Catalog GPU whose rate applies."""
+    device_name: str | None
+    """Device actually used, as the worker reported it."""
+    repeat_index: int
+    """Repeat number of this clip on this GPU."""
+    status: str
+    """queued, running, succeeded, failed or interrupted."""
+    error: str | None
+    """Reason when failed or interrupted."""
+    cold: bool | None
+    """Whether it paid for a cold start."""
+    frames_in: int | None
+    """Frames decoded."""
+    frames_out: int | None
+    """Frames written."""
+    frames_done: int | None
+    """Frames upscaled so far (live progress)."""
+    frames_total: int | None
+    """Frames the worker said it will produce."""
+    progress_stage: str | None
+    """Stage the worker last reported."""
+    output_width: int | None
+    """Output width in pixels."""
+    output_height: int | None
+    """Output height in pixels."""
+    output_key: str | None
+    """Object key of the output video."""
+    output_bytes: int | None
+    """Size of the output video."""
+    fetch_seconds: float | None
+    """Stage time: fetching the input."""
+    model_load_seconds: float | None
+    """Stage time: loading the model."""
+    decode_seconds: float | None
+    """Stage time: decoding."""
+    upscale_seconds: float | None
+    """Stage time: upscaling."""
+    encode_seconds: float | None
+    """Stage time: encoding."""
+    upload_seconds: float | None
+    """Stage time: uploading."""
+    total_seconds: float | None
+    """Wall time of the whole job in the worker."""
+    client_wall_seconds: float | None
+    """Launch-to-result time seen by the client."""
+    billed_seconds: float | None
+    """Seconds the cost is computed from."""
+    cost_gpu: float | None
+    """GPU-only cost ($)."""
+    cost_all_in: float | None
+    """All-in cost ($)."""
+    fps: float | None
+    """Frames out per second of total time."""
+    upscale_fps: float | None
+    """Frames out per second of upscale time."""
+    psnr: float | None
+    """Fidelity: model PSNR (dB)."""
+    ssim: float | None
+    """Fidelity: model SSIM."""
+    bicubic_psnr: float | None
+    """Fidelity: bicubic PSNR (dB)."""
+    bicubic_ssim: float | None
+    """Fidelity: bicubic SSIM."""
+    fidelity_frames: int | None
+    """Frames the fidelity was measured on."""
+    model: str | None
+    """Model name."""
+    engine: str | None
+    """Engine name."""
+    precision: str | None
+    """Precision actually used."""
+    weights_provenance: str | None
+    """Where the weights came from (official, ncnn-derived, random (timing-only), ...)."""
+    weights_sha256: str | None
+    """sha256 of the weights file."""
+    torch_version: str | None
+    """torch version in the worker."""
+    cuda_version: str | None
+    """CUDA version of the worker's torch, None on CPU."""
+    call_id: str | None
+    """Modal function call id (Modal runs)."""
+    worker_pid: int | None
+    """Process id of the local worker running it."""
+    worker_host: str | None
+    """Host name of that worker."""
+    created_at: datetime
+    """When the run was queued (UTC)."""
+    started_at: datetime | None
+    """When it started running (UTC)."""
+    finished_at: datetime | None
+    """When it reached its final state (UTC)."""
+    heartbeat_at: datetime | None
+    """Last sign of life from the worker (UTC)."""
+    result_json: str | None
+    """The worker's JobResult.to_dict() as JSON text."""
+
+    @property
+    def result(self) -> JobResult | None:
+        """The stored JobResult, if any."""
+        return JobResult.from_dict(json.loads(self.result_json)) if self.result_json else None
+
+
+RUN_COLUMNS = tuple(f.name for f in fields(RunRow))
+EXPERIMENT_COLUMNS = ("id", "created_at", *(f.name for f in fields(ExperimentRecord)))
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+_RUN_SELECT = ", ".join(f"r.{_q(c)}" for c in RUN_COLUMNS)
+_EXPERIMENT_SELECT = ", ".join(f"e.{_q(c)}" for c in EXPERIMENT_COLUMNS)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    """A value from DuckDB/pandas as plain JSON-ready Python (NaN/NaT -> None, times -> ISO)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if value is pd.NaT or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return _plain(value.item())
+    return value
+
+
+def _row_dicts(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in con.description]
+    return [dict(zip(names, row)) for row in con.fetchall()]
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_ACTIVE = _sql_list(ACTIVE_STATUSES)
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def create_experiment(db: Database, record: ExperimentRecord) -> str:
+    """Store a new experiment; return its id. Raises InputError for an unknown origin, StorageError."""
+    return db.write(lambda con: _insert_experiment(con, record, _new_id(), _now()))
+
+
+def _insert_experiment(con: duckdb.DuckDBPyConnection, record: ExperimentRecord, experiment_id: str,
+                       created_at: datetime) -> str:
+    if record.origin not in ORIGINS:
+        raise InputError(f"experiment origin must be one of {', '.join(ORIGINS)}, not {record.origin!r}")
+    if not record.name or not record.name.strip():
+        raise InputError("an experiment needs a name")
+    values = {f.name: getattr(record, f.name) for f in fields(ExperimentRecord)}
+    values["plan_json"] = _json_text(values["plan_json"])
+    values["price_table_json"] = _json_text(values["price_table_json"])
+    values.update(id=experiment_id, created_at=created_at)
+    names = list(values)
+    con.execute(
+        f"INSERT INTO experiments ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))})",
+        [values[n] for n in names],
+    )
+    return experiment_id
+
+
+def get_experiment(db: Database, experiment_id: str) -> ExperimentRow | None:
+    """The experiment with this id, or None. Raises StorageError."""
+    with db.connect(read_only=True) as con:
+        con.execute(f"SELECT {_EXPERIMENT_SELECT} FROM experiments e WHERE e.id = ?", [experiment_id])
+        rows = _row_dicts(con)
+    return ExperimentRow(**rows[0]) if rows else None
+
+
+def list_experiments(db: Database, limit: int | None = None) -> pd.DataFrame:
+    """Experiments, newest first, each with its run counts: runs, and one column per status
+    (queued, running, succeeded, failed, interrupted), plus last_finished_at. Raises StorageError."""
+    counts = ", ".join(
+        f"count(r.id) FILTER (WHERE r.status = '{s}') AS {s}" for s in RUN_STATUSES
+    )
+    sql = f"""
+        SELECT {_EXPERIMENT_SELECT}, count(r.id) AS runs, {counts}, max(r.finished_at) AS last_finished_at
+        FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id
+        GROUP BY ALL
+        ORDER BY e.created_at DESC, e.id
+        {_limit(limit)}
+    """
+    df = db.read(sql)
+    for status in ("runs", *RUN_STATUSES):
+        df[status] = df[status].astype("int64")
+    return df
+
+
+def _limit(limit: int | None) -> str:
+    if limit is None:
+        return ""
+    if int(limit) < 0:
+        raise InputError(f"limit {limit} must be >= 0")
+    return f"LIMIT {int(limit)}"
+
+
+# --------------------------------------------------------------------------- runs: writing
+
+
+def add_runs(db: Database, experiment_id: str, specs: Sequence[RunSpec]) -> list[str]:
+    """Queue one run per spec (in order) under the experiment; return their ids.
+
+    Raises InputError if the experiment does not exist, StorageError."""
+    return db.write(lambda con: _insert_runs(con, experiment_id, specs))
+
+
+def _insert_runs(con: duckdb.DuckDBPyConnection, experiment_id: str, specs: Sequence[RunSpec],
+                 extra: Sequence[dict[str, Any]] | None = None) -> list[str]:
+    found = con.execute("SELECT model, engine FROM experiments WHERE id = ?", [experiment_id]).fetchall()
+    if not found:
+        raise InputError(f"no experiment {experiment_id!r} in the database")
+    if not specs:
+        return []
+    model, engine = found[0]
+    first = con.execute(
+        "SELECT coalesce(max(seq) + 1, 0) FROM runs WHERE experiment_id = ?", [experiment_id]
+    ).fetchall()[0][0]
+    now = _now()
+    rows = []
+    for i, spec in enumerate(specs):
+        row = {
+            "id": _new_id(), "experiment_id": experiment_id, "seq": first + i, "clip": spec.clip,
+            "clip_start": spec.clip_start, "clip_end": spec.clip_end,
+            "frames_expected": spec.frames_expected, "gpu": spec.gpu,
+            "price_gpu": spec.price_gpu or spec.gpu, "repeat_index": spec.repeat_index,
+            "status": "queued", "model": spec.model or model, "engine": spec.engine or engine,
+            "created_at": now,
+        }
+        if extra is not None:
+            row.update(extra[i])
+        rows.append(row)
+    _insert_frame(con, "runs", pd.DataFrame(rows))
+    return [r["id"] for r in rows]
+
+
+def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert a DataFrame's rows (columns named as the table's) in one statement."""
+    con.register("_incoming", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def bulk_load(db: Database, experiments: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """Insert fully formed experiment and run rows (columns named as the tables') in one
+    transaction: for benchmarks and bulk copies. Raises StorageError, duckdb.ConstraintException."""
+    def load(con: duckdb.DuckDBPyConnection) -> None:
+        _insert_frame(con, "experiments", experiments)
+        _insert_frame(con, "runs", runs)
+    db.write(load)
+
+
+def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> None:
+    """Set columns of one run. Raises InputError for an unknown run id."""
+    sets = ", ".join(f"{_q(k)} = ?" for k in assignments)
+
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        changed = con.execute(
+            f"UPDATE runs SET {sets} WHERE id = ? RETURNING id", [*assignments.values(), run_id]
+        ).fetchall()
+        if not changed:
+            _require_run(con, run_id)
+
+    db.write(apply)
+
+
+def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    if con.execute("SELECT count(*) FROM runs WHERE id = ?", [run_id]).fetchall()[0][0] == 0:
+        raise InputError(f"no run {run_id!r} in the database")
+
+
+def mark_running(db: Database, run_id: str, *, worker_pid: int | None = None,
+                 worker_host: str | None = None, call_id: str | None = None) -> None:
+    """The run has started: status running, started/heartbeat now, who runs it. The host defaults
+    to this machine when a pid is given. Raises InputError for an unknown run, StorageError."""
+    if worker_pid is not None and worker_host is None:
+        worker_host = socket.gethostname()
+    now = _now()
+    values: dict[str, Any] = {"status": "running", "started_at": now, "heartbeat_at": now,
+                              "error": None, "worker_pid": worker_pid, "worker_host": worker_host}
+    if call_id is not None:
+        values["call_id"] = call_id
+    _update(db, run_id, values)
+
+
+def set_call_id(db: Database, run_id: str, call_id: str) -> None:
+    """Record the Modal call id of a launched run. Raises InputError for an unknown run, StorageError."""
+    _update(db, run_id, {"call_id": call_id})
+
+
+def update_progress(db: Database, run_id: str, frames_done: int, frames_total: int, stage: str) -> bool:
+    """Record live progress (and a heartbeat) of an active run; a queued run becomes running.
+
+    Returns False (and changes nothing) when the run has already ended. Raises InputError for an
+    unknown run, StorageError."""
+    now = _now()
+
+    def apply(con: duckdb.DuckDBPyConnection) -> bool:
+        changed = con.execute(
+            f"UPDATE runs SET frames_done = ?, frames_total = ?, progress_stage = ?, heartbeat_at = ?, "
+            f"status = 'running', started_at = coalesce(started_at, ?) "
+            f"WHERE id = ? AND status IN ({_ACTIVE}) RETURNING id",
+            [frames_done, frames_total, stage, now, now, run_id],
+        ).fetchall()
+        if not changed:
+            _require_run(con, run_id)
+        return bool(changed)
+
+    return db.write(apply)
+
+
+def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
+    """Store how a run ended: status, reason, costs, and the result's device, stages, frames,
+    fidelity, versions and the result itself as JSON. Raises InputError for an unknown run,
+    StorageError."""
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "error": outcome.error,
+        "cold": outcome.cold,
+        "client_wall_seconds": outcome.client_wall_seconds,
+        "billed_seconds": outcome.billed_seconds,
+        "cost_gpu": outcome.cost_gpu,
+        "cost_all_in": outcome.cost_all_in,
+        "finished_at": _now(),
+    }
+    if outcome.result is not None:
+        values.update(_result_columns(outcome.result))
+        if values["error"] is None:
+            values["error"] = outcome.result.error
+    _update(db, run_id, values)
+
+
+def _result_columns(result: JobResult) -> dict[str, Any]:
+    data = result.to_dict()
+    values: dict[str, Any] = {column: result.stages.get(stage) for stage, column in STAGE_COLUMNS.items()}
+    values.update(
+        device_name=result.device_name or None,
+        frames_in=result.frames_in,
+        frames_out=result.frames_out,
+        output_width=result.output_width or None,
+        output_height=result.output_height or None,
+        output_key=result.output_key,
+        output_bytes=result.output_bytes or None,
+        fps=result.fps_end_to_end,
+        upscale_fps=result.fps_upscale,
+        model=result.model or None,
+        engine=result.engine or None,
+        precision=result.precision or None,
+        weights_provenance=result.weights_provenance or None,
+        weights_sha256=result.weights_sha256,
+        torch_version=result.torch_version or None,
+        cuda_version=result.cuda_version,
+        result_json=json.dumps(data, default=str),
+    )
+    if result.ok:
+        values["frames_done"] = result.frames_out
+    fid = result.fidelity
+    values.update(
+        psnr=fid.psnr if fid else None, ssim=fid.ssim if fid else None,
+        bicubic_psnr=fid.bicubic_psnr if fid else None, bicubic_ssim=fid.bicubic_ssim if fid else None,
+        fidelity_frames=fid.frames if fid else None,
+    )
+    # Engines that ignore None-valued model/engine keep the planned ones.
+    return {k: v for k, v in values.items() if not (k in ("model", "engine") and v is None)}
+
+
+def fail_run(db: Database, run_id: str, reason: str) -> None:
+    """Mark one run failed with the reason (other runs are untouched). Raises InputError for an
+    unknown run, StorageError."""
+    _update(db, run_id, {"status": "failed", "error": " ".join(str(reason).split()) or "failed",
+                         "finished_at": _now()})
+
+
+def interrupt_runs(db: Database, run_ids: Sequence[str], reason: str) -> int:
+    """Mark those of the runs that are still queued or running as interrupted with the reason;
+    return how many changed. Raises StorageError."""
+    if not run_ids:
+        return 0
+    reason = " ".join(str(reason).split()) or "interrupted"
+
+    def apply(con: duckdb.DuckDBPyConnection) -> int:
+        return len(con.execute(
+            f"UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
+            f"WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status IN ({_ACTIVE}) RETURNING id",
+            [reason, _now(), list(run_ids)],
+        ).fetchall())
+
+    return db.write(apply)
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this id exists on this machine. Raises nothing."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def worker_is_alive(run: RunRow, *, host: str | None = None) -> bool:
+    """The default liveness check: a Modal run (call id set) is the Modal poller's business and
+    counts as alive; a local run is alive while its worker pid exists on this host (a worker on
+    another host cannot be checked and counts as alive); a running run with neither a pid nor a
+    call id has nothing to check and counts as gone. Raises nothing."""
+    if run.call_id:
+        return True
+    if run.worker_pid is None:
+        return False
+    if run.worker_host and run.worker_host != (host or socket.gethostname()):
+        return True
+    return pid_exists(run.worker_pid)
+
+
+def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool] | None = None) -> int:
+    """Mark as interrupted (with a reason) every running run, and every queued run already handed
+    to a worker (pid set), whose worker is gone per is_alive (default worker_is_alive). Returns how
+    many were marked. A run that ended meanwhile is left as it ended. Raises StorageError."""
+    check = is_alive or worker_is_alive
+    with db.connect(read_only=True) as con:
+        con.execute(
+            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.status = 'running' "
+            f"OR (r.status = 'queued' AND r.worker_pid IS NOT NULL)"
+        )
+        candidates = [RunRow(**row) for row in _row_dicts(con)]
+    gone = [run for run in candidates if not check(run)]
+    if not gone:
+        return 0
+
+    def apply(con: duckdb.DuckDBPyConnection) -> int:
+        marked = 0
+        now = _now()
+        for run in gone:
+            if run.worker_pid is not None:
+                reason = f"worker process {run.worker_pid} on {run.worker_host or 'this host'} is gone"
+            else:
+                reason = "the process that ran it is gone"
+            marked += len(con.execute(
+                f"UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
+                f"WHERE id = ? AND status = ? AND worker_pid IS NOT DISTINCT FROM ? RETURNING id",
+                [f"interrupted: {reason}", now, run.id, run.status, run.worker_pid],
+            ).fetchall())
+        return marked
+
+    return db.write(apply)
+
+
+# --------------------------------------------------------------------------- runs: reading
+
+
+def get_run(db: Database, run_id: str) -> RunRow | None:
+    """The run with this id, or None. Raises StorageError."""
+    with db.connect(read_only=True) as con:
+        con.execute(f"SELECT {_RUN_SELECT} FROM runs r WHERE r.id = ?", [run_id])
+        rows = _row_dicts(con)
+    return RunRow(**rows[0]) if rows else None
+
+
+def list_runs(db: Database, *, experiment_id: str | None = None, run_ids: Sequence[str] | None = None,
+              gpus: Sequence[str] | None = None, models: Sequence[str] | None = None,
+              statuses: Sequence[str] | None = None, since: datetime | None = None,
+              until: datetime | None = None, limit: int | None = None,
+              with_result_json: bool = False) -> pd.DataFrame:
+    """Runs matching every given filter (None = no filter; since/until bound created_at, UTC,
+    until exclusive), newest experiment first and in plan order within one, with the
+    experiment's name and backend. result_json only when asked. Raises InputError for an unknown
+    status, StorageError."""
+    where, params = [], []
+    if experiment_id is not None:
+        where.append("r.experiment_id = ?")
+        params.append(experiment_id)
+    for column, values in (("id", run_ids), ("gpu", gpus), ("model", models), ("status", statuses)):
+        if values is not None:
+            where.append(f"r.{_q(column)} IN (SELECT unnest(?::VARCHAR[]))")
+            params.append([str(v) for v in values])
+    if statuses is not None and set(statuses) - set(RUN_STATUSES):
+        raise InputError(f"unknown status {sorted(set(statuses) - set(RUN_STATUSES))[0]!r}; "
+                         f"choose from {', '.join(RUN_STATUSES)}")
+    if since is not None:
+        where.append("r.created_at >= ?")
+        params.append(_utc_naive(since))
+    if until is not None:
+        where.append("r.created_at < ?")
+        params.append(_utc_naive(until))
+    columns = [c for c in RUN_COLUMNS if with_result_json or c != "result_json"]
+    sql = f"""
+        SELECT {', '.join(f'r.{_q(c)}' for c in columns)},
+               e.name AS experiment_name, e.backend AS backend
+        FROM runs r JOIN experiments e ON e.id = r.experiment_id
+        {('WHERE ' + ' AND '.join(where)) if where else ''}
+        ORDER BY r.created_at DESC, r.experiment_id, r.seq
+        {_limit(limit)}
+    """
+    return db.read(sql, params)
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def active_runs(db: Database) -> pd.DataFrame:
+    """Runs still queued or running, oldest first. Raises StorageError."""
+    columns = ", ".join(f"r.{_q(c)}" for c in RUN_COLUMNS if c != "result_json")
+    return db.read(
+        f"SELECT {columns}, e.name AS experiment_name, e.backend AS backend "
+        f"FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+        f"WHERE r.status IN ({_ACTIVE}) ORDER BY r.created_at, r.experiment_id, r.seq"
+    )
+
+
+def history(db: Database, limit: int | None = None) -> dict[str, Any]:
+    """{"experiments": [{experiment fields, "plan", "price_table", "runs": [{run fields, "result"},
+    ...]}, ...]}, newest experiment first, runs in plan order; JSON text columns are parsed, times
+    are ISO strings, NaN is None. Raises StorageError."""
+    with db.connect(read_only=True) as con:
+        con.execute(f"SELECT {_EXPERIMENT_SELECT} FROM experiments e ORDER BY e.created_at DESC, e.id "
+                    f"{_limit(limit)}")
+        experiments = _row_dicts(con)
+        ids = [e["id"] for e in experiments]
+        con.execute(
+            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.experiment_id IN (SELECT unnest(?::VARCHAR[])) "
+            f"ORDER BY r.experiment_id, r.seq", [ids]
+        )
+        runs = _row_dicts(con)
+    by_experiment: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    for run in runs:
+        run = {k: _plain(v) for k, v in run.items()}
+        run["result"] = _parse_json(run.pop("result_json"))
+        by_experiment[run["experiment_id"]].append(run)
+    out = []
+    for experiment in experiments:
+        item = {k: _plain(v) for k, v in experiment.items()}
+        item["plan"] = _parse_json(item.pop("plan_json"))
+        item["price_table"] = _parse_json(item.pop("price_table_json"))
+        item["runs"] = by_experiment[experiment["id"]]
+        out.append(item)
+    return {"experiments": out}
+
+
+def _parse_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_e6(db: Database, e6: "E6File", source_name: str) -> str:
+    """Store an E6-format results file as a new experiment (origin 'import') with one finished
+    run per result, in one transaction; return the experiment id. Each run keeps the result's
+    status and error; total and billed seconds are its elapsed time, and cost_gpu is elapsed x the
+    GPU's rate (the file's pricing, else the catalog's; None when unknown). Raises StorageError."""
+    from bench.e6 import rate_for  # bench.e6 pulls in the analysis; only an import needs it
+
+    config = e6.config or {}
+    text = lambda key: str(config[key]) if isinstance(config.get(key), (str, int, float)) else None  # noqa: E731
+    record = ExperimentRecord(
+        name=f"import of {source_name}",
+        preset=text("preset"),
+        source=text("source") or text("video") or text("input"),
+        plan_json=config,
+        model=text("model"),
+        engine=text("engine"),
+        backend=text("backend"),
+        price_table_date=e6.timestamp[:10] or None,
+        price_table_json=dict(e6.pricing),
+        notes=f"imported from {source_name}; experiment timestamp {e6.timestamp or 'unknown'}",
+        origin="import",
+    )
+    now = _now()
+    specs, extra = [], []
+    for r in e6.results:
+        rate = rate_for(e6, r.gpu)
+        elapsed = r.elapsed
+        done = r.frames if r.status == "succeeded" else None
+        specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
+                             price_gpu=r.gpu, repeat_index=r.repeat))
+        extra.append({
+            "status": r.status, "error": r.error, "cold": r.cold,
+            "frames_in": done, "frames_out": done, "frames_done": done,
+            "total_seconds": elapsed, "billed_seconds": elapsed, "fps": r.fps,
+            "cost_gpu": elapsed * rate if elapsed is not None and rate is not None else None,
+            "finished_at": now, "result_json": json.dumps(asdict(r)),
+        })
+
+    def apply(con: duckdb.DuckDBPyConnection) -> str:
+        experiment_id = _insert_experiment(con, record, _new_id(), now)
+        _insert_runs(con, experiment_id, specs, extra)
+        return experiment_id
+
+    return db.write(apply)

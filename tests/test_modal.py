@@ -1,0 +1,572 @@
+"""The Modal deployment and backend, offline: the Upscaler class through `.local()`, the pure
+helpers, preflight, and the backend's spawn/poll logic against fakes of its two network steps.
+One live test runs only with MODAL_TOKEN_ID (and R2 settings) in the environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.backends.base import Finished, Submission
+from bench.backends.modal_backend import (NO_TOKEN_MESSAGE, ModalBackend, ModalUnreachableError,
+                                          billed_seconds, call_with_deadline, describe_modal_error,
+                                          finished_from_result, modal_gpu_for, modal_token_present,
+                                          upscaler_params)
+from bench.errors import BackendError, InputError, StorageError
+from workers import modal_app
+from workers.job import STAGES, Job, JobResult, Keyframe, Progress
+from workers.modal_app import (ContainerFacts, ProgressPublisher, container_storage,
+                               decode_progress, encode_progress, nvidia_smi_gpu_name)
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL_VOLUME_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
+TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
+
+
+class Sink:
+    """An EventSink that keeps every event in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
+        self.events.append(("submitted", run_id, call_id, worker))
+
+    def progress(self, run_id: str, progress: Progress) -> None:
+        self.events.append(("progress", run_id, progress))
+
+    def finished(self, outcome: Finished) -> None:
+        self.events.append(("finished", outcome.run_id, outcome))
+
+    def failed(self, run_id: str, reason: str) -> None:
+        self.events.append(("failed", run_id, reason))
+
+    def of(self, kind: str) -> list[tuple]:
+        return [e for e in self.events if e[0] == kind]
+
+
+@pytest.fixture
+def no_modal_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No Modal credentials anywhere: token variables cleared, HOME an empty directory."""
+    for name in TOKEN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def fake_modal_token(monkeypatch: pytest.MonkeyPatch, no_modal_token: Path) -> None:
+    """A token in the environment; tests using it fake or bound every network step."""
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
+
+
+def tiny_job(job_id: str = "run-1", input_key: str = "in/tiny.mp4", **overrides: Any) -> Job:
+    """A job the 2-core CPU finishes in a moment: 5 frames, a 16x16 crop, the smallest model."""
+    options: dict[str, Any] = dict(
+        job_id=job_id, user_id="user-1", input_key=input_key, output_key=f"out/{job_id}.mp4",
+        keyframes=(Keyframe(time=0.0, x=8, y=8, width=16, height=16),),
+        output_width=24, output_height=24, fps=10.0, trim_start=0.5, trim_end=1.0,
+        model="animevideov3", weights="random", device="cpu", engine="fast", precision="fp32",
+        batch_size=2, fidelity_samples=1)
+    options.update(overrides)
+    return Job(**options)
+
+
+# ---------------------------------------------------------------------------------------------
+# The deployment module.
+
+
+def test_module_imports_without_torch() -> None:
+    code = ("import sys, workers.modal_app, bench.backends.modal_backend\n"
+            "heavy = [m for m in ('torch', 'av', 'numpy', 'spandrel') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "app = workers.modal_app.app\n"
+            "assert app.name == 'upscale-gpu-bench', app.name\n"
+            "import modal\n"
+            "assert isinstance(workers.modal_app.Upscaler, modal.Cls)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
+    """One Upscaler container run in-process through .local(): local object storage, no token,
+    progress captured by a fake Dict."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("objects")
+    (root / "user-1" / "in").mkdir(parents=True)
+    shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
+    (root / "user-1" / "in" / "broken.mp4").write_bytes(b"not a video at all")
+    puts: list[tuple[str, dict]] = []
+
+    class FakeDict:
+        def put(self, key: str, value: dict) -> None:
+            puts.append((key, value))
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in TOKEN_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        mp.setenv("BENCH_STORAGE", "local")
+        mp.setenv("BENCH_OBJECT_ROOT", str(root))
+        mp.setenv("BENCH_OFFLINE", "1")
+        mp.setattr(modal_app, "progress_dict", FakeDict())
+        container = modal_app.Upscaler(**upscaler_params(tiny_job()))
+        yield container, root, puts
+
+
+@pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
+def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> None:
+    container, root, puts = local_upscaler
+    job = tiny_job("run-1")
+    before = time.time()
+    first = container.run.local(job.to_dict())
+    second = container.run.local(tiny_job("run-2").to_dict())
+
+    assert first["status"] == "succeeded", first["error"]
+    result = JobResult.from_dict(first)
+    assert result.job_id == "run-1"
+    assert set(STAGES) <= set(result.stages) and "total" in result.stages
+    assert all(seconds >= 0 for seconds in result.stages.values())
+    assert result.frames_in == result.frames_out == 5
+    assert (result.output_width, result.output_height) == (24, 24)
+    assert (root / "user-1" / "out" / "run-1.mp4").stat().st_size == result.output_bytes > 0
+    assert result.weights_provenance == "random (timing-only)"
+    # The container preloaded exactly the job's engine, so no job paid for a model load.
+    assert result.stages["model_load"] == 0.0
+    assert first["model_load_seconds"] > 0.0
+    # Container facts: the first job is cold, the next one warm, both from the same container.
+    assert first["cold"] is True and second["cold"] is False
+    assert second["status"] == "succeeded", second["error"]
+    assert before <= first["container_started_at"] == second["container_started_at"]
+    assert first["container_started_at"] <= result.started_at
+    assert first["gpu_name_nvidia_smi"] is None  # no GPU on this machine
+    # Progress went into the (fake) Dict under the job id, in the wire format the client decodes.
+    mine = [decode_progress("run-1", value) for key, value in puts if key == "run-1"]
+    assert mine and all(p is not None for p in mine)
+    assert mine[0].stage == "fetch"
+    # The client's view of it.
+    finished = finished_from_result("run-1", first, client_wall_seconds=12.5)
+    assert finished.cold and finished.client_wall_seconds == 12.5
+    assert finished.result.worker_started_at == first["container_started_at"]
+    assert finished.billed_seconds >= result.finished_at - result.started_at
+
+
+@pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
+def test_upscaler_local_reports_failed_jobs_and_keeps_serving(local_upscaler) -> None:
+    container, root, _ = local_upscaler
+    corrupt = container.run.local(tiny_job("run-bad", input_key="in/broken.mp4").to_dict())
+    assert corrupt["status"] == "failed" and corrupt["error"]
+    assert not (root / "user-1" / "out" / "run-bad.mp4").exists()
+
+    missing = container.run.local({"user_id": "user-1", "input_key": "x.mp4"})
+    assert missing["status"] == "failed" and "job_id" in missing["error"]
+    assert missing["cold"] is False
+    wrong_type = container.run.local({**tiny_job("run-odd").to_dict(), "fps": "fast"})
+    assert wrong_type["status"] == "failed" and wrong_type["job_id"] == "run-odd"
+
+    again = container.run.local(tiny_job("run-3").to_dict())
+    assert again["status"] == "succeeded", again["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers of the deployment module.
+
+
+def test_progress_round_trip_and_garbage() -> None:
+    progress = Progress(job_id="r", stage="upscale", frames_done=3, frames_total=9)
+    value = encode_progress(progress, now=100.0)
+    assert value == {"stage": "upscale", "frames_done": 3, "frames_total": 9, "updated_at": 100.0}
+    assert decode_progress("r", value) == progress
+    for garbage in (None, "upscale", {}, {"stage": "warp", "frames_done": 1, "frames_total": 2},
+                    {"stage": "upscale", "frames_done": -1, "frames_total": 2},
+                    {"stage": "upscale", "frames_done": True, "frames_total": 2},
+                    {"stage": "upscale", "frames_done": "1", "frames_total": 2}):
+        assert decode_progress("r", garbage) is None
+
+
+def test_progress_publisher_throttles_and_swallows_errors() -> None:
+    now = [0.0]
+    calls: list[tuple[str, dict]] = []
+    failing = [False]
+
+    def put(key: str, value: dict) -> None:
+        if failing[0]:
+            raise RuntimeError("dict unreachable")
+        calls.append((key, value))
+
+    publish = ProgressPublisher(put, "job-7", min_interval=0.5, retry_after=30.0,
+                                clock=lambda: now[0])
+    event = Progress("job-7", "upscale", 1, 10)
+    publish(event)
+    now[0] = 0.2
+    publish(event)  # too soon
+    now[0] = 0.6
+    publish(Progress("job-7", "upscale", 4, 10))
+    assert [v["frames_done"] for _, v in calls] == [1, 4] and {k for k, _ in calls} == {"job-7"}
+    failing[0] = True
+    now[0] = 1.2
+    publish(event)  # fails, swallowed
+    failing[0] = False
+    now[0] = 10.0
+    publish(event)  # still pausing after the failure
+    now[0] = 31.3
+    publish(Progress("job-7", "encode", 10, 10))
+    assert [v["stage"] for _, v in calls] == ["upscale", "upscale", "encode"]
+
+
+def test_nvidia_smi_gpu_name() -> None:
+    def answers(args, **kwargs):
+        assert args[0] == "nvidia-smi" and "--query-gpu=name" in args
+        return subprocess.CompletedProcess(args, 0, stdout="NVIDIA L4\nNVIDIA L4\n", stderr="")
+
+    def missing(args, **kwargs):
+        raise FileNotFoundError("nvidia-smi")
+
+    def broken(args, **kwargs):
+        raise subprocess.CalledProcessError(9, args)
+
+    assert nvidia_smi_gpu_name(answers) == "NVIDIA L4"
+    import torch
+
+    expected = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    assert nvidia_smi_gpu_name(missing) == expected
+    assert nvidia_smi_gpu_name(broken) == expected
+
+
+def test_container_storage_local_and_missing_root(tmp_path: Path) -> None:
+    store = container_storage({"BENCH_STORAGE": "local", "BENCH_OBJECT_ROOT": str(tmp_path)})
+    assert store.root == tmp_path
+    with pytest.raises(StorageError, match="BENCH_OBJECT_ROOT"):
+        container_storage({"BENCH_STORAGE": "local"})
+
+
+def test_container_facts_from_malformed_values() -> None:
+    facts = ContainerFacts.from_dict({"container_started_at": "soon", "gpu_name_nvidia_smi": "  ",
+                                      "cold": "yes", "model_load_seconds": True})
+    assert facts == ContainerFacts(None, None, False, None)
+    good = ContainerFacts(5.0, "Tesla T4", True, 1.5)
+    assert ContainerFacts.from_dict(good.to_dict()) == good
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers of the backend.
+
+
+def test_token_detection(tmp_path: Path) -> None:
+    assert modal_token_present({"MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1"}, tmp_path)
+    assert not modal_token_present({"MODAL_TOKEN_ID": "ak-1"}, tmp_path)
+    assert not modal_token_present({}, tmp_path)
+    config = tmp_path / ".modal.toml"
+    config.write_text("[default]\nserver_url = 'x'\n")
+    assert not modal_token_present({}, tmp_path)
+    config.write_text("[me]\ntoken_id = 'ak-2'\ntoken_secret = 'as-2'\nactive = true\n")
+    assert modal_token_present({}, tmp_path)
+    config.write_text("this is [not toml")
+    assert not modal_token_present({}, tmp_path)
+    elsewhere = tmp_path / "other.toml"
+    elsewhere.write_text("[p]\ntoken_id = 'a'\ntoken_secret = 'b'\n")
+    assert modal_token_present({"MODAL_CONFIG_PATH": str(elsewhere)}, tmp_path / "nowhere")
+
+
+def test_gpu_mapping_and_params_match_the_engine_key() -> None:
+    from workers.pipeline import EngineKey
+
+    assert modal_gpu_for("t4") == "T4"
+    assert modal_gpu_for("a100_80gb") == "A100-80GB"
+    assert modal_gpu_for("H100") == "H100!"  # never silently upgraded to an H200
+    with pytest.raises(InputError, match="unknown GPU"):
+        modal_gpu_for("RTX 4090")
+    job = tiny_job(compile=True, batch_size=3, precision="bf16")
+    key = EngineKey.of(job)
+    params = upscaler_params(job)
+    assert params == {name: getattr(key, name) for name in key.__dataclass_fields__}
+    modal_app.Upscaler(**params)  # every field is a parameter of the class
+
+
+def _result_dict(**overrides: Any) -> dict:
+    data = JobResult(job_id="r1", status="succeeded", stages={"upscale": 4.0, "total": 6.0},
+                     frames_in=30, frames_out=30, device_name="NVIDIA L4 (torch)",
+                     started_at=1000.0, finished_at=1006.5).to_dict()
+    data.update(container_started_at=990.0, gpu_name_nvidia_smi="NVIDIA L4", cold=True,
+                model_load_seconds=7.0)
+    data.update(overrides)
+    return data
+
+
+def test_billed_seconds_cold_and_warm() -> None:
+    cold = JobResult.from_dict(_result_dict())
+    assert billed_seconds(cold, ContainerFacts(990.0, None, True, 7.0)) == pytest.approx(16.5)
+    assert billed_seconds(cold, ContainerFacts(990.0, None, False, 7.0)) == pytest.approx(6.5)
+    no_times = JobResult(job_id="r", status="failed", stages={"total": 2.0})
+    assert billed_seconds(no_times, ContainerFacts(None, None, True, None)) == 2.0
+
+
+def test_finished_from_result() -> None:
+    finished = finished_from_result("run-9", _result_dict(), client_wall_seconds=21.0)
+    assert finished.run_id == "run-9" and finished.cold
+    assert finished.result.device_name == "NVIDIA L4"
+    assert finished.result.worker_started_at == 990.0
+    assert finished.billed_seconds == pytest.approx(16.5)
+    assert finished.client_wall_seconds == 21.0
+    warm = finished_from_result("run-9", _result_dict(cold=False, gpu_name_nvidia_smi=None), None)
+    assert not warm.cold and warm.result.device_name == "NVIDIA L4 (torch)"
+    assert warm.client_wall_seconds == warm.billed_seconds == pytest.approx(6.5)
+    for bad in (None, "done", {"status": "succeeded"}, {"job_id": "r", "status": 3}):
+        with pytest.raises(BackendError, match="unreadable result"):
+            finished_from_result("run-9", bad, 1.0)
+
+
+def test_describe_modal_error() -> None:
+    import modal.exception as mx
+
+    assert "modal token new" in describe_modal_error(mx.AuthError("Token missing"))
+    assert "modal deploy workers/modal_app.py" in describe_modal_error(mx.NotFoundError("nope"))
+    assert describe_modal_error(mx.ConnectionError("x")).startswith("cannot reach Modal")
+    assert "timeout" in describe_modal_error(mx.FunctionTimeoutError("t"))
+    assert describe_modal_error(InputError("bad trim")) == "bad trim"
+    assert describe_modal_error(ValueError("boom\nmore")) == "remote call failed: ValueError: boom more"
+
+
+def test_call_with_deadline() -> None:
+    assert call_with_deadline(lambda: 42, 5.0, "answering") == 42
+    with pytest.raises(KeyError):
+        call_with_deadline(lambda: {}["x"], 5.0, "failing")
+    release = threading.Event()
+    with pytest.raises(ModalUnreachableError, match="within 0.05 s while hanging"):
+        call_with_deadline(lambda: release.wait(10), 0.05, "hanging")
+    release.set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Preflight and the backend's flow.
+
+
+def test_preflight_rejects_unknown_gpu_before_anything(no_modal_token: Path) -> None:
+    with pytest.raises(InputError, match="unknown GPU 'V100'"):
+        ModalBackend().preflight(["T4", "V100"])
+
+
+def test_preflight_without_token_fails_at_once(no_modal_token: Path) -> None:
+    with pytest.raises(BackendError) as caught:
+        ModalBackend().preflight(["T4", "L4"])
+    assert str(caught.value) == NO_TOKEN_MESSAGE
+
+
+def test_preflight_passes_with_a_token(fake_modal_token: None) -> None:
+    ModalBackend().preflight(["t4", "l4", "H100"])
+
+
+def test_execute_without_token_fails_every_run(no_modal_token: Path) -> None:
+    sink = Sink()
+    subs = [Submission(f"r{i}", tiny_job(f"r{i}"), "T4") for i in range(2)]
+    ModalBackend().execute(subs, sink)
+    assert sink.of("failed") == [("failed", "r0", NO_TOKEN_MESSAGE), ("failed", "r1", NO_TOKEN_MESSAGE)]
+    assert not sink.of("submitted")
+
+
+def test_real_client_without_credentials_is_an_auth_error(no_modal_token: Path) -> None:
+    """The real modal client, offline: without credentials a spawn fails fast with AuthError,
+    which the backend turns into one line and applies to every run."""
+    import modal.exception as mx
+
+    backend = ModalBackend(connect_timeout=30.0)
+    with pytest.raises(mx.AuthError) as caught:
+        call_with_deadline(lambda: backend._spawn("T4", tiny_job(), threading.Event()), 30.0,
+                           "submitting")
+    assert "modal token new" in describe_modal_error(caught.value)
+
+
+def test_execute_unreachable_modal_fails_in_bounded_time(fake_modal_token: None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token but no route to Modal: the real client would block ~57 s; every run fails after
+    the connect timeout, from the backend's worker thread, with a clear line."""
+    monkeypatch.setenv("MODAL_SERVER_URL", "http://127.0.0.1:9")
+    sink = Sink()
+    subs = [Submission(f"r{i}", tiny_job(f"r{i}"), gpu) for i, gpu in enumerate(["T4", "L4", "A10"])]
+    ModalBackend(connect_timeout=1.0).execute(subs, sink)
+    failed = sink.of("failed")
+    assert [run_id for _, run_id, _ in failed] == ["r0", "r1", "r2"]
+    assert all("Modal did not answer within 1 s" in reason or "cannot reach Modal" in reason
+               for _, _, reason in failed)
+    assert not sink.of("submitted") and not sink.of("finished")
+
+
+class FakeModal:
+    """Stands in for the backend's two network steps (_spawn and _check)."""
+
+    def __init__(self, script: dict[str, list[Any]]):
+        self.script = script
+        """job id -> what successive checks return: ('running', progress value), ('done', value),
+        an exception (raised by the remote call), or 'hang' (never answers)."""
+        self.spawned: list[tuple[str, dict, dict]] = []
+        self.release = threading.Event()
+
+    def spawn(self, gpu: str, job: Job, abandoned: threading.Event) -> str:
+        if job.job_id.startswith("hang"):
+            self.release.wait(10)
+        if job.job_id.startswith("gone"):
+            import modal.exception as mx
+
+            raise mx.NotFoundError("App 'upscale-gpu-bench' not found")
+        self.spawned.append((gpu, upscaler_params(job), job.to_dict()))
+        return f"fc-{job.job_id}"
+
+    def check(self, item) -> tuple[bool, Any]:
+        step = self.script[item.run_id].pop(0)
+        if step == "hang":
+            self.release.wait(10)
+            return False, None
+        if isinstance(step, BaseException):
+            raise step
+        kind, value = step
+        return kind == "done", value
+
+
+def _fake_backend(monkeypatch: pytest.MonkeyPatch, fake: FakeModal, **options: Any) -> ModalBackend:
+    backend = ModalBackend(poll_interval=0.0, **options)
+    monkeypatch.setattr(backend, "_spawn", fake.spawn)
+    monkeypatch.setattr(backend, "_check", fake.check)
+    return backend
+
+
+def test_execute_spawns_polls_and_reports(fake_modal_token: None,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    running = {"stage": "upscale", "frames_done": 2, "frames_total": 5, "updated_at": 1.0}
+    fake = FakeModal({
+        "a": [("running", None), ("running", running), ("running", running),
+              ("done", _result_dict(job_id="a"))],
+        "b": [ValueError("CUDA error: out of memory")],
+        "c": [("done", "garbage")],
+    })
+    backend = _fake_backend(monkeypatch, fake)
+    sink = Sink()
+    backend.execute([Submission("a", tiny_job("a"), "h100"), Submission("b", tiny_job("b"), "L4"),
+                     Submission("x", tiny_job("x"), "V100"), Submission("c", tiny_job("c"), "T4")],
+                    sink)
+    assert [(e[1], e[2], e[3]) for e in sink.of("submitted")] == [
+        ("a", "fc-a", "modal:H100!"), ("b", "fc-b", "modal:L4"), ("c", "fc-c", "modal:T4")]
+    assert [gpu for gpu, _, _ in fake.spawned] == ["H100!", "L4", "T4"]
+    assert fake.spawned[0][1] == upscaler_params(tiny_job("a"))
+    assert Job.from_dict(fake.spawned[0][2]) == tiny_job("a")
+    # progress: reported once per change
+    assert sink.of("progress") == [("progress", "a", Progress("a", "upscale", 2, 5))]
+    failed = dict((e[1], e[2]) for e in sink.of("failed"))
+    assert failed["x"].startswith("unknown GPU 'V100'")
+    assert failed["b"] == "remote call failed: ValueError: CUDA error: out of memory"
+    assert "unreadable result" in failed["c"]
+    (done,) = sink.of("finished")
+    outcome = done[2]
+    assert outcome.run_id == "a" and outcome.result.ok and outcome.cold
+    assert outcome.result.device_name == "NVIDIA L4"
+    assert outcome.client_wall_seconds >= 0 and outcome.billed_seconds == pytest.approx(16.5)
+    # every submission reported exactly once as finished or failed
+    ends = [e[1] for e in sink.events if e[0] in ("finished", "failed")]
+    assert sorted(ends) == ["a", "b", "c", "x"]
+
+
+def test_execute_not_deployed_fails_the_rest(fake_modal_token: None,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal({"ok": [("done", _result_dict(job_id="ok"))]})
+    backend = _fake_backend(monkeypatch, fake)
+    sink = Sink()
+    backend.execute([Submission("ok", tiny_job("ok"), "T4"), Submission("gone", tiny_job("gone"), "T4"),
+                     Submission("later", tiny_job("later"), "L4")], sink)
+    failed = dict((e[1], e[2]) for e in sink.of("failed"))
+    assert set(failed) == {"gone", "later"}
+    assert all("modal deploy workers/modal_app.py" in reason for reason in failed.values())
+    assert [e[1] for e in sink.of("finished")] == ["ok"]
+
+
+def test_execute_spawn_timeout_fails_every_remaining_run(fake_modal_token: None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal({})
+    backend = _fake_backend(monkeypatch, fake, connect_timeout=0.05)
+    sink = Sink()
+    backend.execute([Submission("hang-1", tiny_job("hang-1"), "T4"),
+                     Submission("next", tiny_job("next"), "L4")], sink)
+    fake.release.set()
+    failed = sink.of("failed")
+    assert [e[1] for e in failed] == ["hang-1", "next"]
+    assert all("did not answer within 0.05 s" in e[2] for e in failed)
+
+
+def test_polling_gives_up_after_losing_contact(fake_modal_token: None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal({"a": ["hang"] * 50})
+    backend = _fake_backend(monkeypatch, fake, connect_timeout=0.02, lost_contact_timeout=0.1)
+    sink = Sink()
+    backend.resume({"a": "fc-a"}, sink)
+    fake.release.set()
+    ((_, run_id, reason),) = sink.of("failed")
+    assert run_id == "a" and "fc-a" in reason and "resume" in reason
+
+
+def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    fake = FakeModal({"r1": [("running", None), ("done", _result_dict(job_id="r1", cold=False))]})
+    original_check = fake.check
+
+    def check(item):
+        seen.append(item.call_id)
+        return original_check(item)
+
+    backend = ModalBackend(poll_interval=0.0)
+    monkeypatch.setattr(backend, "_check", check)
+    sink = Sink()
+    backend.resume({"r1": "fc-xyz"}, sink, submitted_at={"r1": time.time() - 30.0})
+    assert set(seen) == {"fc-xyz"} and not sink.of("submitted")
+    (done,) = sink.of("finished")
+    assert done[2].client_wall_seconds >= 30.0 and not done[2].cold
+
+
+def test_resume_without_token_fails_each_run(no_modal_token: Path) -> None:
+    sink = Sink()
+    ModalBackend().resume({"r1": "fc-1", "r2": "fc-2"}, sink)
+    assert sink.of("failed") == [("failed", "r1", NO_TOKEN_MESSAGE), ("failed", "r2", NO_TOKEN_MESSAGE)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Live: only with a Modal token (and R2 for the input), against the deployed app.
+
+LIVE_MISSING = [name for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "R2_ENDPOINT_URL",
+                                  "R2_BUCKET", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY")
+                if not os.environ.get(name)]
+
+
+@pytest.mark.skipif(bool(LIVE_MISSING),
+                    reason=f"live Modal test needs {', '.join(LIVE_MISSING)} (and "
+                           f"`modal deploy workers/modal_app.py`)")
+def test_live_tiny_job_on_a_t4(tiny_clip: Path) -> None:
+    from store.config import load_storage_config
+    from store.r2 import R2Store
+
+    store = R2Store(load_storage_config(os.environ))
+    run_id = f"live-{uuid.uuid4().hex[:8]}"
+    job = tiny_job(run_id, input_key=f"bench-tests/{run_id}.mp4", device="auto", precision="auto")
+    store.put(tiny_clip, f"{job.user_id}/{job.input_key}")
+    backend = ModalBackend()
+    backend.preflight(["T4"])
+    sink = Sink()
+    backend.execute([Submission(run_id, job, "T4")], sink)
+    assert not sink.of("failed"), sink.of("failed")
+    (done,) = sink.of("finished")
+    outcome = done[2]
+    assert outcome.result.ok, outcome.result.error
+    assert "T4" in outcome.result.device_name
+    assert outcome.billed_seconds > 0 and outcome.client_wall_seconds >= outcome.result.stages["total"]

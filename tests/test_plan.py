@@ -1,0 +1,119 @@
+"""Plans, presets and their validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import InputError
+from bench.plan import (DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE, ClipSpec, GpuChoice, Plan,
+                        build_plan, parse_clips, parse_gpus)
+from workers.job import Keyframe
+
+
+def test_e6_preset_is_the_original_experiment():
+    plan = build_plan("e6")
+    assert plan.source == "modal_test/test_videos/wcfc-carlsbad-trimmed.mp4"
+    assert [(c.name, c.start, c.end, c.frames(30)) for c in plan.clips] == [
+        ("6s", 3.0, 9.0, 180), ("15s", 3.0, 18.0, 450), ("30s", 3.0, 33.0, 900)]
+    assert plan.keyframes == (Keyframe(0.0, 690, 60, 540, 960),)
+    assert (plan.output_width, plan.output_height, plan.fps) == (810, 1440, 30.0)
+    assert plan.model == "x4plus" and plan.backend == "modal"
+    assert plan.gpus == (GpuChoice("T4", "T4", "modal"), GpuChoice("L4", "L4", "modal"))
+    assert plan.baseline == "T4" and plan.preset == "e6"
+    assert plan.run_count() == 6
+
+
+def test_demo_preset_is_tiny_and_local():
+    plan = build_plan("demo")
+    assert plan.backend == "local" and plan.gpus == (GpuChoice("cpu", None, "local"),)
+    assert plan.source == "demo" and plan.model == "animevideov3" and plan.engine == "fast"
+    assert plan.output_width is None and plan.output_height is None
+    frames = [c.frames(plan.fps) for c in plan.clips]
+    assert frames == [3, 6, 10]
+    assert all(c.end <= DEMO_SOURCE_SECONDS for c in plan.clips)
+    w, h = DEMO_SOURCE_SIZE
+    for k in plan.keyframes:
+        assert k.width * k.height <= 48 * 32
+        assert k.x + k.width <= w and k.y + k.height <= h
+
+
+def test_overrides_and_strings():
+    plan = build_plan("e6", gpus="t4,l4,a100,h100", clips="a:0:1,b:1:3.5", repeats="3",
+                      model=None, engine="fast")
+    assert [g.label for g in plan.gpus] == ["T4", "L4", "A100-40GB", "H100"]
+    assert [c.frames(30) for c in plan.clips] == [30, 75]
+    assert plan.repeats == 3 and plan.model == "x4plus" and plan.engine == "fast"
+    assert plan.run_count() == 2 * 4 * 3
+
+
+def test_local_gpus_with_price_cards():
+    gpus = parse_gpus("cpu, cuda, cuda:1=h100", "local")
+    assert gpus == (GpuChoice("cpu", None, "local"), GpuChoice("cuda:0", None, "local"),
+                    GpuChoice("cuda:1", "H100", "local"))
+
+
+@pytest.mark.parametrize("text, backend, match", [
+    ("V100", "modal", "unknown GPU"),
+    ("T4,t4", "modal", "listed twice"),
+    ("cuda:0=H100", "modal", "=CARD"),
+    ("gpu0", "local", "unknown local device"),
+    ("cuda:0=K80", "local", "unknown GPU"),
+    ("", "local", "no GPUs"),
+    ("T4", "cloud", "unknown backend"),
+])
+def test_bad_gpus(text, backend, match):
+    with pytest.raises(InputError, match=match):
+        parse_gpus(text, backend)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("6s:3:9:1", "NAME:START:END"), ("6s:a:9", "numbers"), ("6s:9:3", "after start"),
+    ("6s:-1:3", "before the video"), ("", "no clips"), ("bad name:0:1", "clip name"),
+])
+def test_bad_clips(text, match):
+    with pytest.raises(InputError, match=match):
+        parse_clips(text)
+
+
+def test_clip_frames_are_exact_on_fractional_bounds():
+    assert ClipSpec("x", 0.2, 0.5).frames(10) == 3
+    assert ClipSpec("x", 0.1, 0.7).frames(30) == 18
+
+
+@pytest.mark.parametrize("preset, overrides, match", [
+    ("nope", {}, "unknown preset"),
+    ("e6", {"backend": "local"}, "name the GPUs"),
+    ("e6", {"colour": "red"}, "unknown plan option"),
+    ("e6", {"model": "x8"}, "unknown model"),
+    ("e6", {"engine": "turbo"}, "unknown engine"),
+    ("e6", {"repeats": 0}, "repeats"),
+    ("e6", {"repeats": "2.5"}, "whole number"),
+    ("e6", {"clips": "a:0:1,a:1:2"}, "unique"),
+    ("demo", {"output_width": 100}, "both output width and height"),
+    ("demo", {"clips": "a:0.01:0.05"}, "no frame"),
+    ("demo", {"keyframes": [{"time": 1, "x": 0, "y": 0, "width": 8, "height": 8},
+                            {"time": 0, "x": 0, "y": 0, "width": 8, "height": 8}]}, "increasing"),
+    (None, {"source": "x.mp4"}, "needs clips, gpus"),
+])
+def test_bad_plans(preset, overrides, match):
+    with pytest.raises(InputError, match=match):
+        build_plan(preset, **overrides)
+
+
+def test_plan_without_preset_and_backend_switch():
+    plan = build_plan(source="in.mp4", clips="c:0:2", gpus="cuda:0=T4", model="general-x4v3",
+                      engine="fast", fps=24, keyframes=[{"time": 0, "x": 1, "y": 2, "width": 30,
+                                                        "height": 20}])
+    assert plan.backend == "local" and plan.preset is None and plan.clips[0].frames(24) == 48
+    assert plan.keyframes == (Keyframe(0.0, 1, 2, 30, 20),)
+    bare = build_plan(source="in.mp4", clips="c:0:1", gpus="cpu")
+    assert (bare.model, bare.engine, bare.fps, bare.output_width) == ("x4plus", "fast", 30.0, None)
+    moved = build_plan("demo", backend="modal", gpus="L4")
+    assert moved.gpus == (GpuChoice("L4", "L4", "modal"),)
+
+
+def test_plan_dict_round_trip():
+    plan = build_plan("e6", repeats=2)
+    assert Plan.from_dict(plan.to_dict()) == plan
+    with pytest.raises(InputError, match="malformed plan"):
+        Plan.from_dict({"clips": [{"name": "a"}]})

@@ -1,0 +1,88 @@
+"""The GPU catalog, names, overrides and cost helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import InputError
+from bench.pricing import (DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB, DEFAULT_PRICES, PriceTable,
+                           all_in_cost, canonical_gpu, gpu_cost, gpu_for_device)
+
+
+def test_catalog_rates_date_and_source():
+    rates = {name: g.usd_per_second for name, g in DEFAULT_PRICES.gpus.items()}
+    assert rates == {"T4": 0.000164, "L4": 0.000222, "A10": 0.000306, "L40S": 0.000542,
+                     "A100-40GB": 0.000583, "A100-80GB": 0.000694, "H100": 0.001097,
+                     "H200": 0.001261, "B200": 0.001736}
+    assert DEFAULT_PRICES.cpu_core_per_second == 0.0000131
+    assert DEFAULT_PRICES.memory_gib_per_second == 0.00000222
+    assert DEFAULT_PRICES.date == "2026-06" and "Modal" in DEFAULT_PRICES.source
+    assert DEFAULT_PRICES.gpus["A100-80GB"].modal_gpu == "A100-80GB"
+    assert DEFAULT_PRICES.gpus["H100"].memory_gb == 80
+
+
+@pytest.mark.parametrize("name, canonical", [
+    ("T4", "T4"), ("t4", "T4"), ("h100", "H100"), ("A100", "A100-40GB"), ("a100-80gb", "A100-80GB"),
+    ("A100_80GB", "A100-80GB"), (" l40s ", "L40S"), ("A10G", "A10"), ("H100!", "H100"),
+])
+def test_canonical_gpu(name, canonical):
+    assert canonical_gpu(name) == canonical
+
+
+@pytest.mark.parametrize("name", ["V100", "", "cuda:0", "A100-120GB"])
+def test_unknown_gpu_lists_the_catalog(name):
+    with pytest.raises(InputError) as err:
+        canonical_gpu(name)
+    assert "T4, L4, A10, L40S, A100-40GB, A100-80GB, H100, H200, B200" in str(err.value)
+
+
+def test_rate_and_unknown_rate():
+    assert DEFAULT_PRICES.rate("l4") == 0.000222
+    with pytest.raises(InputError, match="unknown GPU 'K80'"):
+        DEFAULT_PRICES.rate("K80")
+
+
+def test_overrides_are_dated_and_validated():
+    table = DEFAULT_PRICES.with_overrides({"l4": 0.0002, "H100": 0.001})
+    assert table.rate("L4") == 0.0002 and table.rate("H100") == 0.001
+    assert table.rate("T4") == 0.000164
+    assert table.date == "user override"
+    assert DEFAULT_PRICES.rate("L4") == 0.000222  # the catalog itself is untouched
+    with pytest.raises(InputError):
+        DEFAULT_PRICES.with_overrides({"L4": -1.0})
+    with pytest.raises(InputError):
+        DEFAULT_PRICES.with_overrides({"V100": 0.001})
+
+
+def test_to_dict_round_trip_and_bad_table():
+    table = DEFAULT_PRICES.with_overrides({"T4": 0.0001})
+    assert PriceTable.from_dict(table.to_dict()) == table
+    with pytest.raises(InputError, match="malformed price table"):
+        PriceTable.from_dict({"gpus": {"T4": {"usd_per_second": "cheap"}}})
+    with pytest.raises(InputError):
+        PriceTable.from_dict({"date": "x"})
+
+
+def test_gpu_and_all_in_cost():
+    assert gpu_cost(185, 0.000164) == pytest.approx(0.03034)
+    container = DEFAULT_CPU_CORES * 0.0000131 + DEFAULT_MEMORY_GIB * 0.00000222
+    assert all_in_cost(185, 0.000164) == pytest.approx(185 * (0.000164 + container))
+    assert all_in_cost(100, 0.000222, cpu_cores=2, memory_gib=8) == \
+        pytest.approx(100 * (0.000222 + 2 * 0.0000131 + 8 * 0.00000222))
+    assert DEFAULT_PRICES.cpu_rate(2) == pytest.approx(2 * 0.0000131)
+    with pytest.raises(InputError):
+        gpu_cost(-1, 0.000164)
+    with pytest.raises(InputError):
+        gpu_cost(float("nan"), 0.000164)
+    with pytest.raises(InputError):
+        all_in_cost(10, 0.0001, cpu_cores=-1)
+
+
+@pytest.mark.parametrize("device, card", [
+    ("NVIDIA H100 80GB HBM3", "H100"), ("NVIDIA A100-SXM4-80GB", "A100-80GB"),
+    ("NVIDIA A100-SXM4-40GB", "A100-40GB"), ("Tesla T4", "T4"), ("NVIDIA L4", "L4"),
+    ("NVIDIA A10G", "A10"), ("NVIDIA L40S", "L40S"), ("NVIDIA H200", "H200"),
+    ("NVIDIA B200", "B200"), ("AMD EPYC 7763 64-Core Processor", None), ("", None),
+])
+def test_gpu_for_device(device, card):
+    assert gpu_for_device(device) == card

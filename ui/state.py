@@ -1,0 +1,62 @@
+"""What every page shares: the database, the storage settings, the price table in use.
+
+Pages call these instead of building their own, so the database location and prices are the same
+everywhere. Nothing here keeps a DuckDB connection open (store.db opens one per operation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from bench.commands.common import default_db_path
+from bench.pricing import DEFAULT_PRICES, PriceTable
+from store.config import StorageConfig, load_storage_config
+from store.db import Database
+
+PRICES_KEY = "price_table"
+"""session_state key of the user's edited price table (a PriceTable)."""
+EXPERIMENT_PARAM = "experiment"
+"""Query parameter naming the experiment a page shows (survives reloads)."""
+
+
+def db_path() -> Path:
+    """$BENCH_DB, else data/bench.duckdb."""
+    return default_db_path()
+
+
+def database() -> Database:
+    """The run history (migrated on first use in this process)."""
+    return _database(str(db_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _database(path: str) -> Database:
+    return Database(path)
+
+
+def storage_config() -> StorageConfig:
+    """Storage settings from the environment / .streamlit/secrets.toml (secrets never shown)."""
+    return load_storage_config()
+
+
+def prices() -> PriceTable:
+    """The price table in use: the user's edited one this session, else the catalog."""
+    return st.session_state.get(PRICES_KEY, DEFAULT_PRICES)
+
+
+def set_prices(table: PriceTable) -> None:
+    st.session_state[PRICES_KEY] = table
+
+
+def selected_experiment() -> str | None:
+    """The experiment named in the URL (?experiment=ID), if any."""
+    return st.query_params.get(EXPERIMENT_PARAM)
+
+
+def select_experiment(experiment_id: str | None) -> None:
+    if experiment_id:
+        st.query_params[EXPERIMENT_PARAM] = experiment_id
+    elif EXPERIMENT_PARAM in st.query_params:
+        del st.query_params[EXPERIMENT_PARAM]

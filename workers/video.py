@@ -1,0 +1,438 @@
+"""Video and image I/O with PyAV and Pillow: probe, exact trimmed decode, H.264 encode, demo clip.
+
+Times are seconds from the first frame of the video stream (its start_time is subtracted), so a
+trim [3.0, 9.0) of a 30 fps clip is exactly frames 90..269 whatever the container's offset.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Iterator
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bench.errors import InputError, MediaError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+"""File suffixes treated as still images (case-insensitive)."""
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+"""Presets libx264 accepts."""
+
+_TIME_TOLERANCE = 1e-6
+"""Seconds of slack when comparing frame times with trim bounds (float vs exact pts)."""
+
+_X264_PARAMS = re.compile(r"[a-z0-9_-]+=[A-Za-z0-9_.,+-]+(:[a-z0-9_-]+=[A-Za-z0-9_.,+-]+)*")
+"""Shape of an x264-params string."""
+
+DETERMINISTIC_X264 = "mbtree=0"
+"""x264 settings that make encodes byte-identical run to run. With the default mbtree on, x264's
+AVX-512 code (Xeons of these machines) gives slightly different bytes each run from identical frames
+(same quality); turning macroblock-tree rate control off removes that."""
+
+_NOT_VIDEO_CODECS = ("ansi",)
+"""Codecs FFmpeg 'finds' in text files; treated as 'not a video'."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probe() learns about a video's first video stream."""
+
+    width: int
+    """Frame width in pixels."""
+    height: int
+    """Frame height in pixels."""
+    fps: float
+    """Average frame rate (frames per second)."""
+    frame_count: int
+    """Number of frames; estimated from duration x fps when the container does not store it."""
+    duration: float
+    """Duration of the video stream in seconds."""
+    codec: str
+    """Codec name as FFmpeg calls it, e.g. 'h264'."""
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded frame of a trimmed segment."""
+
+    index: int
+    """0-based position of the frame within the decoded segment."""
+    time: float
+    """Presentation time in seconds from the start of the video (not of the segment)."""
+    image: np.ndarray
+    """Pixels, H x W x 3 uint8 RGB."""
+
+
+def _media_error(path: Path, exc: BaseException) -> MediaError:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return MediaError(f"cannot read video {path.name}: {' '.join(str(reason).split())}")
+
+
+def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open path and return the container and its first video stream. Raises MediaError."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise _media_error(path, exc) from exc
+    streams = container.streams.video
+    if not streams or streams[0].codec_context.name in _NOT_VIDEO_CODECS:
+        container.close()
+        raise MediaError(f"cannot read video {path.name}: it has no video stream")
+    return container, streams[0]
+
+
+def _start_pts(stream: av.video.stream.VideoStream) -> int:
+    return stream.start_time if stream.start_time is not None else 0
+
+
+def probe(path: Path | str) -> VideoInfo:
+    """Size, frame rate, frame count, duration and codec of a video file.
+
+    Raises MediaError when the file is missing, corrupt, not a video, or has no frame rate.
+    """
+    path = Path(path)
+    container, stream = _open_video(path)
+    try:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            raise MediaError(f"cannot read video {path.name}: it has no frame rate")
+        fps = float(rate)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        frame_count = stream.frames or round(duration * fps)
+        if duration <= 0 and frame_count > 0:
+            duration = frame_count / fps
+        if frame_count <= 0 or stream.width <= 0 or stream.height <= 0:
+            raise MediaError(f"cannot read video {path.name}: it has no frames")
+        return VideoInfo(width=stream.width, height=stream.height, fps=fps, frame_count=int(frame_count),
+                         duration=duration, codec=stream.codec_context.name)
+    finally:
+        container.close()
+
+
+def check_trim(info: VideoInfo, start: float | None, end: float | None) -> tuple[float, float]:
+    """Resolve a trim range against a video: None means its start (0) or its end (duration).
+
+    Raises InputError when start < 0, end <= start, start >= duration, or end lies more than half
+    a frame past the end of the video.
+    """
+    start = 0.0 if start is None else float(start)
+    end = info.duration if end is None else float(end)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise InputError(f"trim range {start}..{end} s must be finite numbers")
+    if start < 0:
+        raise InputError(f"trim start {start:g} s is before the start of the video")
+    if start >= info.duration:
+        raise InputError(f"trim start {start:g} s is at or past the end of the video ({info.duration:g} s)")
+    if end <= start:
+        raise InputError(f"trim end {end:g} s must be after trim start {start:g} s")
+    if end > info.duration + 0.5 / info.fps:
+        raise InputError(f"trim end {end:g} s is past the end of the video ({info.duration:g} s)")
+    return start, end
+
+
+def segment_frame_count(info: VideoInfo, start: float | None, end: float | None) -> int:
+    """Frames expected in [start, end) at info.fps, assuming frame k sits at k / fps.
+
+    Raises InputError for a trim range check_trim rejects.
+    """
+    start, end = check_trim(info, start, end)
+    first = math.ceil(start * info.fps - 1e-6)
+    stop = math.ceil(end * info.fps - 1e-6)
+    return max(0, min(stop, info.frame_count) - first)
+
+
+def decode_segment(path: Path | str, start: float | None = None,
+                   end: float | None = None) -> Iterator[DecodedFrame]:
+    """Yield exactly the frames whose presentation time lies in [start, end), in order.
+
+    Seeks backward to the keyframe at or before start, decodes and drops frames before start, and
+    stops at end. Raises MediaError for a file that cannot be read or corrupt data mid-stream,
+    InputError for a trim range check_trim rejects (both before the first frame is yielded, except
+    mid-stream corruption).
+    """
+    path = Path(path)
+    start, end = check_trim(probe(path), start, end)
+    return _decode(path, start, end)
+
+
+def _decode(path: Path, start: float, end: float) -> Iterator[DecodedFrame]:
+    container, stream = _open_video(path)
+    try:
+        stream.thread_type = "AUTO"
+        base = _start_pts(stream)
+        time_base = stream.time_base
+        frames = _frames_from(container, stream, path, base, start)
+        index = 0
+        for frame in frames:
+            t = float((frame.pts - base) * time_base)
+            if t < start - _TIME_TOLERANCE:
+                continue
+            if t >= end - _TIME_TOLERANCE:
+                break
+            if frame.is_corrupt:
+                raise MediaError(f"cannot read video {path.name}: corrupt frame at {t:.3f} s")
+            yield DecodedFrame(index=index, time=t, image=frame.to_ndarray(format="rgb24"))
+            index += 1
+    finally:
+        container.close()
+
+
+def _frames_from(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 path: Path, base: int, start: float) -> Iterator[av.VideoFrame]:
+    """Decoded frames (with pts) from the keyframe at or before start; if the demuxer's seek
+    overshoots start, decode again from the beginning. Raises MediaError on bad data."""
+    seeked = start > 0
+    if seeked:
+        try:
+            container.seek(base + int(Fraction(start) / stream.time_base), stream=stream, backward=True)
+        except av.FFmpegError as exc:
+            raise _media_error(path, exc) from exc
+    decoded = container.decode(stream)
+    first = True
+    while True:
+        try:
+            frame = next(decoded)
+        except StopIteration:
+            return
+        except (av.FFmpegError, ValueError) as exc:
+            raise _media_error(path, exc) from exc
+        if frame.pts is None:
+            raise MediaError(f"cannot read video {path.name}: frame without a timestamp")
+        if first and seeked and float((frame.pts - base) * stream.time_base) > start + _TIME_TOLERANCE:
+            try:
+                container.seek(base, stream=stream, backward=True)
+            except av.FFmpegError as exc:
+                raise _media_error(path, exc) from exc
+            decoded, seeked = container.decode(stream), False
+            continue
+        first = False
+        yield frame
+
+
+def _container_format(path: Path) -> str:
+    return {".mov": "mov", ".mkv": "matroska"}.get(path.suffix.lower(), "mp4")
+
+
+class VideoWriter:
+    """H.264 (libx264) yuv420p writer, MP4 unless the suffix says .mov/.mkv. A context manager:
+    an exception inside the with-block removes the partial file.
+
+    Frames are new pictures (pict_type NONE), so the encoder chooses keyframes by its GOP.
+    """
+
+    def __init__(self, path: Path | str, width: int, height: int, fps: float, crf: int = 18,
+                 preset: str = "medium", gop: int | None = None, x264_params: str | None = None):
+        """Open path for writing.
+
+        gop: keyframe interval in frames; None keeps libx264's default.
+        x264_params: extra libx264 settings as 'key=value:key=value', e.g. 'mbtree=0'.
+        Raises InputError for odd or non-positive sizes, fps <= 0, crf outside 0..51, an unknown
+        preset, a gop < 1, malformed x264_params, or a path that cannot be created.
+        """
+        self.path = Path(path)
+        if width <= 0 or height <= 0:
+            raise InputError(f"video size {width}x{height} must be positive")
+        if width % 2 or height % 2:
+            raise InputError(f"video size {width}x{height} must be even in both directions (yuv420p)")
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise InputError(f"fps {fps} must be a positive number")
+        if not 0 <= crf <= 51:
+            raise InputError(f"crf {crf} must be between 0 and 51")
+        if preset not in X264_PRESETS:
+            raise InputError(f"unknown x264 preset {preset!r}; choose one of {', '.join(X264_PRESETS)}")
+        if gop is not None and gop < 1:
+            raise InputError(f"gop {gop} must be at least 1 frame")
+        if x264_params is not None and not _X264_PARAMS.fullmatch(x264_params):
+            raise InputError(f"x264 params {x264_params!r} must look like key=value:key=value")
+        self.width, self.height = width, height
+        self.frames_written = 0
+        if not self.path.parent.is_dir():
+            raise InputError(f"cannot create video {self.path}: no directory {self.path.parent}")
+        fmt = _container_format(self.path)
+        try:
+            self._container = av.open(str(self.path), "w", format=fmt,
+                                      options={"movflags": "+faststart"} if fmt in ("mp4", "mov") else {})
+        except (av.FFmpegError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise InputError(f"cannot create video {self.path}: {reason}") from exc
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.codec_context.time_base = 1 / rate
+        if gop is not None:
+            self._stream.codec_context.gop_size = gop
+        options = {"crf": str(crf), "preset": preset}
+        if x264_params:
+            options["x264-params"] = x264_params
+        self._stream.options = options
+        self._closed = False
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one H x W x 3 uint8 RGB frame.
+
+        Raises ValueError for a frame of the wrong shape or dtype, MediaError if encoding fails.
+        """
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            raise ValueError(
+                f"frame {frame.shape} {frame.dtype} is not ({self.height}, {self.width}, 3) uint8")
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        picture.pict_type = av.video.frame.PictureType.NONE
+        picture.pts = self.frames_written
+        picture.time_base = self._stream.codec_context.time_base
+        self._mux(picture)
+        self.frames_written += 1
+
+    def _mux(self, picture: av.VideoFrame | None) -> None:
+        try:
+            for packet in self._stream.encode(picture):
+                self._container.mux(packet)
+        except av.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise MediaError(f"cannot encode video {self.path.name}: {reason}") from exc
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file. Raises MediaError if that fails (file removed)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._mux(None)
+            self._container.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file. Raises nothing."""
+        self._closed = True
+        try:
+            self._container.close()
+        except Exception:  # the file is being thrown away; its close error does not matter
+            pass
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def is_image_path(path: Path | str) -> bool:
+    """Whether the path names a still image by its suffix (png, jpg, jpeg, webp, bmp)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """Read an image as H x W x 3 uint8 RGB (EXIF rotation applied, alpha dropped).
+
+    Raises MediaError when the file is missing or not a readable image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise MediaError(f"cannot read image {path.name}: {' '.join(reason.split())}") from exc
+
+
+def write_image(path: Path | str, image: np.ndarray) -> None:
+    """Write an H x W x 3 uint8 RGB image; the format follows the suffix.
+
+    Raises InputError for a suffix that is not an image type or a path that cannot be written,
+    ValueError for an array that is not H x W x 3 uint8.
+    """
+    path = Path(path)
+    if not is_image_path(path):
+        raise InputError(f"image output {path.name} must end in one of {', '.join(IMAGE_SUFFIXES)}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image {image.shape} {image.dtype} is not H x W x 3 uint8")
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(path)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise InputError(f"cannot write image {path}: {exc.strerror or exc}") from exc
+
+
+def demo_frame(index: int, width: int, height: int, fps: float) -> np.ndarray:
+    """Frame `index` of the demo clip (H x W x 3 uint8 RGB): deterministic, with moving detail."""
+    t = index / fps
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    u, v = x / width, y / height
+    # Moving colour gradients as the background.
+    r = 0.5 + 0.5 * np.sin(2 * np.pi * (u + 0.25 * t))
+    g = 0.5 + 0.5 * np.sin(2 * np.pi * (v * 1.5 - 0.2 * t) + 1.0)
+    b = 0.5 + 0.5 * np.sin(2 * np.pi * (u + v + 0.1 * t) + 2.0)
+    img = np.stack([r, g, b], axis=-1) * 200 + 20
+    # Rotating stripes inside a disc on the left.
+    cx, cy, radius = 0.3 * width, 0.5 * height, 0.28 * min(width, height)
+    angle = 0.8 * t
+    along = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
+    stripes = np.sin(2 * np.pi * along / max(4.0, radius / 4)) > 0
+    disc = (x - cx) ** 2 + (y - cy) ** 2 < radius ** 2
+    img[disc] = np.where(stripes[disc, None], 235.0, 25.0) * np.array([1.0, 0.9, 0.7], np.float32)
+    # Text-like rows of 3x5-cell glyphs scrolling left along the bottom.
+    cell = max(1, min(width, height) // 60)
+    glyphs = np.random.default_rng(2024).random((64, 5, 3)) > 0.45
+    gx = (x + 40 * t * cell).astype(np.int64) // cell
+    gy = (y - 0.8 * height).astype(np.int64) // cell
+    band = (gy >= 0) & (gy < 2 * 6)
+    glyph = (gx // 4 + 16 * (gy // 6)) % 64
+    col, row = gx % 4, gy % 6
+    ink = band & (col < 3) & (row < 5) & glyphs[glyph, np.clip(row, 0, 4), np.clip(col, 0, 2)]
+    img[band] = 245.0
+    img[ink] = 10.0
+    # A checkerboard square moving on a circle on the right.
+    side = 0.3 * min(width, height)
+    qx = 0.7 * width + 0.12 * width * np.cos(1.3 * t) - side / 2
+    qy = 0.4 * height + 0.15 * height * np.sin(1.3 * t) - side / 2
+    inside = (x >= qx) & (x < qx + side) & (y >= qy) & (y < qy + side)
+    square = max(2, int(side) // 8)
+    checker = ((x - qx).astype(np.int64) // square + (y - qy).astype(np.int64) // square) % 2 == 0
+    img[inside] = np.where(checker[inside, None], [250.0, 60.0, 60.0], [20.0, 20.0, 90.0])
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_demo_clip(path: Path | str, seconds: float = 2.0, width: int = 320, height: int = 240,
+                    fps: float = 30.0) -> VideoInfo:
+    """Write a synthetic H.264 clip with moving detail (gradients, rotating stripes, scrolling
+    text-like blocks, a moving checker) and return its probe. The same arguments give the same bytes.
+
+    Raises InputError for seconds/fps <= 0, sizes that are odd or under 16 pixels, or a path that
+    cannot be created; MediaError if encoding fails.
+    """
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"demo clip length {seconds} s must be positive")
+    if not (math.isfinite(fps) and fps > 0):
+        raise InputError(f"fps {fps} must be positive")
+    if width < 16 or height < 16:
+        raise InputError(f"demo clip size {width}x{height} must be at least 16x16")
+    frames = max(1, round(seconds * fps))
+    with VideoWriter(path, width, height, fps, crf=18, preset="fast",
+                     x264_params=DETERMINISTIC_X264) as writer:
+        for i in range(frames):
+            writer.write(demo_frame(i, width, height, fps))
+    return probe(path)
