@@ -139,9 +139,12 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
 def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:
     """$/s of a run: its catalog card's rate, else the card matching the device it got, else (a
     CPU run) this machine's cores at the CPU core rate."""
-    card = price_gpu or gpu_for_device(device_name)
-    if card:
-        return prices.rate(card)
+    for card in (price_gpu, gpu_for_device(device_name)):
+        if card:
+            try:
+                return prices.rate(card)
+            except InputError:  # a device label such as 'cpu' or 'cuda:0', not a catalog card
+                continue
     return prices.cpu_rate(os.cpu_count() or 1)
 
 

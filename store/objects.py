@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bench.errors import StorageError
+
+if TYPE_CHECKING:
+    from store.config import StorageConfig
 
 
 def validate_key(key: str) -> str:
@@ -104,3 +107,16 @@ class FilePairStore:
 
     def describe(self) -> str:
         return f"files {self._input_path} -> {self._output_path}"
+
+
+def open_object_store(config: "StorageConfig") -> ObjectStore:
+    """The store a StorageConfig names: LocalDirectoryStore for 'local', R2Store for 'r2'.
+
+    Raises StorageError when R2 settings are missing (boto3 is imported only for R2)."""
+    if config.kind == "r2":
+        from store.r2 import R2Store
+
+        return R2Store(config)
+    if config.kind == "local":
+        return LocalDirectoryStore(config.local_root)
+    raise StorageError(f"unknown storage kind {config.kind!r}; choose local or r2")

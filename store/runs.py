@@ -717,12 +717,23 @@ def history(db: Database, limit: int | None = None) -> dict[str, Any]:
 
 
 def _parse_json(text: str | None) -> Any:
+    """Parsed JSON text with non-finite numbers (which JSON cannot carry) as None."""
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return _finite(json.loads(text))
     except json.JSONDecodeError:
         return text
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- import

@@ -375,3 +375,10 @@ def test_every_chart_serialises(with_repeats, threshold):
             json.loads(chart(analysis).to_json())
     for chart in EMPTY_RUNS_CHARTS:
         json.loads(chart(runs_frame()).to_json())
+
+
+def test_cold_warm_note_of_imported_results_claims_nothing():
+    frame = runs_frame()
+    frame["cold"] = False
+    assert "do not record cold starts" in projection.cold_warm_note(frame, imported=True)
+    assert projection.cold_warm_note(frame).startswith("All 2 succeeded runs were warm")

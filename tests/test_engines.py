@@ -174,3 +174,15 @@ def test_fast_on_cuda_tracks_the_reference(name: str, precision: str) -> None:
     resized = fast.upscale(frames, out_size=size)
     assert resized.shape == (3, 72, 96, 3)
     assert psnr(ref.upscale(frames, out_size=size), resized) > 30.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_fast_engine_matches_eager_on_cuda() -> None:
+    model = load_model("animevideov3", weights="random", device="cuda")
+    frames = np.stack([scene(32, 48, seed) for seed in range(3)])  # 3 frames: a short last batch
+    eager = create_engine("fast", model, batch_size=2).upscale(frames, out_size=(72, 48))
+    compiled = create_engine("fast", model, batch_size=2, compile=True)
+    compiled.warmup(32, 48)
+    got = compiled.upscale(frames, out_size=(72, 48))
+    assert got.shape == eager.shape == (3, 48, 72, 3)
+    assert psnr(eager, got) > 40.0

@@ -18,7 +18,8 @@ def picture(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
     """Smooth gradients plus a few edges: a stand-in for a video crop."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([120 + 80 * np.sin(x / (4 + c) + rng.uniform(0, 3)) * np.cos(y / (5 + c)) for c in range(3)], -1)
+    img = np.stack([120 + 80 * np.sin(x / (4 + c) + rng.uniform(0, 3)) * np.cos(y / (5 + c))
+                    for c in range(3)], -1)
     img[h // 4:h // 2, w // 3:] = (20, 200, 90)
     return np.clip(img, 0, 255).astype(np.uint8)
 

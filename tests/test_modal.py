@@ -103,12 +103,14 @@ def test_module_imports_without_torch() -> None:
 
 @pytest.fixture(scope="module")
 def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
-    """One Upscaler container run in-process through .local(): local object storage, no token,
+    """One Upscaler container run in-process through .local(): local object storage
+    (BENCH_STORAGE=local, $BENCH_DATA_DIR/objects), no token,
     progress captured by a fake Dict."""
     import torch
 
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("objects")
+    data_dir = tmp_path_factory.mktemp("data")
+    root = data_dir / "objects"
     (root / "user-1" / "in").mkdir(parents=True)
     shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
     (root / "user-1" / "in" / "broken.mp4").write_bytes(b"not a video at all")
@@ -123,7 +125,7 @@ def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
             mp.delenv(name, raising=False)
         mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
         mp.setenv("BENCH_STORAGE", "local")
-        mp.setenv("BENCH_OBJECT_ROOT", str(root))
+        mp.setenv("BENCH_DATA_DIR", str(data_dir))
         mp.setenv("BENCH_OFFLINE", "1")
         mp.setattr(modal_app, "progress_dict", FakeDict())
         container = modal_app.Upscaler(**upscaler_params(tiny_job()))
@@ -249,11 +251,21 @@ def test_nvidia_smi_gpu_name() -> None:
     assert nvidia_smi_gpu_name(broken) == expected
 
 
-def test_container_storage_local_and_missing_root(tmp_path: Path) -> None:
-    store = container_storage({"BENCH_STORAGE": "local", "BENCH_OBJECT_ROOT": str(tmp_path)})
-    assert store.root == tmp_path
-    with pytest.raises(StorageError, match="BENCH_OBJECT_ROOT"):
-        container_storage({"BENCH_STORAGE": "local"})
+def test_container_storage(tmp_path: Path) -> None:
+    from store.r2 import R2Store
+
+    store = container_storage({"BENCH_STORAGE": "local", "BENCH_DATA_DIR": str(tmp_path)})
+    assert store.root == tmp_path / "objects"
+    # In a container R2 is the default: a secret missing settings is an error, not a silent
+    # fallback to a local directory nobody uploads to.
+    with pytest.raises(StorageError) as caught:
+        container_storage({"R2_BUCKET": "b", "R2_SECRET_ACCESS_KEY": "hidden-value"})
+    message = str(caught.value)
+    assert "r2-credentials" in message and "R2_ENDPOINT_URL" in message
+    assert "R2_ACCESS_KEY_ID" in message and "hidden-value" not in message
+    r2 = container_storage({"R2_ENDPOINT_URL": "http://127.0.0.1:9", "R2_BUCKET": "b",
+                            "R2_ACCESS_KEY_ID": "k", "R2_SECRET_ACCESS_KEY": "s"})
+    assert isinstance(r2, R2Store) and r2.bucket == "b"
 
 
 def test_container_facts_from_malformed_values() -> None:
@@ -535,6 +547,16 @@ def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytes
     assert done[2].client_wall_seconds >= 30.0 and not done[2].cold
 
 
+def test_resume_of_an_unknown_call(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import modal.exception as mx
+
+    fake = FakeModal({"r1": [mx.NotFoundError("no such call")]})
+    sink = Sink()
+    _fake_backend(monkeypatch, fake).resume({"r1": "fc-old"}, sink)
+    ((_, run_id, reason),) = sink.of("failed")
+    assert run_id == "r1" and "Modal has no call fc-old" in reason and "deploy" not in reason
+
+
 def test_resume_without_token_fails_each_run(no_modal_token: Path) -> None:
     sink = Sink()
     ModalBackend().resume({"r1": "fc-1", "r2": "fc-2"}, sink)
@@ -556,7 +578,7 @@ def test_live_tiny_job_on_a_t4(tiny_clip: Path) -> None:
     from store.config import load_storage_config
     from store.r2 import R2Store
 
-    store = R2Store(load_storage_config(os.environ))
+    store = R2Store(load_storage_config(env=os.environ))
     run_id = f"live-{uuid.uuid4().hex[:8]}"
     job = tiny_job(run_id, input_key=f"bench-tests/{run_id}.mp4", device="auto", precision="auto")
     store.put(tiny_clip, f"{job.user_id}/{job.input_key}")

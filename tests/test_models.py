@@ -220,7 +220,7 @@ def test_unreachable_download_falls_through_to_ncnn(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(models.urllib.request, "urlopen", unreachable)
     assert resolve_weights("animevideov3", cache_dir=tmp_path).provenance == "ncnn-derived"
-    with pytest.raises(WeightsError, match="unreachable \\(Name or service not known\\)"):
+    with pytest.raises(WeightsError, match="could not be downloaded \\(Name or service not known\\)"):
         resolve_weights("x2plus", cache_dir=tmp_path)
 
 

@@ -83,8 +83,10 @@ def failed_table(analysis: Analysis | None) -> pd.DataFrame:
                           "Reason": m.error or ""} for m in analysis.failed])
 
 
-def cold_warm_note(runs: pd.DataFrame | None) -> str:
-    """Which succeeded runs were cold (start-up in their time and cost), in one sentence."""
+def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
+    """Which succeeded runs were cold (start-up in their time and cost), in one sentence.
+    `imported`: the runs come from a results file, where only our own exports record cold starts
+    (an original E6 file reads as all warm, which it does not claim)."""
     if runs is None or runs.empty:
         return "No runs yet."
     done = runs[runs["status"] == "succeeded"]
@@ -94,6 +96,9 @@ def cold_warm_note(runs: pd.DataFrame | None) -> str:
     if known.empty:
         return "Cold starts were not recorded for these runs (e.g. imported results)."
     cold = known[known["cold"].astype(bool)]
+    if cold.empty and imported:
+        return ("Imported results: the file does not mark any run as cold (original E6 files do "
+                "not record cold starts), so some times may include start-up.")
     if cold.empty:
         return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
                 f"start-up is in their time or cost.")
@@ -268,6 +273,11 @@ def variant_label(row: Mapping[str, Any]) -> str:
     return f"{row.get('gpu')} · {row.get('model') or '?'}/{row.get('engine') or '?'}{suffix}"
 
 
+def run_label_long(row: Mapping[str, Any]) -> str:
+    """'clip · GPU · model/engine · #repeat · status' of a run row."""
+    return f"{row.get('clip')} · {variant_label(row)} · {row.get('status')}"
+
+
 def side_by_side_clips(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Clip -> its runs with outputs (one per model/engine, first run of each) for the clips where
     runs used more than one model or engine."""
@@ -404,3 +414,25 @@ def import_e6_upload(db: Database, data: bytes, name: str) -> str:
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from None
     return import_e6(db, e6, name)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def export_files(db: Database, experiment_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The downloads of an experiment: ([{label, data, file_name, mime}], [why a format is not
+    available]). E6 JSON always (failed runs included); markdown findings need a succeeded run.
+    Raises InputError for an unknown id, StorageError."""
+    from bench.experiment_view import export_experiment
+
+    stem = f"experiment-{experiment_id[:8]}"
+    files = [{"label": "E6 JSON", "file_name": f"{stem}.json", "mime": "application/json",
+              "data": json.dumps(export_experiment(db, experiment_id, "json"), indent=2,
+                                 default=str)}]
+    missing = []
+    try:
+        files.append({"label": "Markdown findings", "file_name": f"{stem}-findings.md",
+                      "mime": "text/markdown", "data": export_experiment(db, experiment_id, "md")})
+    except InputError as exc:
+        missing.append(f"Markdown findings: {exc}")
+    return files, missing

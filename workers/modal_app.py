@@ -107,7 +107,7 @@ def _as_float(value: Any) -> float | None:
 
 
 def _as_text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def encode_progress(progress: Progress, now: float | None = None) -> dict[str, Any]:
@@ -182,22 +182,25 @@ def nvidia_smi_gpu_name(runner: Callable[..., subprocess.CompletedProcess] = sub
 
 
 def container_storage(env: Mapping[str, str] | None = None):
-    """The object store a container uses: R2 from the secret's environment, or a local directory
-    when BENCH_STORAGE=local (offline tests; BENCH_OBJECT_ROOT names the directory).
-    Raises StorageError for missing or incomplete settings."""
+    """The object store a container uses: R2 from the r2-credentials secret's environment, or,
+    only when BENCH_STORAGE=local (offline tests), the local directory $BENCH_DATA_DIR/objects.
+    Raises StorageError naming the settings the secret lacks (never their values)."""
     from bench.errors import StorageError
+    from store.config import R2_SETTINGS, load_storage_config
     from store.objects import LocalDirectoryStore
-
-    env = os.environ if env is None else env
-    if env.get("BENCH_STORAGE", "r2").strip().lower() == "local":
-        root = env.get("BENCH_OBJECT_ROOT", "").strip()
-        if not root:
-            raise StorageError("BENCH_STORAGE=local needs BENCH_OBJECT_ROOT (a directory)")
-        return LocalDirectoryStore(root)
-    from store.config import load_storage_config
     from store.r2 import R2Store
 
-    return R2Store(load_storage_config(env))
+    env = dict(os.environ if env is None else env)
+    env["BENCH_STORAGE"] = (env.get("BENCH_STORAGE") or "r2").strip().lower()
+    if env["BENCH_STORAGE"] == "r2":
+        missing = [var for var in R2_SETTINGS.values() if not env.get(var)]
+        if missing:
+            raise StorageError(f"the Modal secret {R2_SECRET_NAME!r} lacks {', '.join(missing)}: "
+                               f"set them with `modal secret create {R2_SECRET_NAME} ...`")
+    config = load_storage_config(env=env)
+    if config.kind == "local":
+        return LocalDirectoryStore(config.local_root)
+    return R2Store(config)
 
 
 # ---------------------------------------------------------------------------------------------

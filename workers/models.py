@@ -175,14 +175,15 @@ def _atomic_save(state: dict, target: Path) -> None:
 def _download(spec: ModelSpec, target: Path) -> str:
     """Fetch the official file into `target` (sha256-checked where known); returns its sha256.
 
-    Raises OSError (URLError, TimeoutError) or http.client.HTTPException when unreachable, WeightsError on a
-    checksum mismatch.
+    Raises OSError (URLError, TimeoutError) or http.client.HTTPException when it cannot be
+    fetched, WeightsError on a checksum mismatch.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
+        with os.fdopen(fd, "wb") as out, \
+                urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             for block in iter(lambda: resp.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)
@@ -250,7 +251,7 @@ def resolve_weights(name: str, weights: str = "auto", cache_dir: Path | None = N
             return ResolvedWeights(official, "official", _download(spec, official))
         except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
             reason = getattr(exc, "reason", None) or exc
-            why_not = f"{spec.url} is unreachable ({reason})"
+            why_not = f"{spec.url} could not be downloaded ({reason})"
 
     if spec.ncnn_name is not None:
         try:

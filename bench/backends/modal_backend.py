@@ -309,7 +309,7 @@ class ModalBackend:
                 except Exception as exc:  # noqa: BLE001 - the remote call raised
                     last_contact = time.monotonic()
                     pending.remove(item)
-                    sink.failed(item.run_id, describe_modal_error(exc, self.app_name))
+                    sink.failed(item.run_id, _poll_error(exc, item.call_id, self.app_name))
                     continue
                 last_contact = time.monotonic()
                 if returned:
@@ -339,3 +339,13 @@ def _fails_every_call(exc: BaseException) -> bool:
 
     return isinstance(exc, (ModalUnreachableError, mx.AuthError, mx.NotFoundError,
                             mx.ConnectionError))
+
+
+def _poll_error(exc: BaseException, call_id: str, app_name: str) -> str:
+    """One line for an error raised while polling a call."""
+    import modal.exception as mx
+
+    if isinstance(exc, mx.NotFoundError):
+        return (f"Modal has no call {call_id} (expired, or spawned in another workspace): "
+                f"{one_line(exc)}")
+    return describe_modal_error(exc, app_name)

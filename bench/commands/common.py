@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
+
+from bench.errors import InputError
 
 DEFAULT_DATA_DIR = Path("data")
 """Where the database and the local object store live unless told otherwise (relative to the cwd)."""
@@ -29,14 +32,18 @@ def db_path(args: argparse.Namespace) -> Path:
     return args.db or default_db_path()
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'810x1440' -> (810, 1440). Raises InputError."""
-    from bench.errors import InputError
 
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440") from None
+_SIZE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse 'WxH' (e.g. '810x1440') into (width, height).
+
+    Raises InputError when the text is not two positive whole numbers joined by 'x'."""
+    match = _SIZE.fullmatch(text or "")
+    if not match:
+        raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440")
+    width, height = int(match.group(1)), int(match.group(2))
     if width <= 0 or height <= 0:
-        raise InputError(f"size {text!r} must be positive")
+        raise InputError(f"size {text!r} must have a positive width and height")
     return width, height

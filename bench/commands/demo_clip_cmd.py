@@ -6,27 +6,9 @@ Example: python -m bench demo-clip demo.mp4 --seconds 10 --size 960x540 --fps 30
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-from bench.errors import InputError
-
-_SIZE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse 'WxH' (e.g. '810x1440') into (width, height).
-
-    Raises InputError when the text is not two positive whole numbers joined by 'x'.
-    """
-    match = _SIZE.fullmatch(text or "")
-    if not match:
-        raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440")
-    width, height = int(match.group(1)), int(match.group(2))
-    if width <= 0 or height <= 0:
-        raise InputError(f"size {text!r} must have a positive width and height")
-    return width, height
-
+from bench.commands.common import parse_size
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", type=Path, help="video file to write (.mp4)")

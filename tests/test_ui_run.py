@@ -1,0 +1,285 @@
+"""The Run page: its pure helpers (ui/progress.py) and the page itself through AppTest, including a
+demo run launched from the page and followed until its runs complete."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.errors import InputError
+from bench.plan import build_plan
+from tests.ui_helpers import (app, assert_no_exception, bench_env, page_text,  # noqa: F401
+                              plotly_figures, populated_db)
+from ui import progress
+
+RUN_PAGE = "ui/run_page.py"
+DEMO_WAIT_SECONDS = 120.0
+
+
+def _row(**values):
+    base = {"id": "r1", "seq": 0, "gpu": "T4", "clip": "6s", "repeat_index": 0, "status": "queued",
+            "frames_done": None, "frames_total": None, "frames_expected": 180, "progress_stage": None,
+            "error": None}
+    base.update(values)
+    return base
+
+
+# --------------------------------------------------------------------------- live progress
+
+
+def test_progress_row_per_status():
+    queued = progress.progress_row(_row())
+    assert (queued.fraction, queued.status) == (0.0, "queued")
+    assert "T4 · 6s · #1" in queued.text and "180 frames" in queued.text
+
+    running = progress.progress_row(_row(status="running", frames_done=45, frames_total=180,
+                                         progress_stage="upscale"))
+    assert running.fraction == pytest.approx(0.25)
+    assert "upscaling: 45/180 frames" in running.text
+
+    done = progress.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
+                                      frames_out=180, billed_seconds=185.2, fps=0.972,
+                                      cost_gpu=0.0303728, cold=True))
+    assert done.fraction == 1.0
+    assert "185.2 s" in done.text and "$0.03037" in done.text and "cold start" in done.text
+
+    failed = progress.progress_row(_row(status="failed", repeat_index=1, frames_done=10,
+                                        frames_total=180, error="CUDA out of\nmemory"))
+    assert failed.error == "CUDA out of memory"
+    assert "T4 · 6s · #2 — failed: CUDA out of memory" in failed.text
+
+
+def test_experiment_progress_counts_frames_and_knows_when_it_is_finished():
+    runs = pd.DataFrame([
+        _row(id="a", seq=0, status="succeeded", frames_out=180, frames_total=180),
+        _row(id="b", seq=1, status="running", frames_done=90, frames_total=180),
+        _row(id="c", seq=2, status="queued", frames_expected=60),
+    ])
+    overall = progress.experiment_progress(runs)
+    assert (overall.frames_done, overall.frames_total, overall.finished) == (270, 420, False)
+    assert overall.headline() == "1 of 3 runs finished · 1 running, 1 queued, 1 succeeded · 270/420 frames" \
+        or overall.headline().startswith("1 of 3 runs finished")
+    assert [r.run_id for r in progress.progress_rows(runs.iloc[::-1])] == ["a", "b", "c"]
+
+    runs.loc[1:, "status"] = "failed"
+    assert progress.experiment_progress(runs).finished
+    assert not progress.experiment_progress(pd.DataFrame()).finished
+    assert progress.experiment_progress(None).headline() == "No runs in this experiment"
+
+
+def test_launch_log_tail(tmp_path):
+    assert progress.launch_log_tail(tmp_path / "bench.duckdb", "x") == ""
+    log = progress.launch_log_path(tmp_path / "bench.duckdb", "x")
+    log.parent.mkdir()
+    log.write_text("\n".join(f"line {i}" for i in range(50)))
+    assert progress.launch_log_tail(tmp_path / "bench.duckdb", "x", lines=2) == "line 48\nline 49"
+
+
+# --------------------------------------------------------------------------- form helpers
+
+
+def test_demo_form_builds_the_demo_plan():
+    form = progress.preset_form("demo")
+    form.update(precision="auto", weights="auto", batch_size=4)
+    plan = progress.plan_from_form(form)
+    demo = build_plan("demo")
+    assert (plan.clips, plan.keyframes, plan.model, plan.engine, plan.gpus, plan.source) == \
+        (demo.clips, demo.keyframes, demo.model, demo.engine, demo.gpus, demo.source)
+    assert progress.clip_frames_text(plan.clips, plan.fps) == \
+        "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10 (19 per GPU and repeat)"
+
+
+def test_e6_form_keeps_size_and_gpus():
+    form = progress.preset_form("e6")
+    assert (form["source_kind"], form["backend"], form["gpus"]) == ("key", "modal", ["T4", "L4"])
+    plan = progress.plan_from_form(form)
+    assert (plan.output_width, plan.output_height, plan.baseline) == (810, 1440, "T4")
+
+
+def test_clip_and_keyframe_tables_skip_blank_rows_and_name_bad_ones():
+    table = pd.DataFrame([{"name": "a", "start": 0.0, "end": 1.0},
+                          {"name": None, "start": np.nan, "end": np.nan}])
+    assert [c.name for c in progress.clips_from_table(table)] == ["a"]
+    with pytest.raises(InputError, match="clip row 2"):
+        progress.clips_from_table(pd.DataFrame([{"name": "a", "start": 0, "end": 1},
+                                                {"name": "b", "start": 2.0, "end": None}]))
+    with pytest.raises(InputError, match="at least one clip"):
+        progress.clips_from_table(pd.DataFrame(columns=["name", "start", "end"]))
+    frames = pd.DataFrame([{"time": 2.0, "x": 1, "y": 2, "width": 3, "height": 4},
+                           {"time": 0.0, "x": 5, "y": 6, "width": 7, "height": 8}])
+    assert [k.time for k in progress.keyframes_from_table(frames)] == [0.0, 2.0]
+    assert progress.keyframes_from_table(progress.keyframes_table(())) == ()
+    with pytest.raises(InputError, match="keyframe row 1"):
+        progress.keyframes_from_table(pd.DataFrame([{"time": 0.0, "x": 1, "y": None,
+                                                     "width": 3, "height": 4}]))
+
+
+def test_source_problems_catch_clips_past_the_end_and_crops_outside_the_frame():
+    plan = build_plan("demo", clips="late:1.4:2.5,after:1.6:1.8",
+                      keyframes=[{"time": 0, "x": 0, "y": 0, "width": 400, "height": 32}])
+    problems = progress.source_problems(plan, progress.DEMO_INFO)
+    assert any("clip late ends at 2.5 s, past the end of the source (1.5 s)" in p for p in problems)
+    assert any("clip after starts at 1.6 s" in p for p in problems)
+    assert any("larger than the frame 160x120" in p for p in problems)
+    assert progress.source_problems(build_plan("demo"), progress.DEMO_INFO) == []
+    assert progress.source_problems(plan, None) == []
+
+
+def test_launch_problems_name_the_missing_token_and_storage(monkeypatch, tmp_path):
+    from store.config import StorageConfig
+
+    plan = build_plan("e6")
+    problems = progress.launch_problems(plan, StorageConfig(), modal_token=False)
+    assert any("R2" in p for p in problems)
+    assert any("no Modal token" in p for p in problems)
+    r2 = StorageConfig(kind="r2", endpoint_url="https://x.r2.cloudflarestorage.com", bucket="b",
+                       access_key_id="k", secret_access_key="s")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    assert progress.launch_problems(plan, r2, modal_token=False) == \
+        ["no Modal token: run `modal token new` or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET"]
+
+
+def test_gpu_labels_show_rates_without_exponents():
+    from bench.pricing import DEFAULT_PRICES
+
+    assert progress.gpu_label("L4", DEFAULT_PRICES) == "L4 · $0.000222/s ($0.7992/h) · 24 GB"
+    assert progress.format_rate(0.0000131) == "$0.0000131"
+    assert progress.local_gpu_spec("cuda:0", "H100") == "cuda:0=H100"
+    assert progress.local_gpu_spec("cpu", "H100") == "cpu"
+
+
+def test_crop_preview_draws_the_interpolated_box_on_demo_frames():
+    plan = build_plan("demo")
+    shots = progress.crop_preview("demo", "", plan, progress.DEMO_INFO)
+    times = [t for t, _ in shots]
+    assert times == [0.2, 1.1]  # first clip start and last clip's last frame
+    for t, image in shots:
+        assert image.shape == (120, 160, 3)
+    # At 0.2 s the box is interpolated between (40,40) at 0 s and (72,48) at 1.5 s: x 44, y 41.
+    first = shots[0][1]
+    assert tuple(first[41, 50]) == progress.BOX_COLOURS[0]  # top edge
+    assert tuple(first[41 + 31, 44]) == progress.BOX_COLOURS[0]  # bottom-left corner
+    assert tuple(first[60, 60]) != progress.BOX_COLOURS[0]  # inside is untouched
+
+
+def test_crop_preview_of_a_local_file(tiny_clip):
+    info = progress.source_info("file", str(tiny_clip))
+    assert (info.width, info.height, info.fps) == (64, 48, 10.0)
+    plan = build_plan(None, source=str(tiny_clip), clips="a:0.5:1.5", gpus="cpu", fps=10,
+                      keyframes=[{"time": 0, "x": 8, "y": 8, "width": 32, "height": 24}])
+    shots = progress.crop_preview("file", str(tiny_clip), plan, info)
+    assert [t for t, _ in shots] == [0.0, 0.5, 1.4]
+    assert tuple(shots[0][1][8, 20]) == progress.BOX_COLOURS[0]
+    with pytest.raises(InputError, match="no file"):
+        progress.source_info("file", str(tiny_clip) + ".missing")
+
+
+# --------------------------------------------------------------------------- the page (AppTest)
+
+
+def test_page_renders_on_an_empty_database(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "No experiment started yet" in text
+    assert "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10" in text
+    assert not at.button(key="run_launch").disabled
+    assert at.button(key="run_compare").disabled
+    assert not [w.value for w in at.warning]
+    assert len(at.get("imgs")) == 1  # the crop preview (one image group of three frames)
+    assert not bench_env.exists(), "rendering the form must not create the database"
+
+
+def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db):  # noqa: F811
+    e6, cpu = populated_db.experiment_ids
+    at = app(RUN_PAGE, query={"experiment": e6})
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "Experiment: import of e6-sample.json" in text
+    assert "L4 · 30s · #1 — failed: CUDA out of memory" in [e.value for e in at.error]
+    assert "Verdict: One GPU wins every clip** (rule `single_winner`)" in text
+    assert "Use **L4**" in text
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
+    assert any(t.startswith("Time per clip") for t in titles)
+    assert any(t.startswith("GPU cost per clip") for t in titles)
+    assert not at.button(key="run_compare").disabled
+
+    at = app(RUN_PAGE, query={"experiment": cpu})
+    assert_no_exception(at)
+    bars = [p.proto.text for p in at.get("progress")]
+    assert any("cpu · short · #1 — succeeded: 5 frames, 2.5 s" in b and "$0.00041" in b for b in bars)
+    assert "cpu · long · #1 — failed: decode failed: corrupt input" in [e.value for e in at.error]
+
+
+def test_unknown_experiment_in_the_url_says_what_to_do(populated_db):  # noqa: F811
+    at = app(RUN_PAGE, query={"experiment": "nope"})
+    assert_no_exception(at)
+    assert any("No experiment nope" in w.value and "start a run above" in w.value for w in at.warning)
+
+
+def test_modal_without_token_warns_and_disables_run(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    at.selectbox(key="run_preset").set_value("e6").run()
+    assert_no_exception(at)
+    warnings = [w.value for w in at.warning]
+    assert any("no Modal token" in w for w in warnings), warnings
+    assert any("R2" in w for w in warnings), warnings
+    assert at.button(key="run_launch").disabled
+    assert [str(v) for v in at.multiselect(key="run_modal_gpus").value] == ["T4", "L4"]
+    # Back to the demo: the warnings go and Run is enabled again.
+    at.selectbox(key="run_preset").set_value("demo").run()
+    assert not at.warning and not at.button(key="run_launch").disabled
+
+
+def test_bad_clip_rows_warn_before_launch(bench_env):  # noqa: F811
+    at = app(RUN_PAGE, run=False)
+    at.run()
+    at.radio(key="run_source_kind").set_value("file").run()
+    at.text_input(key="run_source").input("/no/such/video.mp4").run()
+    assert_no_exception(at)
+    assert any("source: no file at /no/such/video.mp4" in w.value for w in at.warning)
+    assert at.button(key="run_launch").disabled
+
+
+def _wait_for_runs(db_path, experiment_id: str) -> pd.DataFrame:
+    from store.db import Database
+    from store.runs import list_runs
+
+    db = Database(db_path)
+    deadline = time.monotonic() + DEMO_WAIT_SECONDS
+    while True:
+        runs = list_runs(db, experiment_id=experiment_id)
+        if len(runs) and not runs["status"].isin(["queued", "running"]).any():
+            return runs
+        if time.monotonic() > deadline:
+            pytest.fail(f"runs still active after {DEMO_WAIT_SECONDS:g} s: {list(runs['status'])}")
+        time.sleep(0.5)
+
+
+def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    at.button(key="run_launch").click().run()
+    assert_no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    experiment_id = at.query_params["experiment"]
+    experiment_id = experiment_id[0] if isinstance(experiment_id, list) else experiment_id
+    assert "Experiment: demo" in page_text(at) or "Experiment: custom" in page_text(at)
+
+    runs = _wait_for_runs(bench_env, experiment_id)
+    log = progress.launch_log_tail(bench_env, experiment_id)
+    assert list(runs["status"]) == ["succeeded"] * 3, (list(runs["error"]), log)
+    assert list(runs["clip"]) == ["0.3s", "0.6s", "1s"]
+
+    at.run()  # a reload: the URL still names the experiment, the store has the results
+    assert_no_exception(at)
+    text = page_text(at)
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars[0].startswith("3 of 3 runs finished · 3 succeeded")
+    assert all("succeeded" in b for b in bars[1:]) and len(bars) == 4
+    assert "(rule `" in text and "Verdict:" in text
+    assert any(f["layout"]["title"]["text"].startswith("Time per clip") for f in plotly_figures(at))

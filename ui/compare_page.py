@@ -1,0 +1,283 @@
+"""Compare: one experiment (?experiment=ID, else the latest) or the runs picked on History.
+
+Shows the verdict card (rule, choice, reason, settled; tolerance slider), the per-clip table, the
+charts of ui/charts.py, which runs were cold, the monthly projection, an output video, the same
+frame of each model/engine side by side, and the exports. The page only reads the store and draws;
+every number comes from bench.analysis through ui.projection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bench.analysis import DEFAULT_TOLERANCE, Analysis
+from bench.errors import UserError, one_line
+from store import runs as store_runs
+from ui import charts, state
+from ui import projection as view
+
+# session_state key of the run ids picked on the History page (a docstring here would be
+# drawn by Streamlit's magic).
+COMPARE_RUNS_KEY = "compare_run_ids"
+
+
+def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | None:
+    """('runs', ids) for the History selection, ('experiment', id) otherwise; None if nothing."""
+    picked = list(st.session_state.get(COMPARE_RUNS_KEY) or [])
+    if picked:
+        mode = st.radio("Compare", [f"the {len(picked)} runs picked on History", "an experiment"],
+                        horizontal=True, key="compare_mode")
+        if mode.startswith("the "):
+            if st.button("Clear the picked runs", key="compare_clear"):
+                st.session_state[COMPARE_RUNS_KEY] = []
+                st.rerun()
+            return "runs", picked
+    if experiments.empty:
+        return None
+    ids = experiments["id"].tolist()
+    labels = {row["id"]: view.experiment_label(row) for row in experiments.to_dict("records")}
+    wanted = state.selected_experiment()
+    index = ids.index(wanted) if wanted in ids else 0
+    if wanted and wanted not in ids:
+        st.warning(f"Experiment {wanted} is not in the database; showing the latest instead.")
+    chosen = st.selectbox("Experiment", ids, index=index, format_func=labels.get,
+                          key="compare_experiment")
+    if chosen != wanted:
+        state.select_experiment(chosen)
+    return "experiment", chosen
+
+
+def experiment_caption(experiment_id: str) -> None:
+    """One line about the experiment: source, model, engine, backend, price table."""
+    row = store_runs.get_experiment(state.database(), experiment_id)
+    if row is None:
+        return
+    parts = [f"source `{row.source}`" if row.source else None,
+             f"model {row.model}" if row.model else None,
+             f"engine {row.engine}" if row.engine else None,
+             f"backend {row.backend}" if row.backend else None,
+             f"prices of {row.price_table_date}" if row.price_table_date else None,
+             "imported" if row.origin == "import" else None]
+    st.caption(" · ".join(p for p in parts if p))
+
+
+def active_note(runs: pd.DataFrame) -> None:
+    """Say when runs are still going (their results are not in the analysis yet)."""
+    if runs.empty:
+        return
+    active = runs[runs["status"].isin(["queued", "running"])]
+    if not active.empty:
+        st.info(f"{len(active)} run(s) still queued or running: the comparison shows the finished "
+                f"ones. Watch them on the Run page, or refresh.")
+        if st.button("Refresh", key="compare_refresh"):
+            st.rerun()
+
+
+def verdict_card(analysis: Analysis | None, why: str | None) -> None:
+    """The decision: the rule that fired, the choice, the reason, and whether it is settled."""
+    st.subheader("Verdict")
+    if analysis is None:
+        st.info(f"No verdict yet: {why}. Runs that succeed appear here — start one on the Run page.")
+        return
+    v = analysis.verdict
+    st.markdown(f"**Rule: `{v.rule}`** — {view.RULE_TITLES.get(v.rule, v.rule)}")
+    st.metric("Use", view.choice_text(v.choice))
+    st.write(v.reason)
+    if v.settled:
+        st.success(f"Settled: no clip's winner changes within the repeats' spread "
+                   f"(baseline {v.baseline_gpu}, tolerance {v.tolerance:.0%}).")
+    else:
+        st.warning(f"Not settled: the repeats' cost ranges overlap on "
+                   f"{', '.join(v.unsettled_clips)}; run more repeats to separate them.")
+
+
+def any_imported(runs: pd.DataFrame) -> bool:
+    """Whether some of the runs come from an imported results file."""
+    db = state.database()
+    for experiment_id in runs["experiment_id"].unique():
+        row = store_runs.get_experiment(db, str(experiment_id))
+        if row is not None and row.origin == "import":
+            return True
+    return False
+
+
+def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
+    """Per-clip table, failed runs, cold/warm note."""
+    st.subheader("Per clip")
+    st.dataframe(view.clip_table(analysis), hide_index=True)
+    st.caption(view.cold_warm_note(runs, imported=any_imported(runs)))
+    failed = view.failed_table(analysis)
+    if not failed.empty:
+        with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
+            st.dataframe(failed, hide_index=True)
+
+
+def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
+    """Every comparison chart, one tab each."""
+    figures = {
+        "Time": charts.time_bars(analysis),
+        "FPS": charts.fps_bars(analysis),
+        "Cost": charts.cost_bars(analysis),
+        "Break-even": charts.break_even_chart(analysis),
+        "Cost vs length": charts.cost_curves(analysis),
+        "Stages": charts.stage_breakdown(runs),
+        "Cold vs warm": charts.cold_warm_chart(runs),
+        "Cost vs latency": charts.cost_latency_scatter(analysis),
+    }
+    for tab, (name, fig) in zip(st.tabs(list(figures)), figures.items()):
+        with tab:
+            st.plotly_chart(fig, key=f"chart_{name}")
+
+
+def projection_section(analysis: Analysis) -> None:
+    """Clips per day x an editable mix of clip lengths -> $ per month per GPU."""
+    st.subheader("Monthly projection")
+    left, right = st.columns([1, 2])
+    with left:
+        per_day = st.number_input("Clips per day", min_value=0.0, value=100.0, step=10.0,
+                                  key="projection_per_day")
+        mix = st.data_editor(view.default_mix(analysis), num_rows="dynamic", hide_index=True,
+                             key="projection_mix", column_config={
+                                 view.MIX_LENGTH: st.column_config.NumberColumn(min_value=0.0,
+                                                                                format="%.1f s"),
+                                 view.MIX_SHARE: st.column_config.NumberColumn(min_value=0.0,
+                                                                               format="%.1f %%")})
+    with right:
+        try:
+            costs = view.projection(analysis, per_day, view.mix_from_table(mix, analysis.fps))
+        except UserError as exc:
+            st.error(one_line(exc))
+            return
+        st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
+        st.caption(view.projection_sentence(costs) + " Costs come from each GPU's fitted "
+                   "overhead + throughput, GPU-only.")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def frame_of(path: str, mtime: float, index: int):
+    """Frame `index` of an output video (cached per file version)."""
+    return view.read_frame(path, index)
+
+
+def output_path(runs: pd.DataFrame, row: dict) -> Path:
+    """Local path of a run's output (downloaded from object storage if remote). Raises
+    StorageError."""
+    from store.objects import open_object_store
+
+    experiment = store_runs.get_experiment(state.database(), str(row["experiment_id"]))
+    key = view.output_object_key(experiment.source if experiment else None, str(row["output_key"]))
+    return open_object_store(state.storage_config()).get(key)
+
+
+def video_section(runs: pd.DataFrame) -> None:
+    """An output video of a chosen run."""
+    st.subheader("Output preview")
+    done = view.runs_with_output(runs)
+    if done.empty:
+        st.info("No output videos stored for these runs yet (failed runs and imported results "
+                "have none).")
+        return
+    rows = {r["id"]: r for r in done.to_dict("records")}
+    run_id = st.selectbox("Run", list(rows), key="preview_run",
+                          format_func=lambda i: f"{rows[i]['clip']} · {view.variant_label(rows[i])}")
+    try:
+        st.video(str(output_path(runs, rows[run_id])))
+    except UserError as exc:
+        st.error(one_line(exc))
+
+
+def side_by_side_section(runs: pd.DataFrame) -> None:
+    """The same output frame of each model/engine on a clip, side by side, zoomable."""
+    groups = view.side_by_side_clips(runs)
+    if not groups:
+        return
+    st.subheader("Same frame, different models")
+    clip = st.selectbox("Clip", list(groups), key="sbs_clip") if len(groups) > 1 else \
+        next(iter(groups))
+    group = groups[clip]
+    frames = int(group["frames_out"].min()) if group["frames_out"].notna().all() else 1
+    index = st.slider("Frame", 0, max(0, frames - 1), 0, key="sbs_frame")
+    zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="sbs_zoom")
+    cx = st.slider("Centre across (%)", 0, 100, 50, key="sbs_x", disabled=zoom == 1.0)
+    cy = st.slider("Centre down (%)", 0, 100, 50, key="sbs_y", disabled=zoom == 1.0)
+    for column, row in zip(st.columns(len(group)), group.to_dict("records")):
+        with column:
+            try:
+                path = output_path(runs, row)
+                image = frame_of(str(path), os.path.getmtime(path), index)
+            except UserError as exc:
+                st.error(one_line(exc))
+                continue
+            st.image(view.crop_region(image, zoom, cx / 100, cy / 100),
+                     caption=view.variant_label(row))
+            st.caption(view.fidelity_text(row))
+
+
+def exports_section(subject: tuple[str, str | list[str]]) -> None:
+    """E6 JSON and markdown findings of the experiment."""
+    st.subheader("Export")
+    kind, value = subject
+    if kind != "experiment":
+        st.caption("Exports are per experiment: choose an experiment above to download its E6 JSON "
+                   "and markdown findings.")
+        return
+    try:
+        files, missing = view.export_files(state.database(), str(value))
+    except UserError as exc:
+        st.error(one_line(exc))
+        return
+    for column, f in zip(st.columns(len(files)), files):
+        with column:
+            st.download_button(f"Download {f['label']}", f["data"], file_name=f["file_name"],
+                               mime=f["mime"], key=f"export_{f['file_name']}")
+    for reason in missing:
+        st.caption(f"Not available — {reason}")
+
+
+def analyse(subject: tuple[str, str | list[str]], tolerance: float):
+    """(analysis, why not, runs) of the chosen experiment or runs."""
+    kind, value = subject
+    if kind == "runs":
+        return view.analyse_selection(state.database(), list(value), tolerance)
+    return view.analyse_experiment_runs(state.database(), str(value), tolerance)
+
+
+def main() -> None:
+    st.title("Compare")
+    try:
+        experiments = store_runs.list_experiments(state.database())
+    except UserError as exc:
+        st.error(one_line(exc))
+        return
+    subject = choose_subject(experiments)
+    if subject is None:
+        st.info("No experiments yet — start one on the Run page, or import an E6 results file on "
+                "the History page.")
+        return
+    if subject[0] == "experiment":
+        experiment_caption(str(subject[1]))
+    with st.container(border=True):
+        percent = st.slider("Tolerance: costs within this of the cheapest count as equal", 0, 50,
+                            int(round(DEFAULT_TOLERANCE * 100)), format="%d%%",
+                            key="compare_tolerance")
+        try:
+            analysis, why, runs = analyse(subject, percent / 100)
+        except UserError as exc:
+            st.error(one_line(exc))
+            return
+        verdict_card(analysis, why)
+    active_note(runs)
+    if analysis is not None:
+        tables(analysis, runs)
+        chart_tabs(analysis, runs)
+        projection_section(analysis)
+    video_section(runs)
+    side_by_side_section(runs)
+    exports_section(subject)
+
+
+main()

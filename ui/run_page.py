@@ -1,0 +1,376 @@
+"""Run page: set up a benchmark (source, clips, crop, output, model, GPUs, repeats, backend), launch
+it in the background, and watch its runs and charts fill in live.
+
+Nothing long runs in this script: Run stores the experiment and starts `python -m bench execute`
+(orchestrator.launch_detached); a fragment polls the store every second. The experiment id lives in
+the URL (?experiment=ID), so a reload picks the live view up again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from bench.errors import UserError, one_line
+from bench.plan import BACKENDS, MODELS, PRESETS, Plan
+from store import runs as store_runs
+from ui import charts, progress, state
+from ui.projection import RULE_TITLES, choice_text
+from workers.job import ENGINES, PRECISIONS
+
+# (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
+# How often the live view reads the store while runs are active.
+POLL_SECONDS = 1.0
+# Form fields kept in session_state as 'run_<field>' (the widgets' keys).
+FORM_KEYS = ("source_kind", "source", "scale_output", "output_width", "output_height", "fps",
+             "model", "engine", "backend", "repeats")
+# The Compare page's script (as named in dashboard.py's navigation).
+COMPARE_PAGE = "ui/compare_page.py"
+
+
+# --------------------------------------------------------------------------- cached look-ups
+
+
+@st.cache_resource(show_spinner="Looking for local devices…")
+def _local_devices() -> list[str]:
+    from bench.backends.local import local_devices
+
+    return local_devices()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _source_info(kind: str, source: str, mtime: float) -> progress.SourceInfo | None:
+    return progress.source_info(kind, source)
+
+
+@st.cache_data(show_spinner="Drawing the crop preview…", max_entries=16)
+def _crop_preview(kind: str, source: str, mtime: float, plan_json: dict,
+                  info: progress.SourceInfo) -> list:
+    return progress.crop_preview(kind, source, Plan.from_dict(plan_json), info)
+
+
+def _mtime(kind: str, source: str) -> float:
+    if kind != "file":
+        return 0.0
+    try:
+        return os.path.getmtime(Path(source).expanduser())
+    except OSError:
+        return -1.0
+
+
+# --------------------------------------------------------------------------- form state
+
+
+def _apply_preset() -> None:
+    """Fill the form from the preset chosen in the selectbox (on_change of 'run_preset')."""
+    values = progress.preset_form(st.session_state["run_preset"])
+    for key in FORM_KEYS:
+        st.session_state[f"run_{key}"] = values[key]
+    gpus_key = "run_modal_gpus" if values["backend"] == "modal" else "run_local_gpus"
+    st.session_state[gpus_key] = values["gpus"]
+    st.session_state["run_clips_base"] = values["clips"]
+    st.session_state["run_keyframes_base"] = values["keyframes"]
+    st.session_state["run_table_version"] = st.session_state.get("run_table_version", 0) + 1
+
+
+def _init_form() -> None:
+    if "run_preset" not in st.session_state:
+        st.session_state["run_preset"] = "demo"
+        st.session_state.setdefault("run_modal_gpus", ["T4", "L4"])
+        st.session_state.setdefault("run_local_gpus", ["cpu"])
+        _apply_preset()
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def _source_section() -> tuple[str, str]:
+    st.subheader("Source")
+    kind = st.radio("Source video", list(progress.SOURCE_KINDS), key="run_source_kind",
+                    format_func=progress.SOURCE_KINDS.get, horizontal=True)
+    if kind == "demo":
+        st.caption(f"A synthetic clip ({progress.DEMO_INFO.describe()}) with moving detail, "
+                   "generated on this machine.")
+        return kind, ""
+    if kind == "file":
+        source = st.text_input("Path to a video file on this machine", key="run_source",
+                               placeholder="/path/to/video.mp4")
+    else:
+        source = st.text_input("Object key (USER/PATH in the configured storage)", key="run_source",
+                               placeholder="modal_test/test_videos/clip.mp4")
+    return kind, source.strip()
+
+
+def _clips_section(fps: float) -> pd.DataFrame:
+    st.subheader("Clips")
+    st.caption("Trim ranges in seconds of the source (start inclusive, end exclusive).")
+    version = st.session_state.get("run_table_version", 0)
+    table = st.data_editor(
+        st.session_state["run_clips_base"], key=f"run_clips_editor_{version}", num_rows="dynamic",
+        hide_index=True, width="stretch",
+        column_config={
+            "name": st.column_config.TextColumn("Name", required=True),
+            "start": st.column_config.NumberColumn("Start (s)", min_value=0.0, format="%.2f"),
+            "end": st.column_config.NumberColumn("End (s)", min_value=0.0, format="%.2f"),
+        })
+    try:
+        st.caption(progress.clip_frames_text(progress.clips_from_table(table), fps))
+    except UserError:
+        pass  # the problem is reported with the plan below
+    return table
+
+
+def _crop_section() -> pd.DataFrame:
+    st.subheader("Crop keyframes")
+    st.caption("A box (source pixels) per moment; boxes in between are interpolated. "
+               "No rows: the whole frame.")
+    version = st.session_state.get("run_table_version", 0)
+    return st.data_editor(
+        st.session_state["run_keyframes_base"], key=f"run_keyframes_editor_{version}",
+        num_rows="dynamic", hide_index=True, width="stretch",
+        column_config={
+            "time": st.column_config.NumberColumn("Time (s)", min_value=0.0, format="%.2f"),
+            "x": st.column_config.NumberColumn("x (px)", min_value=0, step=1),
+            "y": st.column_config.NumberColumn("y (px)", min_value=0, step=1),
+            "width": st.column_config.NumberColumn("Width (px)", min_value=1, step=1),
+            "height": st.column_config.NumberColumn("Height (px)", min_value=1, step=1),
+        })
+
+
+def _output_section() -> None:
+    st.subheader("Output and model")
+    left, middle, right = st.columns(3)
+    with left:
+        scale = st.checkbox("Keep the model's scale", key="run_scale_output",
+                            help="Off: resize the upscaled frames to the size below.")
+        size = st.columns(2)
+        size[0].number_input("Width (px)", min_value=16, step=2, key="run_output_width",
+                             disabled=scale)
+        size[1].number_input("Height (px)", min_value=16, step=2, key="run_output_height",
+                             disabled=scale)
+    with middle:
+        st.number_input("Frames per second", min_value=1.0, max_value=240.0, step=1.0,
+                        key="run_fps", help="Frame rate of the source's clips and of the output.")
+        st.selectbox("Model", MODELS, key="run_model")
+    with right:
+        st.selectbox("Engine", ENGINES, key="run_engine",
+                     help="fast: batched, half precision on GPUs; reference: the original "
+                          "RealESRGANer loop, frame by frame.")
+        st.number_input("Repeats", min_value=1, max_value=20, step=1, key="run_repeats",
+                        help="Runs of each clip on each GPU; medians and spreads come from these.")
+    with st.expander("Advanced"):
+        cols = st.columns(3)
+        cols[0].selectbox("Precision", PRECISIONS, key="run_precision")
+        cols[1].text_input("Weights", value="auto", key="run_weights",
+                           help="auto (official, cached or converted), random (timing only) "
+                                "or a path to a .pth file")
+        cols[2].number_input("Batch size (fast engine)", min_value=1, max_value=64, value=4,
+                             key="run_batch_size")
+
+
+def _gpu_section() -> list[str]:
+    st.subheader("Where to run")
+    backend = st.radio("Backend", BACKENDS, key="run_backend", horizontal=True,
+                       format_func={"local": "local (this machine)", "modal": "Modal (cloud GPUs)"}.get)
+    prices = state.prices()
+    if backend == "modal":
+        gpus = st.multiselect("GPUs (the first is the baseline)", list(prices.gpus),
+                              key="run_modal_gpus",
+                              format_func=lambda g: progress.gpu_label(g, prices))
+        st.caption(f"Prices: {prices.date} ({prices.source}); edit them on the Settings page.")
+        return gpus
+    devices = _local_devices()
+    st.session_state["run_local_gpus"] = [d for d in st.session_state.get("run_local_gpus", [])
+                                          if d in devices]
+    chosen = st.multiselect("Devices (the first is the baseline)", devices, key="run_local_gpus")
+    specs = []
+    for device in chosen:
+        if device == "cpu":
+            st.caption(f"cpu is priced at {progress.format_rate(prices.cpu_core_per_second)} per "
+                       f"core-second x {os.cpu_count() or 1} cores.")
+            specs.append(device)
+            continue
+        options = ["(match the device's name)", *prices.gpus]
+        card = st.selectbox(f"Price {device} as", options, key=f"run_price_{device}")
+        specs.append(progress.local_gpu_spec(device, None if card == options[0] else card))
+    return specs
+
+
+def _form_values(kind: str, source: str, clips: pd.DataFrame, keyframes: pd.DataFrame,
+                 gpus: list[str]) -> dict:
+    values = {key: st.session_state.get(f"run_{key}") for key in FORM_KEYS}
+    values.update(source_kind=kind, source=source, clips=clips, keyframes=keyframes, gpus=gpus,
+                  precision=st.session_state.get("run_precision"),
+                  weights=st.session_state.get("run_weights"),
+                  batch_size=st.session_state.get("run_batch_size"))
+    return values
+
+
+def _preview_section(kind: str, source: str, plan: Plan, info: progress.SourceInfo | None) -> None:
+    with st.expander("Crop preview", expanded=kind == "demo"):
+        if info is None:
+            st.info("The preview reads the source frames: it works for the demo clip and local "
+                    "files (an object key is fetched only when the runs start).")
+            return
+        try:
+            frames = _crop_preview(kind, source, _mtime(kind, source), plan.to_dict(), info)
+        except UserError as exc:
+            st.error(one_line(exc))
+            return
+        st.caption(f"Source {info.describe()}. The box drawn on each frame is what gets upscaled.")
+        cols = st.columns(len(frames))
+        for col, (t, image) in zip(cols, frames):
+            col.image(image, caption=f"t = {t:.2f} s", width="stretch")
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def _launch(plan: Plan, name: str) -> None:
+    """Store the experiment and start its runs in the background; select it."""
+    from bench.orchestrator import create_experiment, launch_detached, prepare_source
+    from store.objects import open_object_store
+
+    with st.spinner("Preparing the source and queuing the runs…"):
+        source_key = prepare_source(plan.source, open_object_store(state.storage_config()))
+        experiment_id, _ = create_experiment(state.database(), plan, source_key, state.prices(),
+                                             name or None)
+        launch_detached(state.db_path(), experiment_id)
+    state.select_experiment(experiment_id)
+
+
+def _plan_and_problems(values: dict) -> tuple[Plan | None, progress.SourceInfo | None, list[str]]:
+    """The plan (None when the form is not a valid plan), what is known of the source, and every
+    reason it cannot launch."""
+    from bench.backends.modal_backend import modal_token_present
+
+    try:
+        plan = progress.plan_from_form(values)
+    except UserError as exc:
+        return None, None, [one_line(exc)]
+    problems = []
+    info = None
+    try:
+        info = _source_info(values["source_kind"], plan.source, _mtime(values["source_kind"], plan.source))
+    except UserError as exc:
+        problems.append(f"source: {one_line(exc)}")
+    problems += progress.source_problems(plan, info)
+    try:
+        storage = state.storage_config()
+    except UserError as exc:
+        return plan, info, problems + [f"storage: {one_line(exc)}"]
+    problems += progress.launch_problems(plan, storage, modal_token_present())
+    return plan, info, problems
+
+
+# --------------------------------------------------------------------------- live view
+
+
+def _verdict_card(analysis, finished: bool) -> None:
+    verdict = analysis.verdict
+    with st.container(border=True):
+        heading = RULE_TITLES.get(verdict.rule, verdict.rule)
+        st.markdown(f"**Verdict{'' if finished else ' so far'}: {heading}** (rule `{verdict.rule}`)")
+        st.markdown(f"Use **{choice_text(verdict.choice)}**. {verdict.reason}")
+        if not verdict.settled:
+            st.caption("Not settled: the repeats overlap, so the order may change with more runs.")
+
+
+def _live_view(experiment_id: str, was_active: bool) -> None:
+    """Progress of every run and the charts so far; reruns the page once everything has ended."""
+    db = state.database()
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    overall = progress.experiment_progress(runs)
+    st.progress(overall.fraction if not overall.finished else 1.0, text=overall.headline())
+    for row in progress.progress_rows(runs):
+        if row.status in ("failed", "interrupted"):
+            st.error(row.text)
+        else:
+            st.progress(row.fraction, text=row.text)
+    from bench.experiment_view import analyse_experiment
+
+    analysis, why = analyse_experiment(db, experiment_id)
+    if analysis is None:
+        st.caption(f"Charts appear when the first run succeeds ({why}).")
+    else:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.time_bars(analysis), width="stretch", key="live_time")
+        right.plotly_chart(charts.cost_bars(analysis), width="stretch", key="live_cost")
+        left.plotly_chart(charts.fps_bars(analysis), width="stretch", key="live_fps")
+        right.plotly_chart(charts.stage_breakdown(runs), width="stretch", key="live_stages")
+        _verdict_card(analysis, overall.finished)
+    if was_active and overall.finished:
+        st.rerun()
+
+
+def _experiment_section(experiment_id: str) -> None:
+    db = state.database()
+    experiment = store_runs.get_experiment(db, experiment_id)
+    if experiment is None:
+        st.warning(f"No experiment {experiment_id} in {state.db_path()}: start a run above.")
+        return
+    st.subheader(f"Experiment: {experiment.name}")
+    st.caption(f"id {experiment.id} · {experiment.backend} backend · started "
+               f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    active = not progress.experiment_progress(runs).finished
+    if active:
+        store_runs.recover_interrupted(db)
+    st.fragment(run_every=POLL_SECONDS if active else None)(_live_view)(experiment_id, active)
+    log = progress.launch_log_tail(state.db_path(), experiment_id)
+    if log:
+        with st.expander("Background process log"):
+            st.code(log, language=None)
+
+
+# --------------------------------------------------------------------------- page
+
+
+def main() -> None:
+    st.title("Run a benchmark")
+    _init_form()
+    st.selectbox("Preset", list(PRESETS), key="run_preset", on_change=_apply_preset,
+                 help="Fills the form below; change anything afterwards.",
+                 format_func=lambda p: {"demo": "demo — a few frames on this machine's CPU",
+                                        "e6": "e6 — the original T4 vs L4 experiment on Modal"}.get(p, p))
+    kind, source = _source_section()
+    clips = _clips_section(float(st.session_state.get("run_fps") or 1.0))
+    keyframes = _crop_section()
+    _output_section()
+    gpus = _gpu_section()
+    values = _form_values(kind, source, clips, keyframes, gpus)
+    plan, info, problems = _plan_and_problems(values)
+    if plan is not None:
+        _preview_section(kind, source, plan, info)
+    st.divider()
+    name = st.text_input("Experiment name (optional)", key="run_name",
+                         placeholder="e.g. x4plus on T4 vs L4, 3 clips")
+    if plan is not None and not problems:
+        st.caption(f"{plan.run_count()} run{'s' if plan.run_count() != 1 else ''}: "
+                   f"{len(plan.clips)} clip(s) x {len(plan.gpus)} GPU(s) x {plan.repeats} repeat(s) "
+                   f"on the {plan.backend} backend; baseline {plan.baseline}.")
+    for problem in problems:
+        st.warning(f"Cannot run yet: {problem}")
+    selected = state.selected_experiment()
+    buttons = st.columns([1, 1, 6])
+    if buttons[0].button("Run", type="primary", key="run_launch", disabled=bool(problems),
+                         width="stretch"):
+        try:
+            _launch(plan, name)
+            selected = state.selected_experiment()
+        except UserError as exc:
+            st.error(one_line(exc))
+    if buttons[1].button("Compare", key="run_compare", disabled=not selected,
+                         width="stretch", help="Open the comparison of the experiment below."):
+        st.switch_page(COMPARE_PAGE, query_params={state.EXPERIMENT_PARAM: selected})
+    if selected:
+        _experiment_section(selected)
+    else:
+        st.info("No experiment started yet — set one up above and press Run. "
+                "Past experiments are on the History page.")
+
+
+main()
