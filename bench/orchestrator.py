@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -238,12 +239,33 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in queued if r]
+    resumer = _resume_in_background(db, experiment_id, backend, sink)
     try:
         backend.execute(submissions, sink)
+        if resumer is not None:
+            resumer.join()
     except BaseException as exc:
         store_runs.interrupt_runs(db, [s.run_id for s in submissions],
                                   f"the orchestrator stopped: {type(exc).__name__}: {exc}".strip())
         raise
+
+
+def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
+                          sink: EventSink) -> threading.Thread | None:
+    """Reattach to runs another process already handed to Modal (status running, call id stored),
+    so a dashboard reload or a second process picks them up again."""
+    resume = getattr(backend, "resume", None)
+    running = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["running"])
+    running = running[running["call_id"].notna()]
+    if resume is None or running.empty:
+        return None
+    call_ids = dict(zip(running["id"], running["call_id"]))
+    started = {rid: ts.timestamp() for rid, ts in zip(running["id"], running["started_at"])
+               if ts is not None and ts == ts}
+    thread = threading.Thread(target=resume, args=(call_ids, sink, started), daemon=True,
+                              name="modal-resume")
+    thread.start()
+    return thread
 
 
 def _stored_prices(experiment: store_runs.ExperimentRow) -> PriceTable:

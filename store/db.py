@@ -176,7 +176,7 @@ class _Host:
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
-        self.serial = threading.Lock()  # without flock: one operation at a time in this process
+        self.serial = threading.RLock()  # without flock: one operation at a time in this process
         self.pid: int | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
         self.attached: dict[str, _Attachment] = {}
@@ -255,7 +255,7 @@ class Database:
         Raises StorageError if the directory cannot be created, the file is not a DuckDB database,
         its schema is newer than this code, or the file stays locked for `timeout` seconds.
         """
-        self.path = Path(path).absolute()
+        self.path = Path(path).resolve()
         self.timeout = timeout
         self._alias = "bench_" + hashlib.sha1(str(self.path).encode()).hexdigest()[:16]
         try:

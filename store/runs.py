@@ -272,9 +272,13 @@ def _new_id() -> str:
 
 
 def _json_text(value: Any) -> str | None:
+    """JSON text of a plan or price table. Raises InputError for NaN/inf (not JSON)."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, default=str, allow_nan=False)
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError as exc:
+        raise InputError(f"cannot store as JSON: {exc}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -308,7 +312,8 @@ _ACTIVE = _sql_list(ACTIVE_STATUSES)
 
 
 def create_experiment(db: Database, record: ExperimentRecord) -> str:
-    """Store a new experiment; return its id. Raises InputError for an unknown origin, StorageError."""
+    """Store a new experiment; return its id. Raises InputError for an unknown origin, an empty
+    name or a plan/price table that is not JSON, StorageError."""
     return db.write(lambda con: _insert_experiment(con, record, _new_id(), _now()))
 
 
@@ -443,13 +448,15 @@ def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 def mark_running(db: Database, run_id: str, *, worker_pid: int | None = None,
                  worker_host: str | None = None, call_id: str | None = None) -> None:
-    """The run has started: status running, started/heartbeat now, who runs it. The host defaults
-    to this machine when a pid is given. Raises InputError for an unknown run, StorageError."""
-    if worker_pid is not None and worker_host is None:
-        worker_host = socket.gethostname()
+    """The run has started: status running, started/heartbeat now, and who answers for it.
+
+    worker_pid is the process that runs or supervises the run (default: the caller's), worker_host
+    its machine (default: this one); recover_interrupted() checks that process. Raises InputError
+    for an unknown run, StorageError."""
     now = _now()
-    values: dict[str, Any] = {"status": "running", "started_at": now, "heartbeat_at": now,
-                              "error": None, "worker_pid": worker_pid, "worker_host": worker_host}
+    values: dict[str, Any] = {"status": "running", "started_at": now, "heartbeat_at": now, "error": None,
+                              "worker_pid": os.getpid() if worker_pid is None else worker_pid,
+                              "worker_host": worker_host or socket.gethostname()}
     if call_id is not None:
         values["call_id"] = call_id
     _update(db, run_id, values)

@@ -382,3 +382,15 @@ def test_cold_warm_note_of_imported_results_claims_nothing():
     frame["cold"] = False
     assert "do not record cold starts" in projection.cold_warm_note(frame, imported=True)
     assert projection.cold_warm_note(frame).startswith("All 2 succeeded runs were warm")
+
+
+def test_cost_latency_scatter_of_one_clip(with_repeats):
+    fig = charts.cost_latency_scatter(with_repeats, "15s")
+    assert [t.name for t in fig.data] == ["Pareto front, 15s", "15s"]
+    assert not charts.cost_latency_scatter(with_repeats, "nope").data
+
+
+def test_cold_warm_note_names_at_most_a_few_runs():
+    frame = pd.concat([runs_frame().iloc[:1]] * 9, ignore_index=True)
+    note = projection.cold_warm_note(frame)
+    assert note.startswith("9 of 9") and note.endswith("and 3 more.")

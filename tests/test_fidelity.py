@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.errors import InputError
-from workers.fidelity import luma, measure_fidelity, psnr, ssim
+from workers.fidelity import can_score, luma, measure_fidelity, psnr, ssim
 from workers.job import Fidelity
 
 
@@ -113,3 +113,11 @@ def test_fidelity_input_errors() -> None:
         measure_fidelity(engine, [picture(40, 10)], scale=4)
     with pytest.raises(InputError, match="uint8"):
         measure_fidelity(engine, [picture().astype(np.float32)], scale=4)
+
+
+def test_can_score_matches_what_measure_fidelity_accepts() -> None:
+    engine = RecordingEngine(cv2.INTER_CUBIC)
+    assert can_score(12, 14, 4) and not can_score(11, 40, 4) and can_score(11, 11, 1)
+    measure_fidelity(engine, [picture(14, 12)], scale=4)
+    with pytest.raises(InputError, match="too small"):
+        measure_fidelity(engine, [picture(40, 11)], scale=4)

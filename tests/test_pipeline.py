@@ -119,3 +119,10 @@ def test_prefetch_passes_items_and_errors_through():
 
     with pytest.raises(ValueError, match="decoder broke"):
         list(prefetch(broken(), depth=2))
+
+
+def test_crops_too_small_to_score_still_succeed_without_fidelity(storage, cache):
+    result = run_job(tiny_job(keyframes=(Keyframe(0.0, 0, 0, 8, 8),), output_width=None,
+                              output_height=None, output_key="small.mp4"), storage, cache=cache)
+    assert result.ok, result.error
+    assert result.fidelity is None

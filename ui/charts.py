@@ -160,8 +160,13 @@ def clip_bars(analysis: Analysis | None, metric: str = "seconds") -> go.Figure:
     fig.update_layout(barmode="group")
     _layout(fig, f"{title} (median; bars show the min..max over repeats)", "Clip", y_title)
     if metric == "cost":
-        fig.update_yaxes(tickformat=COST_TICKS)
+        fig.update_yaxes(tickformat=cost_tickformat(s.cost_max for s in _all_stats(clips)))
     return fig
+
+
+def _all_stats(clips: Sequence[ClipSummary]) -> list:
+    """Every GpuClipStats of the clips."""
+    return [st for s in clips for st in s.stats]
 
 
 def _hover(metric: str, gpu: str) -> str:
@@ -212,6 +217,7 @@ def break_even_chart(analysis: Analysis | None) -> go.Figure:
                     marker=dict(symbol="line-ew-open", size=40, line=dict(width=4, color="black"),
                                 color="black"),
                     hovertemplate="%{x}: break-even %{y:.1f} s<extra></extra>")
+    fig.update_xaxes(tickangle=0)
     return _layout(fig, f"{title} ({analysis.baseline_gpu}): green bars run under break-even "
                    "(cheaper), red over", "Clip · GPU", "Wall time (s)", legend="")
 
@@ -249,7 +255,8 @@ def cost_curves(analysis: Analysis | None, points: int = 60) -> go.Figure:
                                       "<extra></extra>")
     _mark_crossovers(fig, analysis)
     _layout(fig, title, "Clip length (s of video)", "GPU cost per clip ($)", legend="")
-    fig.update_yaxes(tickformat=COST_TICKS, rangemode="tozero")
+    fig.update_yaxes(tickformat=cost_tickformat(y for t in fig.data for y in t.y),
+                     rangemode="tozero")
     fig.update_xaxes(rangemode="tozero")
     return fig
 
@@ -265,10 +272,13 @@ def _mark_crossovers(fig: go.Figure, analysis: Analysis) -> None:
         labels.append(f"{c.from_gpu} → {c.to_gpu} at {seconds:.1f} s")
     if not xs:
         return
-    fig.add_scatter(name="Crossover", x=xs, y=ys, mode="markers+text", text=labels,
-                    textposition="top left",
+    fig.add_scatter(name="Crossover", x=xs, y=ys, mode="markers", text=labels,
                     marker=dict(symbol="diamond", size=13, color="black"),
                     hovertemplate="%{text}: %{y:" + COST_TICKS + "}<extra></extra>")
+    for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
+        fig.add_annotation(x=x, y=y, text=label, showarrow=True, arrowhead=2, ax=-40,
+                           ay=-45 - 25 * (i % 3), bgcolor="rgba(255,255,255,0.85)",
+                           bordercolor="black", borderwidth=1)
 
 
 # --------------------------------------------------------------------------- stages
@@ -359,6 +369,7 @@ def cold_warm_chart(runs: pd.DataFrame | None) -> go.Figure:
                     hovertemplate="%{x}: %{y:.1f} s median of %{customdata} run(s)<extra>"
                                   + name + "</extra>")
     fig.update_layout(barmode="group")
+    fig.update_xaxes(tickangle=0)
     return _layout(fig, f"{title} (median wall time)", "Clip · GPU", "Wall time (s)", legend="")
 
 
@@ -373,11 +384,12 @@ def _median(values: Sequence[float]) -> float | None:
 # --------------------------------------------------------------------------- cost / latency
 
 
-def cost_latency_scatter(analysis: Analysis | None) -> go.Figure:
-    """Every GPU on every clip as a point (GPU cost, median seconds); per clip, the Pareto front
-    (no other GPU is both cheaper and faster) is joined by a dashed line and its points ringed."""
+def cost_latency_scatter(analysis: Analysis | None, clip: str | None = None) -> go.Figure:
+    """Every GPU on every clip (or only `clip`) as a point (GPU cost, median seconds); per clip,
+    the Pareto front (no other GPU is both cheaper and faster) is joined by a dashed line and its
+    points ringed."""
     title = "Cost vs latency with the Pareto front"
-    clips = measured(analysis)
+    clips = [s for s in measured(analysis) if clip is None or s.clip == clip]
     if not clips:
         return empty_figure(title)
     colours = gpu_colours(analysis.gpus)
@@ -402,7 +414,7 @@ def cost_latency_scatter(analysis: Analysis | None) -> go.Figure:
                                       "<extra></extra>")
     _layout(fig, f"{title} (ringed: not beaten on both)", "GPU cost per clip ($)",
             "Wall time (s)", legend="Clip")
-    fig.update_xaxes(tickformat=COST_TICKS)
+    fig.update_xaxes(tickformat=cost_tickformat(st.cost for st in _all_stats(clips)))
     return fig
 
 

@@ -128,8 +128,14 @@ def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
         "Cold vs warm": charts.cold_warm_chart(runs),
         "Cost vs latency": charts.cost_latency_scatter(analysis),
     }
-    for tab, (name, fig) in zip(st.tabs(list(figures)), figures.items()):
+    tabs = st.tabs(list(figures))
+    for tab, (name, fig) in zip(tabs, figures.items()):
         with tab:
+            if name == "Cost vs latency" and len(analysis.summaries) > 1:
+                clips = [s.clip for s in analysis.summaries if s.stats]
+                clip = st.selectbox("Clips", ["All clips", *clips], key="scatter_clip")
+                if clip != "All clips":
+                    fig = charts.cost_latency_scatter(analysis, clip)
             st.plotly_chart(fig, key=f"chart_{name}")
 
 

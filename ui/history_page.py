@@ -48,8 +48,8 @@ def experiments_section(experiments: pd.DataFrame) -> None:
     """The experiments, newest first, and a button to compare one."""
     st.subheader("Experiments")
     table = pd.DataFrame([{
-        "Experiment": view.experiment_label(r), "Preset": r.get("preset") or "",
-        "Backend": r.get("backend") or "", "Model": r.get("model") or "",
+        "Experiment": view.experiment_label(r), "Preset": view.text_of(r.get("preset")),
+        "Backend": view.text_of(r.get("backend")), "Model": view.text_of(r.get("model")),
         "Origin": r.get("origin"), "Runs": r.get("runs"), "Succeeded": r.get("succeeded"),
         "Failed": r.get("failed"), "Active": int(r.get("queued", 0)) + int(r.get("running", 0)),
     } for r in experiments.to_dict("records")])

@@ -424,17 +424,14 @@ BOX_COLOURS = ((255, 40, 40), (40, 220, 40), (60, 120, 255), (255, 200, 0))
 
 
 def preview_times(plan: Plan, info: SourceInfo, count: int = 3) -> list[float]:
-    """Up to `count` source times worth previewing: the start of the first clip, the end of the
-    last, and keyframe times in between, all inside the source (rounded to frames)."""
-    last = max(0.0, info.duration - 1.0 / info.fps)
-    start = min(c.start for c in plan.clips)
-    end = max(c.end for c in plan.clips) - 1.0 / info.fps
-    candidates = [start, end] + [k.time for k in plan.keyframes]
-    times = sorted({round(min(max(t, 0.0), last) * info.fps) / info.fps for t in candidates})
-    if len(times) <= count:
-        return times
-    picks = [times[round(i * (len(times) - 1) / (count - 1))] for i in range(count)]
-    return sorted(set(picks))
+    """Up to `count` source times evenly spread from the first frame of the earliest clip to the
+    last frame of the latest one (frame times inside the source)."""
+    last = max(0, math.ceil(info.duration * info.fps - 1e-9) - 1)
+    first_frame = min(last, math.ceil(min(c.start for c in plan.clips) * info.fps - 1e-9))
+    last_frame = min(last, max(first_frame, math.ceil(max(c.end for c in plan.clips) * info.fps - 1e-9) - 1))
+    steps = max(1, count - 1)
+    frames = sorted({first_frame + (last_frame - first_frame) * i // steps for i in range(count)})
+    return [round(f / info.fps, 6) for f in frames]
 
 
 def draw_box(image: np.ndarray, box: Any, colour: tuple[int, int, int], label: str = "") -> np.ndarray:

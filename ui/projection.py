@@ -25,6 +25,8 @@ MIX_LENGTH = "Clip length (s)"
 """Column of the projection's mix table: length of a clip in seconds of video."""
 MIX_SHARE = "Share (%)"
 """Column of the projection's mix table: share of the daily clips with that length."""
+COLD_NAMES = 6
+"""How many cold runs the cold/warm note names before it says 'and N more'."""
 RULE_TITLES = {
     "within_tolerance": "Costs within tolerance: the fastest wins",
     "keep_baseline": "Keep the baseline",
@@ -61,7 +63,10 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
             spread = "" if st.runs < 2 else \
                 f" ({format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)})"
             rows.append({
-                "Clip": s.clip, "Frames": s.frames, "GPU": st.gpu, "Runs": st.runs,
+                "Clip": s.clip, "Frames": s.frames, "GPU": st.gpu,
+                "Cheapest": ("yes" if s.settled else "yes, unsettled") if st.gpu == s.winner
+                else "",
+                "Runs": st.runs,
                 "Cold runs": st.cold_runs,
                 "Time (median)": format_seconds(st.median_seconds) + spread,
                 "FPS": f"{st.fps:.2f}", "GPU cost": format_cost(st.cost),
@@ -69,8 +74,6 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
                 "Speedup": "—" if st.speedup is None else f"{st.speedup:.2f}x",
                 "Break-even": "—" if st.gpu == s.baseline_gpu else
                 format_seconds(st.break_even_seconds),
-                "Cheapest": ("yes" if s.settled else "yes (not settled)") if st.gpu == s.winner
-                else "",
             })
     return pd.DataFrame(rows)
 
@@ -102,7 +105,9 @@ def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
     if cold.empty:
         return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
                 f"start-up is in their time or cost.")
-    names = ", ".join(run_label(r) for r in cold.to_dict("records"))
+    labels = [run_label(r) for r in cold.to_dict("records")]
+    names = ", ".join(labels[:COLD_NAMES]) + \
+        (f" and {len(labels) - COLD_NAMES} more" if len(labels) > COLD_NAMES else "")
     return (f"{len(cold)} of {len(known)} succeeded runs were cold, so their time and cost include "
             f"start-up (container and model load): {names}.")
 
@@ -270,7 +275,8 @@ def variant_label(row: Mapping[str, Any]) -> str:
     """'GPU · model/engine · #repeat' of a run row."""
     repeat = row.get("repeat_index")
     suffix = f" · #{int(repeat) + 1}" if repeat is not None and not pd.isna(repeat) else ""
-    return f"{row.get('gpu')} · {row.get('model') or '?'}/{row.get('engine') or '?'}{suffix}"
+    return (f"{row.get('gpu')} · {text_of(row.get('model')) or '?'}/"
+            f"{text_of(row.get('engine')) or '?'}{suffix}")
 
 
 def run_label_long(row: Mapping[str, Any]) -> str:
@@ -373,8 +379,8 @@ def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
             "Created": pd.Timestamp(created).strftime("%Y-%m-%d %H:%M") if created is not None
             and not pd.isna(created) else "",
             "Clip": r.get("clip"), "GPU": r.get("gpu"),
-            "Device": r.get("device_name") or "",
-            "Model": r.get("model") or "", "Engine": r.get("engine") or "",
+            "Device": text_of(r.get("device_name")),
+            "Model": text_of(r.get("model")), "Engine": text_of(r.get("engine")),
             "Repeat": int(r["repeat_index"]) + 1 if r.get("repeat_index") is not None else None,
             "Status": r.get("status"),
             "Time": format_seconds(None if seconds is None or pd.isna(seconds) else float(seconds)),
@@ -385,6 +391,13 @@ def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def text_of(value: Any) -> str:
+    """A cell as display text: '' for None/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return ""
+    return str(value)
+
+
 def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Failed and interrupted runs with their reasons."""
     if runs.empty:
@@ -392,7 +405,7 @@ def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:
     bad = runs[runs["status"].isin(["failed", "interrupted"])]
     return pd.DataFrame([{"Experiment": r.get("experiment_name"), "Clip": r.get("clip"),
                           "GPU": r.get("gpu"), "Status": r.get("status"),
-                          "Reason": r.get("error") or "(no reason stored)", "Run id": r.get("id")}
+                          "Reason": text_of(r.get("error")) or "(no reason stored)", "Run id": r.get("id")}
                          for r in bad.to_dict("records")])
 
 

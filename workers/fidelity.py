@@ -81,6 +81,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(index.mean())
 
 
+def can_score(width: int, height: int, scale: int) -> bool:
+    """Whether a width x height crop is large enough for measure_fidelity at `scale`. Raises nothing."""
+    side = min(width // scale * scale, height // scale * scale) if scale >= 1 else 0
+    return side >= max(SSIM_WINDOW, scale)
+
+
 def measure_fidelity(engine, crops: list[np.ndarray], scale: int) -> Fidelity:
     """Score `engine` (anything with upscale(frames, out_size)) on ground-truth crops.
 
@@ -100,7 +106,7 @@ def measure_fidelity(engine, crops: list[np.ndarray], scale: int) -> Fidelity:
         if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
             raise InputError("fidelity crops must be [H, W, 3] uint8 RGB arrays")
         h, w = crop.shape[0] // scale * scale, crop.shape[1] // scale * scale
-        if min(h, w) < max(SSIM_WINDOW, scale):
+        if not can_score(crop.shape[1], crop.shape[0], scale):
             raise InputError(f"a {crop.shape[1]}x{crop.shape[0]} crop is too small to score fidelity "
                              f"at x{scale} (needs {max(SSIM_WINDOW, scale)} pixels a side)")
         truth = np.ascontiguousarray(crop[:h, :w])

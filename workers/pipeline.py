@@ -383,12 +383,14 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
 
 def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
                     samples: list[np.ndarray]) -> Fidelity | None:
-    from workers.fidelity import measure_fidelity
+    from workers.fidelity import can_score, measure_fidelity
 
-    if job.fidelity_samples <= 0 or not samples:
+    scale = warm.engine.scale
+    samples = [c for c in samples if can_score(c.shape[1], c.shape[0], scale)]
+    if job.fidelity_samples <= 0 or not samples:  # off, or crops too small to score
         return None
     with clock.time("fidelity"):
-        return measure_fidelity(warm.engine, samples, warm.engine.scale)
+        return measure_fidelity(warm.engine, samples, scale)
 
 
 def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,

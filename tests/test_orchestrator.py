@@ -1,0 +1,133 @@
+"""Plans run end to end on the local backend: stored runs, stage timings, cost, failures kept apart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.backends.base import Submission
+from bench.backends.local import LocalBackend
+from bench.orchestrator import (StoreSink, create_experiment, execute_experiment, prepare_source,
+                                run_rate)
+from bench.plan import build_plan
+from bench.pricing import DEFAULT_PRICES
+from store import runs as store_runs
+from store.config import StorageConfig
+from store.db import Database
+from store.objects import LocalDirectoryStore
+from workers.job import Job, STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.delenv("BENCH_STORAGE", raising=False)
+    config = StorageConfig(kind="local", local_root=tmp_path / "data" / "objects")
+    return Database(tmp_path / "data" / "bench.duckdb"), config, LocalDirectoryStore(config.local_root)
+
+
+def test_demo_preset_via_cli_stores_succeeded_runs_with_every_stage(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_OFFLINE": "1",
+           "BENCH_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "demo", "--json",
+                           "--weights", "random"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert len(out["runs"]) == 3
+    for run in out["runs"]:
+        assert run["status"] == "succeeded" and run["error"] is None
+        assert set(STAGES) | {"total"} <= set(run["stages"])
+        assert run["cost"] > 0 and run["gpu"] == "cpu"
+    assert out["verdict"]["rule"] == "keep_baseline"
+    db = Database(tmp_path / "data" / "bench.duckdb")
+    stored = store_runs.list_runs(db, experiment_id=out["experiment_id"])
+    assert list(stored["status"]) == ["succeeded"] * 3
+    assert stored["cold"].sum() == 1  # one warm worker: only the first run loads the model
+    history = subprocess.run([sys.executable, "-m", "bench", "history", "--json"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(history.stdout)["experiments"][0]["id"] == out["experiment_id"]
+
+
+def test_truncated_source_fails_its_late_clip_while_the_early_one_completes(env, tiny_clip, tmp_path):
+    db, config, storage = env
+    data = tiny_clip.read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    plan = build_plan(None, source=str(truncated), clips="early:0.0:0.5,late:0.5:2.0",
+                      gpus="cpu", model="animevideov3", engine="fast", fps=10, weights="random",
+                      keyframes=[{"time": 0, "x": 8, "y": 8, "width": 24, "height": 16}])
+    key = prepare_source(plan.source, storage)
+    experiment_id, _ = create_experiment(db, plan, key)
+    execute_experiment(db, experiment_id, config)
+    runs = store_runs.list_runs(db, experiment_id=experiment_id).set_index("clip")
+    assert runs.loc["early", "status"] == "succeeded"
+    assert runs.loc["late", "status"] == "failed"
+    assert "truncated or corrupt" in runs.loc["late", "error"]
+
+
+def test_corrupt_source_fails_every_run_and_keeps_earlier_experiments(env, tmp_path):
+    db, config, storage = env
+    good = build_plan("demo", weights="random")
+    first, _ = create_experiment(db, good, prepare_source(good.source, storage))
+    execute_experiment(db, first, config)
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8)
+    plan = build_plan("demo", source=str(bad), weights="random")
+    second, _ = create_experiment(db, plan, prepare_source(plan.source, storage))
+    execute_experiment(db, second, config)
+    failed = store_runs.list_runs(db, experiment_id=second)
+    assert set(failed["status"]) == {"failed"}
+    assert all("corrupt.mp4" in e or "cannot read" in e for e in failed["error"])
+    assert set(store_runs.list_runs(db, experiment_id=first)["status"]) == {"succeeded"}
+
+
+class RecordingSink:
+    def __init__(self):
+        self.events = []
+
+    def submitted(self, run_id, call_id, worker):
+        self.events.append(("submitted", run_id))
+
+    def progress(self, run_id, progress):
+        pass
+
+    def finished(self, outcome):
+        self.events.append(("finished", outcome.run_id, outcome.result.status))
+
+    def failed(self, run_id, reason):
+        self.events.append(("failed", run_id, reason))
+
+
+def _die_on_purpose() -> LocalDirectoryStore:
+    os._exit(7)
+
+
+def test_a_worker_that_dies_fails_its_run_with_the_exit_code():
+    backend = LocalBackend(_die_on_purpose)
+    job = Job(job_id="r1", user_id="u", input_key="x.mp4", output_key="y.mp4", device="cpu")
+    sink = RecordingSink()
+    backend.execute([Submission("r1", job, "cpu"), Submission("r2", job, "cpu")], sink)
+    failures = [e for e in sink.events if e[0] == "failed"]
+    assert [f[1] for f in failures] == ["r1", "r2"]
+    assert "died (exit code 7)" in failures[0][2]
+
+
+def test_unknown_device_is_refused_before_launch(env):
+    db, config, storage = env
+    with pytest.raises(Exception, match="no local device"):
+        LocalBackend(lambda: storage).preflight(["cuda:5"])
+
+
+def test_run_rate_prices_devices_by_card_or_cpu_cores():
+    assert run_rate("L4", "", DEFAULT_PRICES) == DEFAULT_PRICES.rate("L4")
+    assert run_rate("cuda:0", "NVIDIA H100 80GB HBM3", DEFAULT_PRICES) == DEFAULT_PRICES.rate("H100")
+    assert run_rate("cpu", "Intel(R) Xeon(R)", DEFAULT_PRICES) == DEFAULT_PRICES.cpu_rate(os.cpu_count())
