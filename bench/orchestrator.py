@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +29,9 @@ from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.objects import ObjectStore, open_object_store, user_key, validate_key
 from workers.job import Job, Progress
+
+PROGRESS_WRITE_INTERVAL = 0.5
+"""Seconds between stored progress updates of one run (stage changes are stored at once)."""
 
 LOCAL_USER = "bench"
 """Owner prefix of sources uploaded and outputs written by this tool."""
@@ -156,6 +160,7 @@ class StoreSink(EventSink):
                  listener: Listener | None = None):
         self.db, self.prices, self.price_cards = db, prices, price_cards
         self.listener = listener or (lambda event: None)
+        self._last_progress: dict[str, tuple[float, str]] = {}
 
     def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
         pid, _, host = (worker or "").partition("@")
@@ -165,8 +170,14 @@ class StoreSink(EventSink):
         self.listener(RunEvent(run_id, "submitted"))
 
     def progress(self, run_id: str, progress: Progress) -> None:
-        store_runs.update_progress(self.db, run_id, progress.frames_done, progress.frames_total,
-                                   progress.stage)
+        # Each write briefly locks the database file other processes read: store a run's progress
+        # at most every PROGRESS_WRITE_INTERVAL seconds, and at once when its stage changes.
+        now = time.monotonic()
+        last_at, last_stage = self._last_progress.get(run_id, (float("-inf"), ""))
+        if progress.stage != last_stage or now - last_at >= PROGRESS_WRITE_INTERVAL:
+            store_runs.update_progress(self.db, run_id, progress.frames_done,
+                                       progress.frames_total, progress.stage)
+            self._last_progress[run_id] = (now, progress.stage)
         self.listener(RunEvent(run_id, "progress", progress.stage, progress.frames_done,
                                progress.frames_total))
 

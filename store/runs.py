@@ -1,7 +1,7 @@
 """Every SQL statement about experiments and runs: typed records in, typed rows or DataFrames out.
 
-Times are stored as UTC without a zone (TIMESTAMP). Each function is one short transaction on the
-shared database file (see store.db); none holds the file between calls.
+Times are stored as UTC without a zone (TIMESTAMP). Each function opens the shared database file
+briefly (see store.db), writes in one transaction, and holds nothing between calls.
 """
 
 from __future__ import annotations
@@ -282,17 +282,14 @@ def _json_text(value: Any) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    """A value from DuckDB/pandas as plain JSON-ready Python (NaN/NaT -> None, times -> ISO)."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if value is pd.NaT or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
-        return None
-    if isinstance(value, (pd.Timestamp, datetime, date)):
+    """A value fetched from DuckDB as plain JSON-ready Python (NaN/inf -> None, times -> ISO)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalar
-        return _plain(value.item())
     return value
 
 
@@ -666,16 +663,23 @@ def list_runs(db: Database, *, experiment_id: str | None = None, run_ids: Sequen
     if until is not None:
         where.append("r.created_at < ?")
         params.append(_utc_naive(until))
-    columns = [c for c in RUN_COLUMNS if with_result_json or c != "result_json"]
-    sql = f"""
-        SELECT {', '.join(f'r.{_q(c)}' for c in columns)},
-               e.name AS experiment_name, e.backend AS backend
-        FROM runs r JOIN experiments e ON e.id = r.experiment_id
-        {('WHERE ' + ' AND '.join(where)) if where else ''}
-        ORDER BY r.created_at DESC, r.experiment_id, r.seq
-        {_limit(limit)}
-    """
-    return db.read(sql, params)
+    columns = ", ".join(f"r.{_q(c)}" for c in RUN_COLUMNS if with_result_json or c != "result_json")
+    select = (f"SELECT {columns}, e.name AS experiment_name, e.backend AS backend "
+              f"FROM runs r JOIN experiments e ON e.id = r.experiment_id")
+    condition = ("WHERE " + " AND ".join(where)) if where else ""
+    order = "ORDER BY r.created_at DESC, r.experiment_id, r.seq"
+    if limit is None and run_ids is None:
+        return db.read(f"{select} {condition} {order}", params)
+    # A few rows wanted: pick them on narrow columns first, then read the wide rows of just
+    # those; the time bound lets DuckDB skip the row groups that cannot hold them.
+    with db.connect(read_only=True) as con:
+        picked = con.execute(f"SELECT r.id, r.created_at FROM runs r {condition} {order} {_limit(limit)}",
+                             params).fetchall()
+        earliest = min((row[1] for row in picked), default=datetime.min)
+        return con.execute(
+            f"{select} WHERE r.created_at >= ? AND r.id IN (SELECT unnest(?::VARCHAR[])) {order}",
+            [earliest, [row[0] for row in picked]],
+        ).df()
 
 
 def _utc_naive(moment: datetime) -> datetime:
@@ -703,9 +707,12 @@ def history(db: Database, limit: int | None = None) -> dict[str, Any]:
                     f"{_limit(limit)}")
         experiments = _row_dicts(con)
         ids = [e["id"] for e in experiments]
+        # A run is never older than its experiment: the bound skips older row groups.
+        earliest = min((e["created_at"] for e in experiments), default=datetime.min)
         con.execute(
-            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.experiment_id IN (SELECT unnest(?::VARCHAR[])) "
-            f"ORDER BY r.experiment_id, r.seq", [ids]
+            f"SELECT {_RUN_SELECT} FROM runs r WHERE r.created_at >= ? "
+            f"AND r.experiment_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY r.experiment_id, r.seq",
+            [earliest, ids],
         )
         runs = _row_dicts(con)
     by_experiment: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}

@@ -69,6 +69,12 @@ def test_experiment_progress_counts_frames_and_knows_when_it_is_finished():
     assert progress.experiment_progress(None).headline() == "No runs in this experiment"
 
 
+def test_costs_are_written_out_without_exponents():
+    assert progress.cost_text(7.026e-05) == "$0.00007026"
+    assert progress.cost_text(0.0303728) == "$0.03037"
+    assert progress.cost_text(None) == "—"
+
+
 def test_launch_log_tail(tmp_path):
     assert progress.launch_log_tail(tmp_path / "bench.duckdb", "x") == ""
     log = progress.launch_log_path(tmp_path / "bench.duckdb", "x")
@@ -84,11 +90,11 @@ def test_demo_form_builds_the_demo_plan():
     form = progress.preset_form("demo")
     form.update(precision="auto", weights="auto", batch_size=4)
     plan = progress.plan_from_form(form)
-    demo = build_plan("demo")
-    assert (plan.clips, plan.keyframes, plan.model, plan.engine, plan.gpus, plan.source) == \
-        (demo.clips, demo.keyframes, demo.model, demo.engine, demo.gpus, demo.source)
+    assert plan == build_plan("demo") and plan.preset == "demo"
     assert progress.clip_frames_text(plan.clips, plan.fps) == \
         "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10 (19 per GPU and repeat)"
+    form["repeats"] = 2  # no longer the preset
+    assert progress.plan_from_form(form).preset is None
 
 
 def test_e6_form_keeps_size_and_gpus():
@@ -155,12 +161,13 @@ def test_gpu_labels_show_rates_without_exponents():
 def test_crop_preview_draws_the_interpolated_box_on_demo_frames():
     plan = build_plan("demo")
     shots = progress.crop_preview("demo", "", plan, progress.DEMO_INFO)
-    times = [t for t, _ in shots]
+    times = [t for t, _, _ in shots]
     assert times == [0.2, 0.6, 1.1]  # first frame of the clips, the middle, their last frame
-    for t, image in shots:
+    for _, _, image in shots:
         assert image.shape == (120, 160, 3)
     # At 0.2 s the box is interpolated between (40,40) at 0 s and (72,48) at 1.5 s: x 44, y 41.
-    first = shots[0][1]
+    box, first = shots[0][1], shots[0][2]
+    assert (box.x, box.y, box.width, box.height) == (44, 41, 48, 32)
     assert tuple(first[41, 50]) == progress.BOX_COLOURS[0]  # top edge
     assert tuple(first[41 + 31, 44]) == progress.BOX_COLOURS[0]  # bottom-left corner
     assert tuple(first[60, 60]) != progress.BOX_COLOURS[0]  # inside is untouched
@@ -172,8 +179,8 @@ def test_crop_preview_of_a_local_file(tiny_clip):
     plan = build_plan(None, source=str(tiny_clip), clips="a:0.5:1.5", gpus="cpu", fps=10,
                       keyframes=[{"time": 0, "x": 8, "y": 8, "width": 32, "height": 24}])
     shots = progress.crop_preview("file", str(tiny_clip), plan, info)
-    assert [t for t, _ in shots] == [0.5, 0.9, 1.4]
-    assert tuple(shots[0][1][8, 20]) == progress.BOX_COLOURS[0]
+    assert [t for t, _, _ in shots] == [0.5, 0.9, 1.4]
+    assert tuple(shots[0][2][8, 20]) == progress.BOX_COLOURS[0]
     with pytest.raises(InputError, match="no file"):
         progress.source_info("file", str(tiny_clip) + ".missing")
 
@@ -213,6 +220,43 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
     bars = [p.proto.text for p in at.get("progress")]
     assert any("cpu · short · #1 — succeeded: 5 frames, 2.5 s" in b and "$0.00041" in b for b in bars)
     assert "cpu · long · #1 — failed: decode failed: corrupt input" in [e.value for e in at.error]
+
+
+def _half_done_experiment(db_path) -> str:
+    """A local experiment with one succeeded run and one upscaling (3 of 10 frames)."""
+    from store import runs as store_runs
+    from store.db import Database
+
+    db = Database(db_path)
+    experiment_id = store_runs.create_experiment(db, store_runs.ExperimentRecord(
+        name="half done", preset="demo", source="bench/demo.mp4", model="animevideov3",
+        engine="fast", backend="local"))
+    specs = [store_runs.RunSpec(clip=clip, gpu="cpu", frames_expected=n, price_gpu="T4")
+             for clip, n in (("short", 5), ("long", 10))]
+    short, long_ = store_runs.add_runs(db, experiment_id, specs)
+    store_runs.update_progress(db, short, 5, 5, "encode")
+    store_runs.finish_run(db, short, store_runs.RunOutcome(
+        status="succeeded", billed_seconds=2.5, cost_gpu=2.5 * 0.000164))
+    store_runs.update_progress(db, long_, 3, 10, "upscale")
+    return experiment_id
+
+
+def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, monkeypatch):  # noqa: F811
+    from store import runs as store_runs
+
+    experiment_id = _half_done_experiment(bench_env)
+    # The running run has no worker pid: pretend its worker is alive so the page does not
+    # mark it interrupted.
+    monkeypatch.setattr(store_runs, "worker_is_alive", lambda run, host=None: True)
+    at = app(RUN_PAGE, query={"experiment": experiment_id})
+    assert_no_exception(at)
+    bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
+    assert bars[0] == ("1 of 2 runs finished · 1 running, 1 succeeded · 8/15 frames", 53)
+    assert any("cpu · long · #1 — upscaling: 3/10 frames" in text and value == 30
+               for text, value in bars)
+    titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
+    assert {"Time per clip", "GPU cost per clip", "Frames per second per clip"} <= set(titles)
+    assert "Verdict so far" in page_text(at)
 
 
 def test_unknown_experiment_in_the_url_says_what_to_do(populated_db):  # noqa: F811
@@ -267,7 +311,7 @@ def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: 
     assert not at.error, [e.value for e in at.error]
     experiment_id = at.query_params["experiment"]
     experiment_id = experiment_id[0] if isinstance(experiment_id, list) else experiment_id
-    assert "Experiment: custom: animevideov3 on cpu" in page_text(at)
+    assert "Experiment: demo: animevideov3 on cpu" in page_text(at)
 
     runs = _wait_for_runs(bench_env, experiment_id)
     log = progress.launch_log_tail(bench_env, experiment_id)

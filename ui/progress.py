@@ -28,8 +28,10 @@ from workers.job import Keyframe
 
 # --------------------------------------------------------------------------- live progress
 
-STATUS_ICONS = {"queued": "⏳", "running": "🔄", "succeeded": "✅", "failed": "❌", "interrupted": "⚠️"}
-"""Status -> icon shown before a run's progress line."""
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
+                "succeeded": ":material/check_circle:", "failed": ":material/error:",
+                "interrupted": ":material/warning:"}
+"""Status -> Material icon (Streamlit markdown) shown before a run's progress line."""
 STAGE_WORDS = {"fetch": "fetching the input", "model_load": "loading the model", "decode": "decoding",
                "upscale": "upscaling", "encode": "encoding", "upload": "uploading"}
 """Worker stage -> what the progress line says."""
@@ -123,6 +125,15 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def cost_text(value: float | None) -> str:
+    """A cost with 4 significant digits written out in full: '$0.0304', '$0.00007026', '$12.35'
+    (charts.format_cost, without its exponent for amounts under $0.0001)."""
+    if value is None or not math.isfinite(value) or abs(value) >= 1e-4 or value == 0:
+        return format_cost(value)
+    digits = 3 - math.floor(math.log10(abs(value)))
+    return f"{'-' if value < 0 else ''}${abs(value):.{digits}f}"
+
+
 def run_title(row: Mapping[str, Any]) -> str:
     """'cpu · 0.3s · #1' for a run row."""
     repeat = _int(row.get("repeat_index"))
@@ -147,7 +158,7 @@ def progress_row(row: Mapping[str, Any]) -> ProgressRow:
     label = run_title(row)
     done, total = frames_of(row)
     error = _text(row.get("error"))
-    icon = STATUS_ICONS.get(status, "•")
+    icon = STATUS_ICONS.get(status, ":material/radio_button_unchecked:")
     if status == "succeeded":
         fraction = 1.0
         seconds = _float(row.get("billed_seconds")) or _float(row.get("total_seconds"))
@@ -157,7 +168,7 @@ def progress_row(row: Mapping[str, Any]) -> ProgressRow:
             details.append(f"{fps:.2f} frames/s")
         cost = _float(row.get("cost_gpu"))
         if cost is not None:
-            details.append(format_cost(cost))
+            details.append(cost_text(cost))
         if row.get("cold") is True:
             details.append("cold start")
         text = f"{icon} {label} — succeeded: " + ", ".join(details)
@@ -338,7 +349,7 @@ def local_gpu_spec(device: str, price_card: str | None) -> str:
 
 
 def plan_from_form(form: Mapping[str, Any]) -> Plan:
-    """The plan the form describes (preset None: every field comes from the form).
+    """The plan the form describes, marked with a preset only when it equals that preset.
     Raises InputError for anything the plan rejects."""
     kind = form["source_kind"]
     if kind == "demo":
@@ -349,7 +360,7 @@ def plan_from_form(form: Mapping[str, Any]) -> Plan:
             raise InputError("give the source: " + ("a path to a video file" if kind == "file"
                                                     else "an object key USER/PATH"))
     scale = bool(form.get("scale_output"))
-    return build_plan(
+    return matching_preset(build_plan(
         None, source=source, clips=clips_from_table(form["clips"]),
         keyframes=keyframes_from_table(form["keyframes"]),
         output_width=None if scale else form.get("output_width"),
@@ -358,7 +369,21 @@ def plan_from_form(form: Mapping[str, Any]) -> Plan:
         gpus=list(form["gpus"]), repeats=form["repeats"],
         weights=form.get("weights") or "auto", precision=form.get("precision") or "auto",
         batch_size=form.get("batch_size") or None,
-    )
+    ))
+
+
+def matching_preset(plan: Plan) -> Plan:
+    """The plan marked with the preset it equals field for field (the form left as a preset
+    filled it), else unchanged."""
+    from dataclasses import replace
+
+    for name in PRESETS:
+        try:
+            if replace(plan, preset=name) == build_plan(name):
+                return replace(plan, preset=name)
+        except InputError:
+            continue
+    return plan
 
 
 def source_info(kind: str, source: str) -> SourceInfo | None:
@@ -434,15 +459,13 @@ def preview_times(plan: Plan, info: SourceInfo, count: int = 3) -> list[float]:
     return [round(f / info.fps, 6) for f in frames]
 
 
-def draw_box(image: np.ndarray, box: Any, colour: tuple[int, int, int], label: str = "") -> np.ndarray:
-    """A copy of an RGB frame with the box (x, y, width, height) outlined and labelled."""
+def draw_box(image: np.ndarray, box: Any, colour: tuple[int, int, int]) -> np.ndarray:
+    """A copy of an RGB frame with the box (x, y, width, height) outlined."""
     picture = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
     draw = ImageDraw.Draw(picture)
     thickness = max(1, min(picture.size) // 120)
     draw.rectangle([box.x, box.y, box.x + box.width - 1, box.y + box.height - 1], outline=colour,
                    width=thickness)
-    if label:
-        draw.text((box.x + thickness + 1, box.y + thickness + 1), label, fill=colour)
     return np.asarray(picture)
 
 
@@ -461,8 +484,8 @@ def source_frame(kind: str, source: str, info: SourceInfo, t: float) -> np.ndarr
 
 
 def crop_preview(kind: str, source: str, plan: Plan, info: SourceInfo,
-                 count: int = 3) -> list[tuple[float, np.ndarray]]:
-    """(time, frame with its crop box drawn) for a few times of the source; the box is the whole
+                 count: int = 3) -> list[tuple[float, Any, np.ndarray]]:
+    """(time, crop box, frame with the box drawn) for a few times of the source; the box is the whole
     frame when the plan has no keyframes. Raises InputError for keyframes that do not fit the frame,
     MediaError for an unreadable file."""
     from workers.crop import crop_boxes
@@ -472,8 +495,7 @@ def crop_preview(kind: str, source: str, plan: Plan, info: SourceInfo,
     out = []
     for i, (t, box) in enumerate(zip(times, boxes)):
         frame = source_frame(kind, source, info, t)
-        out.append((t, draw_box(frame, box, BOX_COLOURS[i % len(BOX_COLOURS)],
-                                f"{box.width}x{box.height}")))
+        out.append((t, box, draw_box(frame, box, BOX_COLOURS[i % len(BOX_COLOURS)])))
     return out
 
 

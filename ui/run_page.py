@@ -222,8 +222,9 @@ def _preview_section(kind: str, source: str, plan: Plan, info: progress.SourceIn
             return
         st.caption(f"Source {info.describe()}. The box drawn on each frame is what gets upscaled.")
         cols = st.columns(len(frames))
-        for col, (t, image) in zip(cols, frames):
-            col.image(image, caption=f"t = {t:.2f} s", width="stretch")
+        for col, (t, box, image) in zip(cols, frames):
+            col.image(image, width="stretch", caption=f"t = {t:.2f} s · crop {box.width}x{box.height} "
+                                                      f"at ({box.x}, {box.y})")
 
 
 # --------------------------------------------------------------------------- launch
@@ -279,6 +280,25 @@ def _verdict_card(analysis, finished: bool) -> None:
             st.caption("Not settled: the repeats overlap, so the order may change with more runs.")
 
 
+def _titled(figure, title: str):
+    """The figure with a title short enough for a half-width column."""
+    figure.update_layout(title_text=title)
+    return figure
+
+
+def _live_charts(analysis, runs: pd.DataFrame) -> None:
+    st.caption("Bars are medians over repeats; whiskers span the fastest to the slowest repeat. "
+               "The Compare page has every chart.")
+    left, right = st.columns(2)
+    left.plotly_chart(_titled(charts.time_bars(analysis), "Time per clip"), width="stretch",
+                      key="live_time")
+    right.plotly_chart(_titled(charts.cost_bars(analysis), "GPU cost per clip"), width="stretch",
+                       key="live_cost")
+    left.plotly_chart(_titled(charts.fps_bars(analysis), "Frames per second per clip"),
+                      width="stretch", key="live_fps")
+    right.plotly_chart(charts.stage_breakdown(runs), width="stretch", key="live_stages")
+
+
 def _live_view(experiment_id: str, was_active: bool) -> None:
     """Progress of every run and the charts so far; reruns the page once everything has ended."""
     db = state.database()
@@ -294,13 +314,10 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
 
     analysis, why = analyse_experiment(db, experiment_id)
     if analysis is None:
-        st.caption(f"Charts appear when the first run succeeds ({why}).")
+        st.caption("Charts appear here as soon as a run succeeds." if not overall.finished
+                   else f"No charts: {why}.")
     else:
-        left, right = st.columns(2)
-        left.plotly_chart(charts.time_bars(analysis), width="stretch", key="live_time")
-        right.plotly_chart(charts.cost_bars(analysis), width="stretch", key="live_cost")
-        left.plotly_chart(charts.fps_bars(analysis), width="stretch", key="live_fps")
-        right.plotly_chart(charts.stage_breakdown(runs), width="stretch", key="live_stages")
+        _live_charts(analysis, runs)
         _verdict_card(analysis, overall.finished)
     if was_active and overall.finished:
         st.rerun()

@@ -117,10 +117,10 @@ def _prices_section() -> None:
         price_frame(prices), key=f"settings_prices_{version}", hide_index=True, width="stretch",
         disabled=[GPU, HOURLY, MEMORY, MODAL, CATALOG],
         column_config={
-            RATE: st.column_config.NumberColumn(RATE, min_value=0.0, format="$%.7f", step=0.000001,
+            RATE: st.column_config.NumberColumn(RATE, min_value=0.0, format="$%.6f", step=0.000001,
                                                 help="What one GPU costs per second of run time"),
             HOURLY: st.column_config.NumberColumn(HOURLY, format="$%.2f"),
-            CATALOG: st.column_config.NumberColumn(CATALOG, format="$%.7f"),
+            CATALOG: st.column_config.NumberColumn(CATALOG, format="$%.6f"),
         })
     st.caption(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
                f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make the "
