@@ -27,6 +27,7 @@ from bench.errors import InputError
 from workers.engines import FastEngine, ReferenceEngine, create_engine
 from workers.fidelity import psnr
 from workers.models import LoadedModel, load_model
+from tests.images import scene
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +36,9 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_OFFLINE", "1")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("weights")
+@pytest.fixture()
+def cache(ncnn_cache: Path) -> Path:
+    return ncnn_cache
 
 
 def real(name: str, cache: Path) -> LoadedModel:
@@ -45,19 +46,6 @@ def real(name: str, cache: Path) -> LoadedModel:
     loaded = load_model(name, cache_dir=cache, allow_download=False)
     assert loaded.weights.provenance == "ncnn-derived"
     return loaded
-
-
-def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth synthetic RGB picture with a sharp-edged disc (not noise, not flat)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.zeros((h, w, 3), np.float32)
-    for c in range(3):
-        fx, fy, phase = rng.uniform(0.05, 0.35, 3)
-        img[..., c] = 128 + 60 * np.sin(fx * x + phase * 6) * np.cos(fy * y)
-    img[(y - h * 0.5) ** 2 + (x - w * 0.4) ** 2 < (min(h, w) * 0.3) ** 2] = (230, 60, 40)
-    img[:, int(w * 0.75):] *= 0.5
-    return np.clip(cv2.GaussianBlur(img, (0, 0), 0.8).round(), 0, 255).astype(np.uint8)
 
 
 def noise_frames(n: int, h: int, w: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from workers import models, ncnn_weights
 from workers.fidelity import psnr
 from workers.models import MODELS, get_model_spec, load_model, resolve_device, resolve_weights
 
+from tests.images import scene
+
 NCNN_MODELS = ("x4plus", "x4plus_anime_6B", "animevideov3")
 
 
@@ -29,29 +31,6 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a test tried to reach the network")
 
     monkeypatch.setattr(models.urllib.request, "urlopen", refuse)
-
-
-@pytest.fixture(scope="module")
-def ncnn_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights cache holding the three ncnn conversions (converted once for this module)."""
-    torch.set_num_threads(1)
-    cache = tmp_path_factory.mktemp("weights")
-    for name in NCNN_MODELS:
-        resolve_weights(name, cache_dir=cache, allow_download=False)
-    return cache
-
-
-def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth synthetic RGB picture with a sharp-edged disc (not noise, not flat)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.zeros((h, w, 3), np.float32)
-    for c in range(3):
-        fx, fy, phase = rng.uniform(0.05, 0.35, 3)
-        img[..., c] = 128 + 60 * np.sin(fx * x + phase * 6) * np.cos(fy * y)
-    img[(y - h * 0.5) ** 2 + (x - w * 0.4) ** 2 < (min(h, w) * 0.3) ** 2] = (230, 60, 40)
-    img[:, int(w * 0.75):] *= 0.5
-    return np.clip(cv2.GaussianBlur(img, (0, 0), 0.8).round(), 0, 255).astype(np.uint8)
 
 
 def test_catalog_has_the_five_models_with_official_urls() -> None:

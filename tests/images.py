@@ -1,0 +1,19 @@
+"""Synthetic test pictures shared by the model, engine and fidelity tests."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic RGB picture with a sharp-edged disc (not noise, not flat)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, phase = rng.uniform(0.05, 0.35, 3)
+        img[..., c] = 128 + 60 * np.sin(fx * x + phase * 6) * np.cos(fy * y)
+    img[(y - h * 0.5) ** 2 + (x - w * 0.4) ** 2 < (min(h, w) * 0.3) ** 2] = (230, 60, 40)
+    img[:, int(w * 0.75):] *= 0.5
+    return np.clip(cv2.GaussianBlur(img, (0, 0), 0.8).round(), 0, 255).astype(np.uint8)
