@@ -245,7 +245,8 @@ def test_monthly_projection_chart_cheapest_first_with_dollar_labels(threshold):
 
 @pytest.mark.parametrize("value, text", [
     (0.0304, "$0.0304"), (0.03041234, "$0.03041"), (12.345, "$12.35"), (1234.4, "$1,234"),
-    (0, "$0"), (None, "—"), (float("nan"), "—"), (0.00001, "$1.000e-05")])
+    (0, "$0"), (None, "—"), (float("nan"), "—"), (0.00009261234, "$0.00009261"),
+    (0.99996, "$1"), (1e-15, "$0"), (-0.0304, "-$0.0304")])
 def test_format_cost(value, text):
     assert charts.format_cost(value) == text
 
@@ -268,7 +269,9 @@ def test_projection_matches_fit_by_hand(threshold):
 
 
 def test_mix_table_errors():
-    table = lambda rows: pd.DataFrame(rows, columns=[projection.MIX_LENGTH, projection.MIX_SHARE])  # noqa: E731
+    def table(rows):
+        return pd.DataFrame(rows, columns=[projection.MIX_LENGTH, projection.MIX_SHARE])
+
     with pytest.raises(InputError, match="positive"):
         projection.mix_from_table(table([[0, 50]]), 30)
     with pytest.raises(InputError, match="negative"):
@@ -306,14 +309,18 @@ def test_cold_warm_note():
     assert projection.cold_warm_note(pd.DataFrame()) == "No runs yet."
 
 
-def test_label_variants_only_when_models_differ():
+def test_label_variants_name_only_what_differs():
     same = [dict(gpu="T4", model="x4plus", engine="fast")] * 2
     assert projection.label_variants(same) == same
     mixed = [dict(gpu="T4", model="x4plus", engine="fast", price_gpu=None),
-             dict(gpu="T4", model="animevideov3", engine="fast", price_gpu="T4")]
+             dict(gpu="T4", model="animevideov3", engine="fast", price_gpu="T4"),
+             dict(gpu="L4", model=None, engine="fast", price_gpu=None)]
     labelled = projection.label_variants(mixed)
-    assert [r["gpu"] for r in labelled] == ["T4 · x4plus/fast", "T4 · animevideov3/fast"]
-    assert [r["price_gpu"] for r in labelled] == ["T4", "T4"]
+    assert [r["gpu"] for r in labelled] == ["T4 · x4plus", "T4 · animevideov3",
+                                            "L4 · unknown model"]
+    assert [r["price_gpu"] for r in labelled] == ["T4", "T4", "L4"]
+    engines = [dict(gpu="T4", model="x4plus", engine=e) for e in ("fast", "reference")]
+    assert [r["gpu"] for r in projection.label_variants(engines)] == ["T4 · fast", "T4 · reference"]
 
 
 def test_side_by_side_only_where_models_differ():
@@ -350,6 +357,14 @@ def test_crop_region_zooms_inside_the_image():
     part = projection.crop_region(image, 4, 1.0, 0.0)
     assert part.shape == (10, 20, 3)
     assert np.array_equal(part, image[0:10, 60:80])
+
+
+def test_enlarge_repeats_pixels():
+    image = np.array([[[1, 1, 1], [2, 2, 2]]], dtype=np.uint8)
+    big = projection.enlarge(image, 3)
+    assert big.shape == (3, 6, 3)
+    assert (big[:, :3] == 1).all() and (big[:, 3:] == 2).all()
+    assert projection.enlarge(image, 1) is image
 
 
 def test_read_frame(tiny_clip):

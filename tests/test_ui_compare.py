@@ -43,7 +43,7 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     assert not at.error
     text = page_text(at)
     assert "Rule: `single_winner`" in text
-    assert "Use L4" in text
+    assert "Use: L4" in text
     assert "L4 is cheapest on every clip" in text
     assert "Settled" in text
     shown = titles(at)
@@ -192,13 +192,13 @@ def test_models_side_by_side_with_fidelity_and_video(two_models):
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     text = page_text(at)
-    assert "Same frame, different models" in text
+    assert "Same frame, different models or engines" in text
     assert "PSNR 31.0 dB, SSIM 0.900 (bicubic 27.0 dB, 0.800)" in text
     assert "PSNR 28.5 dB" in text
     assert len(at.get("image")) == 2
     assert len(at.get("video")) == 1
     # The analysis tells the two models apart instead of pooling them as repeats.
-    assert set(at.dataframe[0].value["GPU"]) == {"cpu · x4plus/fast", "cpu · animevideov3/fast"}
+    assert set(at.dataframe[0].value["GPU"]) == {"cpu · x4plus", "cpu · animevideov3"}
     at.slider(key="sbs_zoom").set_value(4.0).run()
     at.slider(key="sbs_frame").set_value(5).run()
     assert_no_exception(at)
@@ -224,3 +224,19 @@ def test_demo_run_compares_with_charts_and_video(demo_db):
     stages = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Where"))
     assert {t["name"] for t in stages["data"]} >= {"decode", "upscale", "encode"}
     assert len(at.get("video")) == 1
+
+
+def test_runs_still_going_are_announced_until_they_finish(populated_db):
+    from store import runs as store_runs
+    from store.db import Database
+
+    db = Database(populated_db.path)
+    queued = store_runs.add_runs(db, populated_db.latest, [store_runs.RunSpec(
+        clip="short", gpu="cpu", frames_expected=5, price_gpu="T4", repeat_index=1)])[0]
+    at = app(PAGE)
+    assert_no_exception(at)
+    assert "1 run(s) still queued or running" in page_text(at)
+    store_runs.fail_run(db, queued, "stopped")
+    at.run()
+    assert_no_exception(at)
+    assert "still queued or running" not in page_text(at)

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
+from bench.formatting import format_cost, format_seconds  # noqa: F401 (re-exported for pages)
 from workers.job import STAGES
 
 EMPTY_MESSAGE = "No succeeded runs yet"
@@ -35,28 +36,6 @@ METRICS = {
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def format_cost(value: float | None) -> str:
-    """'$0.0304' (4 significant digits below $1), '$12.35', '$1,234'; '—' for None/NaN."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    if value == 0:
-        return "$0"
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    if value < 1:
-        return f"{sign}${value:.4g}" if value >= 1e-4 else f"{sign}${value:.3e}"
-    if value < 1000:
-        return f"{sign}${value:,.2f}"
-    return f"{sign}${value:,.0f}"
-
-
-def format_seconds(value: float | None) -> str:
-    """'185.2 s'; '—' for None/NaN."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:.1f} s" if abs(value) >= 0.1 or value == 0 else f"{value:.3f} s"
 
 
 def cost_tickformat(values: Iterable[float]) -> str:

@@ -65,16 +65,29 @@ def experiment_caption(experiment_id: str) -> None:
     st.caption(" · ".join(p for p in parts if p))
 
 
+LIVE_SECONDS = 3.0
+# How often the page looks for runs that finished while it is open (seconds).
+
+
 def active_note(runs: pd.DataFrame) -> None:
-    """Say when runs are still going (their results are not in the analysis yet)."""
+    """While runs are still going, say so and rerun the page when one of them finishes (a fragment
+    polls the store; nothing blocks)."""
     if runs.empty:
         return
     active = runs[runs["status"].isin(["queued", "running"])]
     if not active.empty:
-        st.info(f"{len(active)} run(s) still queued or running: the comparison shows the finished "
-                f"ones. Watch them on the Run page, or refresh.")
-        if st.button("Refresh", key="compare_refresh"):
-            st.rerun()
+        watch_runs(tuple(active["id"]))
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def watch_runs(active_ids: tuple[str, ...]) -> None:
+    """Rerun the whole page once any of these runs has finished."""
+    now = store_runs.list_runs(state.database(), run_ids=list(active_ids))
+    still = now[now["status"].isin(["queued", "running"])]
+    if len(still) < len(active_ids):
+        st.rerun(scope="app")
+    st.info(f"{len(still)} run(s) still queued or running: the comparison shows the finished "
+            f"ones and updates as the others finish (watch their progress on the Run page).")
 
 
 def verdict_card(analysis: Analysis | None, why: str | None) -> None:
@@ -85,7 +98,7 @@ def verdict_card(analysis: Analysis | None, why: str | None) -> None:
         return
     v = analysis.verdict
     st.markdown(f"**Rule: `{v.rule}`** — {view.RULE_TITLES.get(v.rule, v.rule)}")
-    st.metric("Use", view.choice_text(v.choice))
+    st.markdown(f"### Use: {view.choice_text(v.choice)}")
     st.write(v.reason)
     if v.settled:
         st.success(f"Settled: no clip's winner changes within the repeats' spread "
@@ -188,12 +201,20 @@ def video_section(runs: pd.DataFrame) -> None:
                 "have none).")
         return
     rows = {r["id"]: r for r in done.to_dict("records")}
-    run_id = st.selectbox("Run", list(rows), key="preview_run",
-                          format_func=lambda i: f"{rows[i]['clip']} · {view.variant_label(rows[i])}")
-    try:
-        st.video(str(output_path(runs, rows[run_id])))
-    except UserError as exc:
-        st.error(one_line(exc))
+    pick, player = st.columns([1, 2])
+    with pick:
+        run_id = st.selectbox("Run", list(rows), key="preview_run",
+                              format_func=lambda i: f"{rows[i]['clip']} · "
+                                                    f"{view.variant_label(rows[i])}")
+        row = rows[run_id]
+        size = f"{int(row['output_width'])}x{int(row['output_height'])}" \
+            if not pd.isna(row.get("output_width")) and not pd.isna(row.get("output_height")) else ""
+        st.caption(" · ".join(p for p in (size, view.fidelity_text(row)) if p))
+    with player:
+        try:
+            st.video(str(output_path(runs, row)))
+        except UserError as exc:
+            st.error(one_line(exc))
 
 
 def side_by_side_section(runs: pd.DataFrame) -> None:
@@ -201,15 +222,18 @@ def side_by_side_section(runs: pd.DataFrame) -> None:
     groups = view.side_by_side_clips(runs)
     if not groups:
         return
-    st.subheader("Same frame, different models")
+    st.subheader("Same frame, different models or engines")
     clip = st.selectbox("Clip", list(groups), key="sbs_clip") if len(groups) > 1 else \
         next(iter(groups))
     group = groups[clip]
     frames = int(group["frames_out"].min()) if group["frames_out"].notna().all() else 1
-    index = st.slider("Frame", 0, max(0, frames - 1), 0, key="sbs_frame")
-    zoom = st.slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="sbs_zoom")
-    cx = st.slider("Centre across (%)", 0, 100, 50, key="sbs_x", disabled=zoom == 1.0)
-    cy = st.slider("Centre down (%)", 0, 100, 50, key="sbs_y", disabled=zoom == 1.0)
+    top = st.columns(2)
+    index = top[0].slider("Frame", 0, max(1, frames - 1), 0, key="sbs_frame",
+                          disabled=frames < 2)
+    zoom = top[1].slider("Zoom", 1.0, 8.0, 1.0, 0.5, key="sbs_zoom", format="%.1fx")
+    bottom = st.columns(2)
+    cx = bottom[0].slider("Zoom centre across (%)", 0, 100, 50, key="sbs_x", disabled=zoom == 1.0)
+    cy = bottom[1].slider("Zoom centre down (%)", 0, 100, 50, key="sbs_y", disabled=zoom == 1.0)
     for column, row in zip(st.columns(len(group)), group.to_dict("records")):
         with column:
             try:
@@ -218,8 +242,9 @@ def side_by_side_section(runs: pd.DataFrame) -> None:
             except UserError as exc:
                 st.error(one_line(exc))
                 continue
-            st.image(view.crop_region(image, zoom, cx / 100, cy / 100),
-                     caption=view.variant_label(row))
+            crop = view.crop_region(image, zoom, cx / 100, cy / 100)
+            st.image(view.enlarge(crop, int(zoom)),
+                     caption=view.variant_label(row), width="stretch")
             st.caption(view.fidelity_text(row))
 
 

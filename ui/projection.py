@@ -190,17 +190,20 @@ def distinct_variants(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def label_variants(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run dicts whose gpu label names the model and engine ('T4 · x4plus/fast') when the runs use
-    more than one, so the analysis compares each GPU x model x engine instead of pooling them as
-    repeats. The catalog card for the price is kept in price_gpu."""
-    variants = {(r.get("model") or "?", r.get("engine") or "?") for r in runs}
-    if len(variants) < 2:
+    """Run dicts whose gpu label also names the model and/or engine when the runs differ in them
+    ('T4 · x4plus', 'T4 · x4plus/reference'), so the analysis compares each GPU x model x engine
+    instead of pooling them as repeats. The catalog card for the price is kept in price_gpu."""
+    models = {r.get("model") for r in runs}
+    engines = {r.get("engine") for r in runs}
+    if len(models) < 2 and len(engines) < 2:
         return runs
     out = []
     for run in runs:
         run = dict(run)
+        parts = ([run.get("model") or "unknown model"] if len(models) > 1 else []) + \
+            ([run.get("engine") or "unknown engine"] if len(engines) > 1 else [])
         run["price_gpu"] = run.get("price_gpu") or run["gpu"]
-        run["gpu"] = f"{run['gpu']} · {run.get('model') or '?'}/{run.get('engine') or '?'}"
+        run["gpu"] = f"{run['gpu']} · {'/'.join(parts)}"
         out.append(run)
     return out
 
@@ -337,6 +340,14 @@ def crop_region(image: np.ndarray, zoom: float, centre_x: float, centre_y: float
     return image[top:top + h, left:left + w]
 
 
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """The image with each pixel repeated factor x factor times (nearest neighbour), so a zoomed
+    crop shows the model's pixels instead of the browser's smoothing. factor < 2 returns it as is."""
+    if factor < 2:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 # --------------------------------------------------------------------------- history
 
 
@@ -405,7 +416,8 @@ def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:
     bad = runs[runs["status"].isin(["failed", "interrupted"])]
     return pd.DataFrame([{"Experiment": r.get("experiment_name"), "Clip": r.get("clip"),
                           "GPU": r.get("gpu"), "Status": r.get("status"),
-                          "Reason": text_of(r.get("error")) or "(no reason stored)", "Run id": r.get("id")}
+                          "Reason": text_of(r.get("error")) or "(no reason stored)",
+                          "Run id": r.get("id")}
                          for r in bad.to_dict("records")])
 
 

@@ -1,0 +1,30 @@
+"""How money and durations are written everywhere (CLI tables, dashboard, exports)."""
+
+from __future__ import annotations
+
+import math
+
+
+def format_cost(value: float | None) -> str:
+    """'$0.0304', '$0.00009261' (4 significant digits below $1, no exponent), '$12.35', '$1,234';
+    '—' for None/NaN."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "$0"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if value < 1:
+        decimals = min(12, 3 - math.floor(math.log10(value)))
+        text = f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+        return f"{sign}${text}" if float(text) else "$0"
+    if value < 1000:
+        return f"{sign}${value:,.2f}"
+    return f"{sign}${value:,.0f}"
+
+
+def format_seconds(value: float | None) -> str:
+    """'185.2 s'; '—' for None/NaN."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.1f} s" if abs(value) >= 0.1 or value == 0 else f"{value:.3f} s"
