@@ -250,6 +250,7 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in queued if r]
+    store_runs.claim_runs(db, [s.run_id for s in submissions])
     resumer = _resume_in_background(db, experiment_id, backend, sink)
     try:
         backend.execute(submissions, sink)

@@ -547,6 +547,26 @@ def fail_run(db: Database, run_id: str, reason: str) -> None:
                          "finished_at": _now()})
 
 
+def claim_runs(db: Database, run_ids: Sequence[str], *, worker_pid: int | None = None,
+               worker_host: str | None = None) -> int:
+    """Record that a process (default: this one) has taken these queued runs on, so that if it dies
+    before starting them recover_interrupted can tell. Returns how many were claimed.
+    Raises StorageError."""
+    if not run_ids:
+        return 0
+    pid = os.getpid() if worker_pid is None else worker_pid
+    host = worker_host or socket.gethostname()
+
+    def apply(con: duckdb.DuckDBPyConnection) -> int:
+        return len(con.execute(
+            "UPDATE runs SET worker_pid = ?, worker_host = ? "
+            "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = 'queued' RETURNING id",
+            [pid, host, list(run_ids)],
+        ).fetchall())
+
+    return db.write(apply)
+
+
 def interrupt_runs(db: Database, run_ids: Sequence[str], reason: str) -> int:
     """Mark those of the runs that are still queued or running as interrupted with the reason;
     return how many changed. Raises StorageError."""

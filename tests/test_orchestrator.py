@@ -131,3 +131,16 @@ def test_run_rate_prices_devices_by_card_or_cpu_cores():
     assert run_rate("L4", "", DEFAULT_PRICES) == DEFAULT_PRICES.rate("L4")
     assert run_rate("cuda:0", "NVIDIA H100 80GB HBM3", DEFAULT_PRICES) == DEFAULT_PRICES.rate("H100")
     assert run_rate("cpu", "Intel(R) Xeon(R)", DEFAULT_PRICES) == DEFAULT_PRICES.cpu_rate(os.cpu_count())
+
+
+def test_queued_runs_of_an_executor_that_died_are_marked_interrupted(env):
+    db, config, storage = env
+    plan = build_plan("demo", weights="random")
+    experiment_id, run_ids = create_experiment(db, plan, prepare_source(plan.source, storage))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert store_runs.claim_runs(db, run_ids, worker_pid=gone.pid) == len(run_ids)
+    assert store_runs.recover_interrupted(db) == len(run_ids)
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    assert set(runs["status"]) == {"interrupted"}
+    assert all(str(gone.pid) in reason for reason in runs["error"])
