@@ -11,6 +11,7 @@ import pytest
 
 from bench.errors import InputError
 from bench.plan import build_plan
+from bench.formatting import format_cost
 from tests.ui_helpers import (app, assert_no_exception, bench_env, page_text,  # noqa: F401
                               plotly_figures, populated_db)
 from ui import progress
@@ -70,9 +71,9 @@ def test_experiment_progress_counts_frames_and_knows_when_it_is_finished():
 
 
 def test_costs_are_written_out_without_exponents():
-    assert progress.cost_text(7.026e-05) == "$0.00007026"
-    assert progress.cost_text(0.0303728) == "$0.03037"
-    assert progress.cost_text(None) == "—"
+    assert format_cost(7.026e-05) == "$0.00007026"
+    assert format_cost(0.0303728) == "$0.03037"
+    assert format_cost(None) == "—"
 
 
 def test_launch_log_tail(tmp_path):
@@ -95,6 +96,9 @@ def test_demo_form_builds_the_demo_plan():
         "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10 (19 per GPU and repeat)"
     form["repeats"] = 2  # no longer the preset
     assert progress.plan_from_form(form).preset is None
+    form["scale_output"] = False  # the size fields start at x4 of the first crop box
+    plan = progress.plan_from_form(form)
+    assert (plan.output_width, plan.output_height) == (192, 128)
 
 
 def test_e6_form_keeps_size_and_gpus():
@@ -289,6 +293,17 @@ def test_bad_clip_rows_warn_before_launch(bench_env):  # noqa: F811
     assert at.button(key="run_launch").disabled
 
 
+def test_local_file_source_is_probed_and_the_crop_checked_against_it(bench_env, tiny_clip):  # noqa: F811
+    at = app(RUN_PAGE)
+    at.radio(key="run_source_kind").set_value("file").run()
+    at.text_input(key="run_source").input(str(tiny_clip)).run()
+    assert_no_exception(at)
+    # The demo's crop keyframes (x up to 72) do not fit this 64x48 clip.
+    warnings = [w.value for w in at.warning]
+    assert any("keyframe 2 (t=1.5 s)" in w and "outside the frame 64x48" in w for w in warnings), warnings
+    assert at.button(key="run_launch").disabled
+
+
 def _wait_for_runs(db_path, experiment_id: str) -> pd.DataFrame:
     from store.db import Database
     from store.runs import list_runs
@@ -326,3 +341,14 @@ def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: 
     assert all("succeeded" in b for b in bars[1:]) and len(bars) == 4
     assert "(rule `" in text and "Verdict:" in text
     assert any(f["layout"]["title"]["text"].startswith("Time per clip") for f in plotly_figures(at))
+
+
+def test_dashboard_opens_on_the_run_page_and_compare_jumps_to_the_experiment(populated_db):  # noqa: F811
+    e6 = populated_db.experiment_ids[0]
+    at = app("dashboard.py", query={"experiment": e6})
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Run a benchmark"]
+    at.button(key="run_compare").click().run()
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Compare"]
+    assert at.query_params["experiment"] in (e6, [e6])

@@ -125,15 +125,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def cost_text(value: float | None) -> str:
-    """A cost with 4 significant digits written out in full: '$0.0304', '$0.00007026', '$12.35'
-    (charts.format_cost, without its exponent for amounts under $0.0001)."""
-    if value is None or not math.isfinite(value) or abs(value) >= 1e-4 or value == 0:
-        return format_cost(value)
-    digits = 3 - math.floor(math.log10(abs(value)))
-    return f"{'-' if value < 0 else ''}${abs(value):.{digits}f}"
-
-
 def run_title(row: Mapping[str, Any]) -> str:
     """'cpu · 0.3s · #1' for a run row."""
     repeat = _int(row.get("repeat_index"))
@@ -168,7 +159,7 @@ def progress_row(row: Mapping[str, Any]) -> ProgressRow:
             details.append(f"{fps:.2f} frames/s")
         cost = _float(row.get("cost_gpu"))
         if cost is not None:
-            details.append(cost_text(cost))
+            details.append(format_cost(cost))
         if row.get("cold") is True:
             details.append("cold start")
         text = f"{icon} {label} — succeeded: " + ", ".join(details)
@@ -247,20 +238,24 @@ DEMO_INFO = SourceInfo(DEMO_SOURCE_SIZE[0], DEMO_SOURCE_SIZE[1], DEMO_SOURCE_FPS
 
 def preset_form(preset: str) -> dict[str, Any]:
     """The Run form's values for a preset: source kind and value, clips and keyframes tables,
-    output size (None: the model's scale), fps, model, engine, backend, GPUs, repeats.
+    whether to keep the model's scale, output size, fps, model, engine, backend, GPUs, repeats.
     Raises InputError for an unknown preset."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[preset]
     source = values["source"]
+    width, height = values["output_width"], values["output_height"]
+    if width is None:  # the model's scale; the size fields start at x4 of the first crop
+        first = values["keyframes"][0] if values["keyframes"] else None
+        width, height = (first.width * 4, first.height * 4) if first else (1280, 720)
     return {
         "source_kind": "demo" if source == DEMO_SOURCE else "key",
         "source": "" if source == DEMO_SOURCE else source,
         "clips": clips_table(values["clips"]),
         "keyframes": keyframes_table(values["keyframes"]),
         "scale_output": values["output_width"] is None,
-        "output_width": values["output_width"] or 0,
-        "output_height": values["output_height"] or 0,
+        "output_width": width,
+        "output_height": height,
         "fps": float(values["fps"]),
         "model": values["model"],
         "engine": values["engine"],

@@ -180,7 +180,7 @@ def _gpu_section() -> list[str]:
         gpus = st.multiselect("GPUs (the first is the baseline)", list(prices.gpus),
                               key="run_modal_gpus",
                               format_func=lambda g: progress.gpu_label(g, prices))
-        st.caption(f"Prices: {prices.date} ({prices.source}); edit them on the Settings page.")
+        st.caption(f"Prices of {prices.date} — {prices.source}. Edit them on the Settings page.")
         return gpus
     devices = _local_devices()
     st.session_state["run_local_gpus"] = [d for d in st.session_state.get("run_local_gpus", [])
