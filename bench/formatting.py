@@ -28,3 +28,15 @@ def format_seconds(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
     return f"{value:.1f} s" if abs(value) >= 0.1 or value == 0 else f"{value:.3f} s"
+
+
+def as_finite(value: object) -> float | None:
+    """A finite float from a table cell or JSON value; None for None, NaN, infinities, booleans
+    and anything that is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
+from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds  # noqa: F401 (re-exported for pages)
 from workers.job import STAGES
 
@@ -306,16 +307,6 @@ def _unique_labels(labels: Sequence[str]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return out
-
-
-def _number(value) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # --------------------------------------------------------------------------- cold vs warm

@@ -23,6 +23,7 @@ from bench.errors import InputError, UserError, one_line
 from bench.plan import (DEMO_SOURCE, DEMO_SOURCE_FPS, DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE,
                         PRESETS, ClipSpec, Plan, build_plan)
 from bench.pricing import PriceTable
+from bench.formatting import as_finite as _float
 from ui.charts import format_cost, format_seconds
 from workers.job import Keyframe
 
@@ -99,23 +100,8 @@ class ExperimentProgress:
 
 def _int(value: Any) -> int | None:
     """A whole number from a DataFrame cell (None for NaN/None)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) else None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    number = _float(value)
+    return None if number is None else int(number)
 
 
 def _text(value: Any) -> str | None:
