@@ -40,3 +40,8 @@ def as_finite(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def format_rate(usd_per_second: float) -> str:
+    """A per-second price written out in full: '$0.000164', '$0.0000131' (no exponent)."""
+    return "$" + f"{usd_per_second:.10f}".rstrip("0").rstrip(".")

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse, gpu_order
 from bench.e6 import (DEFAULT_FPS, E6File, E6Result, dump_e6, measurements_from_e6)
 from bench.errors import InputError
+from bench.formatting import format_cost, format_rate
 from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu, gpu_for_device
 
 __all__ = ["experiment_to_e6", "findings_markdown", "measurements_from_e6", "measurements_from_runs",
@@ -260,9 +261,9 @@ def findings_markdown(analysis: Analysis, experiment: Mapping[str, Any] | None =
         + f"{len(analysis.summaries)} clips x {len(analysis.gpus)} GPUs"
         + f" (up to {repeats} succeeded run{'s' if repeats != 1 else ''} each). "
         + f"Baseline: {analysis.baseline_gpu}. Prices: {prices.source}, {prices.date}: "
-        + ", ".join(f"{g} ${r:.6f}/s" for g, r in analysis.rates.items()) + ".")
+        + ", ".join(f"{g} {format_rate(r)}/s" for g, r in analysis.rates.items()) + ".")
     lines += ["", "### Per clip", "",
-              "| Clip | Frames | GPU | Runs | Time (s) | Spread (s) | FPS | Cost ($) | All-in ($) "
+              "| Clip | Frames | GPU | Runs | Time (s) | Spread (s) | FPS | GPU cost | All-in cost "
               "| Speedup | Break-even (s) |",
               "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in analysis.summaries:
@@ -270,8 +271,8 @@ def findings_markdown(analysis: Analysis, experiment: Mapping[str, Any] | None =
             mark = " **(cheapest)**" if st.gpu == s.winner else ""
             lines.append(
                 f"| {s.clip} | {s.frames} | {st.gpu}{mark} | {st.runs} | {st.median_seconds:.1f} "
-                f"| {st.min_seconds:.1f}-{st.max_seconds:.1f} | {st.fps:.2f} | {st.cost:.5f} "
-                f"| {_fmt(st.all_in_cost, '.5f')} | {_fmt(st.speedup, '.2f', 'x')} "
+                f"| {st.min_seconds:.1f}-{st.max_seconds:.1f} | {st.fps:.2f} | {format_cost(st.cost)} "
+                f"| {format_cost(st.all_in_cost)} | {_fmt(st.speedup, '.2f', 'x')} "
                 f"| {_fmt(st.break_even_seconds, '.1f')} |")
         if not s.stats:
             lines.append(f"| {s.clip} | {s.frames} | (no succeeded run) | 0 | | | | | | | |")
@@ -306,8 +307,8 @@ def _curve_lines(analysis: Analysis) -> list[str]:
         r2 = f", R² {fit.r2:.3f}" if fit.r2 is not None else ""
         note = f" ({fit.note})" if fit.note else ""
         out.append(f"- {gpu}: {fit.overhead_s:.1f} s fixed + {speed}; "
-                   f"${fit.per_frame_s * rate:.7f} per extra frame, "
-                   f"${fit.overhead_s * rate:.5f} per clip of overhead{r2}{note}.")
+                   f"{format_cost(fit.per_frame_s * rate)} per extra frame, "
+                   f"{format_cost(fit.overhead_s * rate)} per clip of overhead{r2}{note}.")
     measured = [s for s in analysis.summaries if s.winner]
     if not measured:
         return out

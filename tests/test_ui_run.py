@@ -11,7 +11,7 @@ import pytest
 
 from bench.errors import InputError
 from bench.plan import build_plan
-from bench.formatting import format_cost
+from bench.formatting import format_cost, format_rate
 from tests.ui_helpers import (app, assert_no_exception, bench_env, page_text,  # noqa: F401
                               plotly_figures, populated_db)
 from ui import progress
@@ -157,7 +157,7 @@ def test_gpu_labels_show_rates_without_exponents():
     from bench.pricing import DEFAULT_PRICES
 
     assert progress.gpu_label("L4", DEFAULT_PRICES) == "L4 · $0.000222/s ($0.7992/h) · 24 GB"
-    assert progress.format_rate(0.0000131) == "$0.0000131"
+    assert format_rate(0.0000131) == "$0.0000131"
     assert progress.local_gpu_spec("cuda:0", "H100") == "cuda:0=H100"
     assert progress.local_gpu_spec("cpu", "H100") == "cpu"
 

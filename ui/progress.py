@@ -24,6 +24,7 @@ from bench.plan import (DEMO_SOURCE, DEMO_SOURCE_FPS, DEMO_SOURCE_SECONDS, DEMO_
                         PRESETS, ClipSpec, Plan, build_plan)
 from bench.pricing import PriceTable
 from bench.formatting import as_finite as _float
+from bench.formatting import format_rate
 from ui.charts import format_cost, format_seconds
 from workers.job import Keyframe
 
@@ -310,11 +311,6 @@ def keyframes_from_table(table: pd.DataFrame) -> tuple[Keyframe, ...]:
             raise InputError(f"keyframe row {n}: give time, x, y, width and height")
         keyframes.append(Keyframe.from_dict({c: row[c] for c in KEYFRAME_COLUMNS}))
     return tuple(sorted(keyframes, key=lambda k: k.time))
-
-
-def format_rate(usd_per_second: float) -> str:
-    """A per-second price written out in full: '$0.000164', '$0.0000131' (no exponent)."""
-    return "$" + f"{usd_per_second:.10f}".rstrip("0").rstrip(".")
 
 
 def gpu_label(name: str, prices: PriceTable) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bench.formatting import format_rate
 from bench.errors import UserError, one_line
 from bench.plan import BACKENDS, MODELS, PRESETS, Plan
 from store import runs as store_runs
@@ -189,7 +190,7 @@ def _gpu_section() -> list[str]:
     specs = []
     for device in chosen:
         if device == "cpu":
-            st.caption(f"cpu is priced at {progress.format_rate(prices.cpu_core_per_second)} per "
+            st.caption(f"cpu is priced at {format_rate(prices.cpu_core_per_second)} per "
                        f"core-second x {os.cpu_count() or 1} cores.")
             specs.append(device)
             continue

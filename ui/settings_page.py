@@ -17,7 +17,7 @@ import streamlit as st
 from bench.errors import UserError, one_line
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from ui import state
-from ui.progress import format_rate
+from bench.formatting import format_rate
 
 # (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
 # Columns of the price editor.
