@@ -272,6 +272,7 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
     if resume is None or running.empty:
         return None
     call_ids = dict(zip(running["id"], running["call_id"]))
+    store_runs.claim_runs(db, list(call_ids), status="running")
     started = {rid: ts.timestamp() for rid, ts in zip(running["id"], running["started_at"])
                if ts is not None and ts == ts}
     thread = threading.Thread(target=resume, args=(call_ids, sink, started), daemon=True,

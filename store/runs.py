@@ -548,9 +548,10 @@ def fail_run(db: Database, run_id: str, reason: str) -> None:
 
 
 def claim_runs(db: Database, run_ids: Sequence[str], *, worker_pid: int | None = None,
-               worker_host: str | None = None) -> int:
-    """Record that a process (default: this one) has taken these queued runs on, so that if it dies
-    before starting them recover_interrupted can tell. Returns how many were claimed.
+               worker_host: str | None = None, status: str = "queued") -> int:
+    """Record that a process (default: this one) answers for these runs from now on: queued runs it
+    will start, or running Modal runs it reattaches to. If it dies, recover_interrupted (or the
+    dashboard's reattach offer) can tell. Only runs still in `status` change; returns how many.
     Raises StorageError."""
     if not run_ids:
         return 0
@@ -560,8 +561,8 @@ def claim_runs(db: Database, run_ids: Sequence[str], *, worker_pid: int | None =
     def apply(con: duckdb.DuckDBPyConnection) -> int:
         return len(con.execute(
             "UPDATE runs SET worker_pid = ?, worker_host = ? "
-            "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = 'queued' RETURNING id",
-            [pid, host, list(run_ids)],
+            "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = ? RETURNING id",
+            [pid, host, list(run_ids), status],
         ).fetchall())
 
     return db.write(apply)

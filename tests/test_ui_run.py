@@ -352,3 +352,47 @@ def test_dashboard_opens_on_the_run_page_and_compare_jumps_to_the_experiment(pop
     assert_no_exception(at)
     assert [t.value for t in at.title] == ["Compare"]
     assert at.query_params["experiment"] in (e6, [e6])
+
+
+# --------------------------------------------------------------------------- Modal runs left behind
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+def test_orphaned_modal_runs_are_those_whose_collector_is_gone():
+    import os
+    import socket
+
+    host = socket.gethostname()
+    runs = pd.DataFrame([
+        _row(id="orphan", status="running", call_id="fc-1", worker_pid=_dead_pid(), worker_host=host),
+        _row(id="watched", status="running", call_id="fc-2", worker_pid=os.getpid(), worker_host=host),
+        _row(id="local", status="running", call_id=None, worker_pid=_dead_pid(), worker_host=host),
+        _row(id="done", status="succeeded", call_id="fc-3", worker_pid=_dead_pid(), worker_host=host),
+        _row(id="elsewhere", status="running", call_id="fc-4", worker_pid=_dead_pid(),
+             worker_host="another-host"),
+    ])
+    assert progress.orphaned_modal_runs(runs, host) == ["orphan"]
+
+
+def test_run_page_offers_to_reattach_to_orphaned_modal_runs(bench_env):
+    from store import runs as store_runs
+    from store.db import Database
+
+    db = Database(bench_env)
+    experiment_id = store_runs.create_experiment(db, store_runs.ExperimentRecord(
+        name="modal sample", preset="e6", source="modal_test/clip.mp4", model="x4plus",
+        engine="reference", backend="modal", price_table_date="2026-06"))
+    (run_id,) = store_runs.add_runs(db, experiment_id, [store_runs.RunSpec(clip="6s", gpu="T4")])
+    store_runs.mark_running(db, run_id, call_id="fc-gone", worker_pid=_dead_pid())
+    at = app(RUN_PAGE, query={"experiment": experiment_id})
+    assert_no_exception(at)
+    assert "still running remotely" in page_text(at)
+    assert any(b.label.startswith("Reattach") for b in at.button)

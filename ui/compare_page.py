@@ -182,14 +182,29 @@ def frame_of(path: str, mtime: float, index: int):
     return view.read_frame(path, index)
 
 
-def output_path(runs: pd.DataFrame, row: dict) -> Path:
-    """Local path of a run's output (downloaded from object storage if remote). Raises
-    StorageError."""
+def _output_store_and_key(row: dict):
     from store.objects import open_object_store
 
     experiment = store_runs.get_experiment(state.database(), str(row["experiment_id"]))
     key = view.output_object_key(experiment.source if experiment else None, str(row["output_key"]))
-    return open_object_store(state.storage_config()).get(key)
+    return open_object_store(state.storage_config()), key
+
+
+def output_path(runs: pd.DataFrame, row: dict) -> Path:
+    """Local path of a run's output (downloaded from object storage if remote). Raises
+    StorageError."""
+    store, key = _output_store_and_key(row)
+    return store.get(key)
+
+
+def output_media(row: dict) -> str:
+    """What st.video plays: a presigned URL for R2 (the browser streams it from the bucket), a
+    local file path otherwise. Raises StorageError."""
+    store, key = _output_store_and_key(row)
+    presign = getattr(store, "presigned_url", None)
+    if presign is not None and store.exists(key):
+        return presign(key)
+    return str(store.get(key))
 
 
 def video_section(runs: pd.DataFrame) -> None:
@@ -212,7 +227,7 @@ def video_section(runs: pd.DataFrame) -> None:
         st.caption(" · ".join(p for p in (size, view.fidelity_text(row)) if p))
     with player:
         try:
-            st.video(str(output_path(runs, row)))
+            st.video(output_media(row))
         except UserError as exc:
             st.error(one_line(exc))
 

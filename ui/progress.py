@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -491,3 +492,18 @@ def launch_log_tail(db_path: Path | str, experiment_id: str, lines: int = 30) ->
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def orphaned_modal_runs(runs: pd.DataFrame, host: str | None = None) -> list[str]:
+    """Ids of Modal runs still running remotely (call id stored) whose collecting process on this
+    machine is gone, so nobody is gathering their results: the page offers to reattach."""
+    from store.runs import pid_exists
+
+    host = host or socket.gethostname()
+    orphans = []
+    for row in runs.to_dict("records"):
+        pid = _int(row.get("worker_pid"))
+        if (row.get("status") == "running" and _text(row.get("call_id")) and pid is not None
+                and (row.get("worker_host") or host) == host and not pid_exists(pid)):
+            orphans.append(str(row["id"]))
+    return orphans

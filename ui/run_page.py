@@ -324,6 +324,20 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
         st.rerun()
 
 
+def _reattach_offer(experiment_id: str, runs) -> None:
+    """Modal runs go on remotely when the process polling them stops: offer to collect them again."""
+    orphans = progress.orphaned_modal_runs(runs)
+    if not orphans:
+        return
+    st.warning(f"{len(orphans)} Modal run(s) are still running remotely, but the process that "
+               f"collects their results has stopped.")
+    if st.button("Reattach and collect their results", key="run_reattach"):
+        from bench.orchestrator import launch_detached
+
+        launch_detached(state.db_path(), experiment_id)
+        st.rerun()
+
+
 def _experiment_section(experiment_id: str) -> None:
     db = state.database()
     experiment = store_runs.get_experiment(db, experiment_id)
@@ -337,6 +351,7 @@ def _experiment_section(experiment_id: str) -> None:
     active = not progress.experiment_progress(runs).finished
     if active:
         store_runs.recover_interrupted(db)
+        _reattach_offer(experiment_id, runs)
     st.fragment(run_every=POLL_SECONDS if active else None)(_live_view)(experiment_id, active)
     log = progress.launch_log_tail(state.db_path(), experiment_id)
     if log:
