@@ -144,3 +144,16 @@ def test_queued_runs_of_an_executor_that_died_are_marked_interrupted(env):
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     assert set(runs["status"]) == {"interrupted"}
     assert all(str(gone.pid) in reason for reason in runs["error"])
+
+
+def test_e6_on_modal_without_credentials_stores_failed_runs_and_says_why_once(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("R2_", "MODAL_"))}
+    env.update(PYTHONPATH=str(ROOT), BENCH_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "e6"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "R2_ENDPOINT_URL" in proc.stderr
+    db = Database(tmp_path / "data" / "bench.duckdb")
+    runs = store_runs.list_runs(db)
+    assert len(runs) == 6 and set(runs["status"]) == {"failed"}
+    assert all("R2_ENDPOINT_URL" in e for e in runs["error"])

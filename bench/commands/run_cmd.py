@@ -87,6 +87,8 @@ def _report(db, experiment_id: str, plan, args: argparse.Namespace,
                           "verdict": analysis.verdict.to_dict() if analysis else None,
                           "analysis": analysis.to_dict() if analysis else None,
                           "error": launch_error or why_not}, indent=2, default=str))
+    elif launch_error:  # nothing ran: one line says why, every run is stored failed with it
+        print(f"experiment {experiment_id} stored in {db.path} ({len(runs)} runs failed)")
     else:
         if analysis:
             print(render_text(analysis))
