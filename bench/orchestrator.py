@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
 from bench.errors import BackendError, InputError, StorageError

@@ -638,8 +638,8 @@ def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool] | None 
             else:
                 reason = "the process that ran it is gone"
             marked += len(con.execute(
-                f"UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
-                f"WHERE id = ? AND status = ? AND worker_pid IS NOT DISTINCT FROM ? RETURNING id",
+                "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
+                "WHERE id = ? AND status = ? AND worker_pid IS NOT DISTINCT FROM ? RETURNING id",
                 [f"interrupted: {reason}", now, run.id, run.status, run.worker_pid],
             ).fetchall())
         return marked

@@ -12,7 +12,7 @@ import pytest
 
 from bench.backends.base import Submission
 from bench.backends.local import LocalBackend
-from bench.orchestrator import (StoreSink, create_experiment, execute_experiment, prepare_source,
+from bench.orchestrator import (create_experiment, execute_experiment, prepare_source,
                                 run_rate)
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES

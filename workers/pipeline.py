@@ -10,7 +10,6 @@ frames and timed as its own stage; `total` covers the job up to the end of the u
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from bench.errors import InputError, MediaError, UserError, one_line
+from bench.errors import MediaError, UserError, one_line
 from store.objects import ObjectStore, user_key
 from workers.crop import CropBox, crop_box_at, validate_keyframes
 from workers.job import Fidelity, Job, JobResult, Progress, ProgressCallback

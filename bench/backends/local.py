@@ -9,7 +9,6 @@ its reason and a fresh worker takes the device's remaining runs.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import socket
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from bench.backends.base import EventSink, Finished, Submission
-from bench.errors import BackendError, InputError
+from bench.errors import InputError
 from store.objects import ObjectStore
 from workers.job import Job, JobResult, Progress
 
@@ -129,18 +128,20 @@ class LocalBackend:
         lane.sent_at = time.time()
         sink.submitted(lane.current.run_id, None, f"{lane.process.pid}@{socket.gethostname()}")
 
-    def _pump(self, events: Any, lanes: dict[str, _DeviceLane], sink: EventSink) -> None:
+    def _pump(self, events: Any, lanes: dict[str, _DeviceLane], sink: EventSink,
+              timeout: float = _POLL_SECONDS) -> bool:
+        """Handle one worker event if one arrives within timeout; False when none did."""
         try:
-            event = events.get(timeout=_POLL_SECONDS)
+            event = events.get(timeout=timeout)
         except queue.Empty:
-            return
+            return False
         kind, run_id = event[0], event[1]
         if kind == "progress":
             sink.progress(run_id, event[2])
-            return
+            return True
         lane = next((l for l in lanes.values() if l.current and l.current.run_id == run_id), None)
         if lane is None:
-            return
+            return True
         result = JobResult.from_dict(event[2])
         cold, startup = bool(event[3]), float(event[4])
         total = result.stages.get("total", 0.0)
@@ -148,13 +149,15 @@ class LocalBackend:
                                client_wall_seconds=time.time() - lane.sent_at,
                                cold=cold, billed_seconds=total + startup))
         self._send_next(lane, sink)
+        return True
 
     def _check_workers(self, lanes: dict[str, _DeviceLane], events: Any, sink: EventSink) -> None:
         for lane in lanes.values():
             if lane.current is None or lane.process.is_alive():
                 continue
             # Drain events the worker sent before dying, so a finished job is not misreported.
-            self._pump(events, lanes, sink)
+            while self._pump(events, lanes, sink, timeout=0.05):
+                pass
             if lane.current is None or lane.process.is_alive():
                 continue
             code = lane.process.exitcode
@@ -175,8 +178,3 @@ class LocalBackend:
         if lane.process.is_alive():
             lane.process.terminate()
             lane.process.join(timeout=5)
-
-
-def worker_label() -> str:
-    """'pid@host' of this process, as stored on runs for liveness checks."""
-    return f"{os.getpid()}@{socket.gethostname()}"
