@@ -709,6 +709,16 @@ def _utc_naive(moment: datetime) -> datetime:
     return moment
 
 
+def run_facets(db: Database) -> dict[str, list[str]]:
+    """Distinct GPUs and models over all runs ({'gpu': [...], 'model': [...]}, sorted), for filter
+    choices without loading the runs. Raises StorageError."""
+    with db.connect(read_only=True) as con:
+        return {column: [row[0] for row in con.execute(
+                    f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL ORDER BY 1"
+                ).fetchall()]
+                for column in ("gpu", "model")}
+
+
 def active_runs(db: Database) -> pd.DataFrame:
     """Runs still queued or running, oldest first. Raises StorageError."""
     columns = ", ".join(f"r.{_q(c)}" for c in RUN_COLUMNS if c != "result_json")

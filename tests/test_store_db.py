@@ -360,3 +360,16 @@ def test_no_duckdb_connection_stays_open_between_calls(db: Database) -> None:
         [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close(); print('ok')", str(db.path)],
         capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "ok", probe.stderr
+
+
+def test_run_facets_list_distinct_gpus_and_models(tmp_path):
+    from store import runs as store_runs
+    from store.db import Database
+
+    db = Database(tmp_path / "facets.duckdb")
+    experiment_id = store_runs.create_experiment(db, store_runs.ExperimentRecord(name="f"))
+    store_runs.add_runs(db, experiment_id, [
+        store_runs.RunSpec(clip="a", gpu="T4", model="x4plus"),
+        store_runs.RunSpec(clip="b", gpu="L4", model="x4plus"),
+        store_runs.RunSpec(clip="a", gpu="T4", model="animevideov3")])
+    assert store_runs.run_facets(db) == {"gpu": ["L4", "T4"], "model": ["animevideov3", "x4plus"]}

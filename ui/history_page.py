@@ -66,13 +66,13 @@ def experiments_section(experiments: pd.DataFrame) -> None:
             go_to_compare(chosen)
 
 
-def filters(all_runs: pd.DataFrame) -> dict:
-    """The filter widgets; returns the keyword arguments of view.filter_runs."""
+def filters(facets: dict[str, list[str]]) -> dict:
+    """The filter widgets (choices from store_runs.run_facets); returns the keyword arguments of
+    view.filter_runs."""
     st.subheader("Runs")
     cols = st.columns(5)
-    gpus = cols[0].multiselect("GPU", view.filter_options(all_runs, "gpu"), key="filter_gpu")
-    models = cols[1].multiselect("Model", view.filter_options(all_runs, "model"),
-                                 key="filter_model")
+    gpus = cols[0].multiselect("GPU", facets["gpu"], key="filter_gpu")
+    models = cols[1].multiselect("Model", facets["model"], key="filter_model")
     statuses = cols[2].multiselect("Status", list(RUN_STATUSES), key="filter_status")
     start = cols[3].date_input("From", value=None, key="filter_from")
     end = cols[4].date_input("To", value=None, key="filter_to")
@@ -84,7 +84,10 @@ def runs_section(runs: pd.DataFrame) -> None:
     if runs.empty:
         st.info("No runs match these filters — clear some of them.")
         return
-    st.caption(f"{len(runs)} run(s)")
+    if len(runs) >= view.HISTORY_RUN_LIMIT:
+        st.caption(f"The newest {len(runs)} matching runs; narrow the filters to reach older ones.")
+    else:
+        st.caption(f"{len(runs)} run(s)")
     st.dataframe(view.runs_display(runs), hide_index=True)
     labels = {r["id"]: f"{r['experiment_name']} · {view.run_label_long(r)}"
               for r in runs.to_dict("records")}
@@ -118,7 +121,7 @@ def main() -> None:
                     "above.")
             return
         experiments_section(experiments)
-        chosen = filters(store_runs.list_runs(db))
+        chosen = filters(store_runs.run_facets(db))
         runs = view.filter_runs(db, **chosen)
     except UserError as exc:
         st.error(one_line(exc))

@@ -359,22 +359,21 @@ def date_bounds(start: dt.date | None, end: dt.date | None) -> tuple[dt.datetime
     return since, until
 
 
+HISTORY_RUN_LIMIT = 1000
+"""Most runs the History page lists at once (newest first); filters reach the others."""
+
+
 def filter_runs(db: Database, gpus: Sequence[str] = (), models: Sequence[str] = (),
                 statuses: Sequence[str] = (), start: dt.date | None = None,
-                end: dt.date | None = None) -> pd.DataFrame:
-    """Runs matching every non-empty filter (an empty selection means all). Raises StorageError."""
+                end: dt.date | None = None, limit: int | None = HISTORY_RUN_LIMIT) -> pd.DataFrame:
+    """The newest `limit` runs matching every non-empty filter (an empty selection means all).
+    Raises StorageError."""
     from store import runs as store_runs
 
     since, until = date_bounds(start, end)
     return store_runs.list_runs(db, gpus=list(gpus) or None, models=list(models) or None,
-                                statuses=list(statuses) or None, since=since, until=until)
-
-
-def filter_options(runs: pd.DataFrame, column: str) -> list[str]:
-    """Distinct non-empty values of a runs column, sorted."""
-    if runs.empty or column not in runs:
-        return []
-    return sorted({str(v) for v in runs[column].dropna()})
+                                statuses=list(statuses) or None, since=since, until=until,
+                                limit=limit)
 
 
 def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
