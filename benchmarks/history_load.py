@@ -98,8 +98,8 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, int]:
         started = time.perf_counter()
         answer = fn()
         times.append(time.perf_counter() - started)
-        if isinstance(answer, dict):
-            rows = len(answer["experiments"])
+        if isinstance(answer, dict):  # history() -> its experiments; run_facets() -> its values
+            rows = len(answer.get("experiments") or [v for vs in answer.values() for v in vs])
         elif isinstance(answer, pd.DataFrame):
             rows = len(answer)
         else:
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 db, gpus=["L4", "H100"], models=["x4plus"], statuses=["succeeded", "failed"],
                 since=week, until=week + timedelta(days=7))),
             ("history: list_runs(statuses=[failed], limit=1000)", lambda: R.list_runs(db, statuses=["failed"], limit=1000)),
+            ("history: list_runs(limit=1000) (page default)", lambda: R.list_runs(db, limit=1000)),
+            ("history: run_facets() (filter choices)", lambda: R.run_facets(db)),
             ("history: active_runs()", lambda: R.active_runs(db)),
             ("compare: get_experiment(id)", lambda: R.get_experiment(db, middle)),
             ("compare: list_runs(experiment_id=...)", lambda: R.list_runs(db, experiment_id=middle)),
