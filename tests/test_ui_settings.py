@@ -10,7 +10,7 @@ from bench.pricing import DEFAULT_PRICES
 from tests.ui_helpers import (app, assert_no_exception, bench_env, dataframes,  # noqa: F401
                               page_text, populated_db)
 from ui import settings_page as settings
-from ui.state import PRICES_KEY
+from bench.price_settings import load_prices, prices_path, save_prices
 
 SETTINGS_PAGE = "ui/settings_page.py"
 
@@ -112,16 +112,15 @@ def test_partial_r2_settings_say_which_are_missing(bench_env, monkeypatch):  # n
 
 
 def test_user_override_is_shown_and_reset_restores_the_catalog(bench_env):  # noqa: F811
-    at = app(SETTINGS_PAGE, run=False)
-    at.session_state[PRICES_KEY] = DEFAULT_PRICES.with_overrides({"L4": 0.0002})
-    at.run()
+    save_prices(DEFAULT_PRICES.with_overrides({"L4": 0.0002}))
+    at = app(SETTINGS_PAGE)
     assert_no_exception(at)
     assert any("user override" in i.value for i in at.info)
     editor = next(df for df in dataframes(at) if settings.RATE in df.columns)
     assert editor.set_index(settings.GPU).loc["L4", settings.RATE] == 0.0002
     at.button(key="settings_reset_prices").click().run()
     assert_no_exception(at)
-    assert at.session_state[PRICES_KEY] is DEFAULT_PRICES
+    assert load_prices() == DEFAULT_PRICES and not prices_path().exists()
     assert "catalog of **2026-06**" in page_text(at)
     assert at.button(key="settings_reset_prices").disabled
 
@@ -131,3 +130,37 @@ def test_saving_unchanged_prices_says_so(bench_env):  # noqa: F811
     at.button(key="settings_save_prices").click().run()
     assert_no_exception(at)
     assert any(i.value == "Nothing changed." for i in at.info)
+
+
+def test_saved_prices_persist_and_cost_cli_runs(bench_env):  # noqa: F811
+    """A price saved in Settings is the table every later run uses, the CLI's too."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.ui_helpers import ROOT
+
+    save_prices(DEFAULT_PRICES.with_overrides({"T4": 0.0002}))
+    assert load_prices().rate("T4") == 0.0002 and load_prices().date == "user override"
+    at = app("ui/settings_page.py")
+    assert_no_exception(at)
+    assert "user override" in page_text(at)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "e6", "--json"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    experiment = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench", "history", "--json"], env=env, capture_output=True,
+        text=True, timeout=60).stdout)["experiments"][0]
+    assert proc.returncode == 1  # no R2/Modal here: stored as failed, priced all the same
+    assert experiment["price_table"]["gpus"]["T4"]["usd_per_second"] == 0.0002
+    save_prices(DEFAULT_PRICES)
+    assert not prices_path().exists()
+
+
+def test_unreadable_saved_prices_warn_and_fall_back_to_the_catalog(bench_env):  # noqa: F811
+    prices_path().parent.mkdir(parents=True, exist_ok=True)
+    prices_path().write_text("{not json")
+    at = app("ui/settings_page.py")
+    assert_no_exception(at)
+    assert "fix or delete the file" in page_text(at)

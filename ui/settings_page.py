@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from bench.errors import UserError, one_line
+from bench.price_settings import prices_path
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from ui import state
 from bench.formatting import format_rate
@@ -108,8 +109,9 @@ def _prices_section() -> None:
     st.header("Prices")
     prices = state.prices()
     if prices.date == "user override":
-        st.info(f"Prices in use: **user override** (edited in this browser session), based on the "
-                f"catalog of {DEFAULT_PRICES.date}. New runs are costed with these.")
+        st.info(f"Prices in use: **user override**, saved in `{prices_path()}` and based on the "
+                f"catalog of {DEFAULT_PRICES.date}. New runs, from here or the CLI, are costed "
+                f"with these.")
     else:
         st.caption(f"Prices in use: catalog of **{prices.date}** — {prices.source}.")
     version = st.session_state.get("settings_price_version", 0)
@@ -139,7 +141,7 @@ def _prices_section() -> None:
                 st.session_state["settings_price_version"] = version + 1
                 st.rerun()
     if reset.button("Reset to catalog", key="settings_reset_prices", width="stretch",
-                    disabled=prices is DEFAULT_PRICES):
+                    disabled=prices == DEFAULT_PRICES):
         state.set_prices(DEFAULT_PRICES)
         st.session_state["settings_price_version"] = version + 1
         st.rerun()

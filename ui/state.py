@@ -11,12 +11,12 @@ from pathlib import Path
 import streamlit as st
 
 from bench.commands.common import default_db_path
+from bench.price_settings import load_prices, save_prices
+from bench.errors import UserError, one_line
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 
-PRICES_KEY = "price_table"
-"""session_state key of the user's edited price table (a PriceTable)."""
 EXPERIMENT_PARAM = "experiment"
 """Query parameter naming the experiment a page shows (survives reloads)."""
 
@@ -42,12 +42,18 @@ def storage_config() -> StorageConfig:
 
 
 def prices() -> PriceTable:
-    """The price table in use: the user's edited one this session, else the catalog."""
-    return st.session_state.get(PRICES_KEY, DEFAULT_PRICES)
+    """The price table in use: the one saved in Settings (data/prices.json), else the catalog
+    (with a warning on the page when the saved file is unreadable)."""
+    try:
+        return load_prices()
+    except UserError as exc:
+        st.warning(one_line(exc))
+        return DEFAULT_PRICES
 
 
 def set_prices(table: PriceTable) -> None:
-    st.session_state[PRICES_KEY] = table
+    """Save the table for every later run, from the dashboard or the CLI."""
+    save_prices(table)
 
 
 def selected_experiment() -> str | None:

@@ -39,7 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench.orchestrator import (create_experiment, execute_experiment, preflight,
                                     prepare_source)
-    from bench.pricing import DEFAULT_PRICES
+    from bench.price_settings import load_prices
     from store import runs as store_runs
     from store.config import load_storage_config
     from store.db import Database
@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
                       source=args.source, model=args.model, engine=args.engine,
                       repeats=args.repeats, weights=args.weights, precision=args.precision,
                       batch_size=args.batch_size)
+    prices = load_prices()
     db = Database(db_path(args))
     store_runs.recover_interrupted(db)
     storage_config = load_storage_config()
@@ -57,11 +58,11 @@ def main(args: argparse.Namespace) -> int:
         preflight(plan, storage_config)
         source_key = prepare_source(plan.source, open_object_store(storage_config))
     except UserError as exc:
-        experiment_id, run_ids = create_experiment(db, plan, plan.source, DEFAULT_PRICES, args.name)
+        experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name)
         for run_id in run_ids:
             store_runs.fail_run(db, run_id, one_line(exc))
         return _report(db, experiment_id, plan, args, launch_error=one_line(exc))
-    experiment_id, _ = create_experiment(db, plan, source_key, DEFAULT_PRICES, args.name)
+    experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name)
     listener = None
     if not args.json:
         from bench.progress_display import ProgressDisplay

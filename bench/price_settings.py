@@ -1,0 +1,40 @@
+"""The user's saved price table: data/prices.json beside the database, shared by the dashboard and
+the CLI so that a price edited in Settings costs every new run, wherever it is launched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.commands.common import data_dir
+from bench.errors import InputError
+from bench.pricing import DEFAULT_PRICES, PriceTable
+
+
+def prices_path() -> Path:
+    """Where saved prices live: $BENCH_DATA_DIR/prices.json (data/prices.json by default)."""
+    return data_dir() / "prices.json"
+
+
+def load_prices() -> PriceTable:
+    """The saved table, else the catalog. Raises InputError for a saved file that is not a
+    price table (one line naming the file)."""
+    path = prices_path()
+    if not path.is_file():
+        return DEFAULT_PRICES
+    try:
+        return PriceTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"saved prices {path} are unreadable ({exc}); fix or delete the file") from None
+
+
+def save_prices(table: PriceTable) -> None:
+    """Save the table (atomically); saving the catalog itself removes the saved file."""
+    path = prices_path()
+    if table == DEFAULT_PRICES:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(table.to_dict(), indent=2), encoding="utf-8")
+    tmp.replace(path)
