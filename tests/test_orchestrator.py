@@ -157,3 +157,29 @@ def test_e6_on_modal_without_credentials_stores_failed_runs_and_says_why_once(tm
     runs = store_runs.list_runs(db)
     assert len(runs) == 6 and set(runs["status"]) == {"failed"}
     assert all("R2_ENDPOINT_URL" in e for e in runs["error"])
+
+
+def test_workers_of_a_killed_executor_exit_and_their_runs_become_interrupted(env, tmp_path):
+    """SIGKILL the executor mid-run: its worker notices, exits, and recovery marks the run."""
+    import signal
+    import time
+
+    db, config, storage = env
+    plan = build_plan("demo", weights="random", clips="long:0.0:1.5")
+    experiment_id, (run_id,) = create_experiment(db, plan, prepare_source(plan.source, storage))
+    executor = subprocess.Popen([sys.executable, "-m", "bench", "execute", experiment_id, "--db",
+                                 str(db.path)], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 120
+    while store_runs.get_run(db, run_id).status == "queued" and time.time() < deadline:
+        time.sleep(0.2)
+    worker_pid = store_runs.get_run(db, run_id).worker_pid
+    executor.send_signal(signal.SIGKILL)
+    executor.wait()
+    while store_runs.pid_exists(worker_pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not store_runs.pid_exists(worker_pid), "the orphaned worker kept running"
+    store_runs.recover_interrupted(db)
+    run = store_runs.get_run(db, run_id)
+    assert run.status in ("interrupted", "succeeded")  # it may have finished just before the kill
+    if run.status == "interrupted":
+        assert str(worker_pid) in run.error

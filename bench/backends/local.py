@@ -9,6 +9,7 @@ its reason and a fresh worker takes the device's remaining runs.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import socket
 import time
@@ -44,8 +45,10 @@ def validate_device(device: str) -> str:
     return name
 
 
-def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events: Any) -> None:
-    """Worker process: run jobs from `jobs` on `device` until a None arrives."""
+def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events: Any,
+                 parent: int) -> None:
+    """Worker process: run jobs from `jobs` on `device` until a None arrives, or until its parent
+    (pid `parent`, the executor) is gone."""
     from workers.pipeline import ModelCache, run_job
 
     started_at = time.time()
@@ -53,9 +56,17 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
     storage = storage_factory()
     ran_any = False
     while True:
-        item = jobs.get()
+        try:
+            item = jobs.get(timeout=_POLL_SECONDS * 5)
+        except queue.Empty:
+            item = ()
+        if os.getppid() != parent:  # the executor died (even by SIGKILL): do not linger,
+            events.cancel_join_thread()  # nor block at exit on events nobody will read
+            return
         if item is None:
             return
+        if not item:
+            continue
         run_id, job_dict = item
         job = Job.from_dict(job_dict)
 
@@ -115,7 +126,8 @@ class LocalBackend:
     def _start_worker(self, lane: _DeviceLane, events: Any) -> None:
         lane.jobs = self._ctx.Queue()
         lane.process = self._ctx.Process(
-            target=_worker_main, args=(lane.device, self._storage_factory, lane.jobs, events),
+            target=_worker_main,
+            args=(lane.device, self._storage_factory, lane.jobs, events, os.getpid()),
             name=f"upscale-worker-{lane.device}", daemon=True)
         lane.process.start()
 
