@@ -22,8 +22,10 @@ from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
 from bench.errors import BackendError, InputError, StorageError
+from bench.experiment_view import experiment_dict
 from bench.plan import DEMO_SOURCE, DEMO_SOURCE_FPS, DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE, Plan
 from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
+from bench.report import price_table_of
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
@@ -224,31 +226,19 @@ def preflight(plan: Plan, storage_config: StorageConfig, backend: Backend | None
     backend.preflight([g.label for g in plan.gpus])
 
 
-def load_plan(db: Database, experiment_id: str) -> tuple[store_runs.ExperimentRow, Plan]:
-    """The stored experiment and its plan. Raises InputError for an unknown id."""
-    experiment = store_runs.get_experiment(db, experiment_id)
-    if experiment is None:
-        raise InputError(f"no experiment {experiment_id!r} in {db.path}")
-    plan_data = experiment.plan_json
-    if isinstance(plan_data, str):
-        import json
-
-        plan_data = json.loads(plan_data)
-    return experiment, Plan.from_dict(plan_data)
-
-
 def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,
                        backend: Backend | None = None, listener: Listener | None = None) -> None:
     """Run every queued run of an experiment to the end, recording everything in the store.
     A run that cannot start fails with its reason; the others go on."""
     storage_config = storage_config or load_storage_config()
-    experiment, plan = load_plan(db, experiment_id)
-    prices = _stored_prices(experiment)
+    experiment = experiment_dict(db, experiment_id)
+    plan = Plan.from_dict(experiment["plan"])
+    prices = price_table_of(experiment)
     backend = backend or make_backend(plan.backend, storage_config)
     queued = [store_runs.get_run(db, rid) for rid in
               store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
-    submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
+    submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment["source"]), gpu=r.gpu)
                    for r in queued if r]
     store_runs.claim_runs(db, [s.run_id for s in submissions])
     resumer = _resume_in_background(db, experiment_id, backend, sink)
@@ -280,14 +270,6 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
     thread.start()
     return thread
 
-
-def _stored_prices(experiment: store_runs.ExperimentRow) -> PriceTable:
-    raw = experiment.price_table_json
-    if isinstance(raw, str):
-        import json
-
-        raw = json.loads(raw)
-    return PriceTable.from_dict(raw) if isinstance(raw, dict) and "gpus" in raw else DEFAULT_PRICES
 
 
 def launch_detached(db_path: Path, experiment_id: str, log_dir: Path | None = None) -> int:
