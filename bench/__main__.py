@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from bench.errors import UserError, one_line
+from core.errors import UserError, one_line
 
 COMMANDS = {
     "demo-clip": "write a synthetic source video with moving detail",

@@ -26,14 +26,22 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from bench.errors import InputError
+from core.errors import InputError
+from core.status import SUCCEEDED
 
-SUCCEEDED = "succeeded"
 DEFAULT_TOLERANCE = 0.10
 """Costs within this fraction of the cheapest count as equal (issue 4: 10%)."""
 DAYS_PER_MONTH = 30
 """Days in the month of monthly_projection."""
-RULES = ("within_tolerance", "keep_baseline", "single_winner", "threshold")
+RULE_TITLES = {
+    "within_tolerance": "Costs within tolerance: the fastest wins",
+    "keep_baseline": "Keep the baseline",
+    "single_winner": "One GPU wins every clip",
+    "threshold": "The cheapest GPU depends on clip length",
+}
+"""Each verdict rule, in the order they are tried (see the module docstring) -> its heading."""
+RULES = tuple(RULE_TITLES)
+"""The verdict's rules, in the order they are tried."""
 
 
 @dataclass(frozen=True)
@@ -212,15 +220,65 @@ class Crossover:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """What the verdict says to use: one GPU for every clip, or (rule threshold) one GPU for clips
+    shorter than a threshold and another for longer ones."""
+
+    gpu: str
+    """The GPU to use; when the choice depends on clip length, the one for the shorter clips."""
+    above: str | None = None
+    """The GPU for clips longer than the (first) threshold; None when one GPU serves every
+    length."""
+    threshold_frames: int | None = None
+    """Clip length in frames where the cheapest GPU first changes."""
+    threshold_seconds: float | None = None
+    """The same length in seconds of video, when the fps is known."""
+    source: str | None = None
+    """Where the threshold comes from: 'fit' (the fitted cost lines cross) or 'clips' (halfway
+    between the measured clips whose winners differ)."""
+    steps: tuple[Crossover, ...] = ()
+    """Every change of the cheapest GPU, when it changes more than once."""
+
+    @property
+    def by_length(self) -> bool:
+        """Whether the GPU to use depends on clip length."""
+        return self.above is not None
+
+    def describe(self) -> str:
+        """The choice as a phrase, the same in the CLI, the exports and the dashboard: 'L4', or
+        'T4 below 222 frames (7.4 s), L4 above' ('(then 1 more change)' added when the cheapest
+        changes again). Raises nothing."""
+        if not self.by_length:
+            return self.gpu
+        when = f" ({self.threshold_seconds:.1f} s)" if self.threshold_seconds is not None else ""
+        text = f"{self.gpu} below {self.threshold_frames} frames{when}, {self.above} above"
+        if len(self.steps) > 1:
+            more = len(self.steps) - 1
+            text += f" (then {more} more change{'s' if more > 1 else ''})"
+        return text
+
+    def to_json(self) -> str | dict[str, Any]:
+        """The JSON form: the GPU's name, or {"below", "above", "threshold_frames",
+        "threshold_seconds", "source"} plus "steps" when the cheapest changes more than once.
+        Raises nothing."""
+        if not self.by_length:
+            return self.gpu
+        out: dict[str, Any] = {"below": self.gpu, "above": self.above,
+                               "threshold_frames": self.threshold_frames,
+                               "threshold_seconds": self.threshold_seconds, "source": self.source}
+        if self.steps:
+            out["steps"] = [c.to_dict() for c in self.steps]
+        return out
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Which GPU to use, by which rule, and why."""
 
     rule: str
     """One of RULES."""
-    choice: str | dict[str, Any]
-    """The GPU to use; for 'threshold' {"below", "above", "threshold_frames", "threshold_seconds"}
-    for the first change, plus "source": "fit" or "clips", and "steps" listing every change when
-    the cheapest changes more than once)."""
+    choice: Choice
+    """What to use: one GPU, or for 'threshold' a GPU per range of clip length."""
     reason: str
     """One human sentence."""
     settled: bool
@@ -236,9 +294,14 @@ class Verdict:
     unsettled_clips: tuple[str, ...] = ()
     """Clips whose winner is not settled by the repeats."""
 
+    @property
+    def title(self) -> str:
+        """The rule's heading (RULE_TITLES), else the rule's name."""
+        return RULE_TITLES.get(self.rule, self.rule)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict. Raises nothing."""
-        return {"rule": self.rule, "choice": self.choice, "reason": self.reason,
+        return {"rule": self.rule, "choice": self.choice.to_json(), "reason": self.reason,
                 "settled": self.settled, "winners": dict(self.winners),
                 "baseline": self.baseline_gpu, "tolerance": self.tolerance,
                 "candidates": list(self.candidates), "unsettled_clips": list(self.unsettled_clips)}
@@ -521,7 +584,8 @@ def verdict(summaries: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
                   f"so the fastest, {fastest}, is the choice"
                   f" ({_speed_phrase(clips, fastest, others)}){tail}.")
         # Within tolerance, speed decides: the cost order cannot change the choice.
-        return Verdict("within_tolerance", fastest, reason, settled, candidates=candidates, **common)
+        return Verdict("within_tolerance", Choice(fastest), reason, settled, candidates=candidates,
+                       **common)
 
     distinct = list(dict.fromkeys(winners.values()))
     if len(distinct) == 1:
@@ -530,10 +594,12 @@ def verdict(summaries: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
         if gpu == baseline:
             reason = (f"{baseline}, the baseline, is cheapest on {_every(clips)}"
                       f"{_runner_up_phrase(longest, gpu)}{tail}.")
-            return Verdict("keep_baseline", gpu, reason, settled, candidates=candidates, **common)
+            return Verdict("keep_baseline", Choice(gpu), reason, settled, candidates=candidates,
+                           **common)
         reason = (f"{gpu} is cheapest on {_every(clips)}"
                   f"{_against_baseline_phrase(longest, gpu, baseline)}{tail}.")
-        return Verdict("single_winner", gpu, reason, settled, candidates=candidates, **common)
+        return Verdict("single_winner", Choice(gpu), reason, settled, candidates=candidates,
+                       **common)
 
     choice, reason = _threshold(clips, fits, rates, fps)
     return Verdict("threshold", choice, reason + tail + ".", settled, candidates=candidates, **common)
@@ -551,7 +617,7 @@ def _near_everywhere(clips: Sequence[ClipSummary], tolerance: float) -> tuple[st
 
 
 def _threshold(clips: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
-               rates: Mapping[str, float], fps: float) -> tuple[dict[str, Any], str]:
+               rates: Mapping[str, float], fps: float) -> tuple[Choice, str]:
     lo, hi = clips[0].frames, clips[-1].frames
     usable = {g: f for g, f in fits.items() if g in rates}
     steps = crossovers(usable, rates, fps, min_frames=lo, max_frames=hi) if usable else []
@@ -566,15 +632,9 @@ def _threshold(clips: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
                 break
     first, last = steps[0], steps[-1]
     frames_n = int(round(first.frames))
-    choice: dict[str, Any] = {
-        "below": first.from_gpu,
-        "above": first.to_gpu,
-        "threshold_frames": frames_n,
-        "threshold_seconds": round(frames_n / fps, 3) if fps else None,
-        "source": source,
-    }
-    if len(steps) > 1:
-        choice["steps"] = [c.to_dict() for c in steps]
+    choice = Choice(first.from_gpu, above=first.to_gpu, threshold_frames=frames_n,
+                    threshold_seconds=round(frames_n / fps, 3) if fps else None, source=source,
+                    steps=tuple(steps) if len(steps) > 1 else ())
     if len(steps) == 1:
         how = "by the fitted cost per clip length" if source == "fit" else \
             "between the measured clips (the fit shows no crossover in range)"

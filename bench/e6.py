@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse
-from bench.errors import InputError
 from bench.pricing import DEFAULT_PRICES, PriceTable
+from core.errors import InputError
 
 SUCCESS_WORDS = frozenset({"success", "succeeded", "successful", "ok", "completed", "complete", "done"})
 """Status spellings that mean the run succeeded (compared case-insensitively)."""

@@ -21,22 +21,26 @@ from pathlib import Path
 from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
-from bench.errors import BackendError, InputError, StorageError
-from bench.experiment_view import experiment_dict
-from bench.plan import DEMO_SOURCE, DEMO_SOURCE_FPS, DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE, Plan
+from bench.experiments import load_experiment, plan_of, prices_of
+from bench.plan import (
+    DEMO_SOURCE,
+    DEMO_SOURCE_FPS,
+    DEMO_SOURCE_SECONDS,
+    DEMO_SOURCE_SIZE,
+    Plan,
+)
 from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
-from bench.report import price_table_of
+from core.errors import BackendError, InputError
+from core.job import Job, Progress
+from core.paths import run_log_path
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
-from store.objects import ObjectStore, open_object_store, user_key, validate_key
-from workers.job import Job, Progress
+from store.keys import output_key, source_object_key, split_user_key
+from store.objects import ObjectStore, open_object_store
 
 PROGRESS_WRITE_INTERVAL = 0.5
 """Seconds between stored progress updates of one run (stage changes are stored at once)."""
-
-LOCAL_USER = "bench"
-"""Owner prefix of sources uploaded and outputs written by this tool."""
 
 
 @dataclass(frozen=True)
@@ -70,15 +74,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def split_source_key(key: str) -> tuple[str, str]:
-    """'user/path/to/video.mp4' -> ('user', 'path/to/video.mp4'). Raises StorageError."""
-    validate_key(key)
-    user, _, rest = key.partition("/")
-    if not rest:
-        raise StorageError(f"source key {key!r} must be 'USER/PATH' (objects live at {{user_id}}/{{key}})")
-    return user, rest
-
-
 def prepare_source(source: str, storage: ObjectStore) -> str:
     """Make the plan's source available in storage and return its full object key.
 
@@ -88,7 +83,7 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
         from workers.video import write_demo_clip
 
         width, height = DEMO_SOURCE_SIZE
-        key = f"{LOCAL_USER}/sources/demo-{width}x{height}-{DEMO_SOURCE_FPS:g}fps-{DEMO_SOURCE_SECONDS:g}s.mp4"
+        key = source_object_key(f"demo-{width}x{height}-{DEMO_SOURCE_FPS:g}fps-{DEMO_SOURCE_SECONDS:g}s.mp4")
         if not storage.exists(key):
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "demo.mp4"
@@ -98,11 +93,11 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
         return key
     path = Path(source).expanduser()
     if path.is_file():
-        key = user_key(LOCAL_USER, f"sources/{path.stat().st_size}-{path.name}")
+        key = source_object_key(f"{path.stat().st_size}-{path.name}")
         if not storage.exists(key):
             storage.put(path, key)
         return key
-    split_source_key(source)
+    split_user_key(source)
     if not storage.exists(source):
         raise InputError(f"source {source!r} is neither a local file nor an object in "
                          f"{storage.describe()}")
@@ -133,10 +128,10 @@ def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTa
 
 def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
     """The worker job of one stored run."""
-    user_id, input_key = split_source_key(source_key)
+    user_id, input_key = split_user_key(source_key)
     device = run.gpu if plan.backend == "local" else "auto"
     return Job(job_id=run.id, user_id=user_id, input_key=input_key,
-               output_key=f"outputs/{run.experiment_id}/{run.id}.mp4", keyframes=plan.keyframes,
+               output_key=output_key(run.experiment_id, run.id), keyframes=plan.keyframes,
                output_width=plan.output_width, output_height=plan.output_height, fps=plan.fps,
                trim_start=run.clip_start, trim_end=run.clip_end, model=plan.model,
                engine=plan.engine, precision=plan.precision, batch_size=plan.batch_size,
@@ -231,14 +226,13 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     """Run every queued run of an experiment to the end, recording everything in the store.
     A run that cannot start fails with its reason; the others go on."""
     storage_config = storage_config or load_storage_config()
-    experiment = experiment_dict(db, experiment_id)
-    plan = Plan.from_dict(experiment["plan"])
-    prices = price_table_of(experiment)
+    experiment = load_experiment(db, experiment_id)
+    plan, prices = plan_of(experiment), prices_of(experiment)
     backend = backend or make_backend(plan.backend, storage_config)
     queued = [store_runs.get_run(db, rid) for rid in
               store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
-    submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment["source"]), gpu=r.gpu)
+    submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in queued if r]
     store_runs.claim_runs(db, [s.run_id for s in submissions])
     resumer = _resume_in_background(db, experiment_id, backend, sink)
@@ -272,12 +266,12 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
 
 
 
-def launch_detached(db_path: Path, experiment_id: str, log_dir: Path | None = None) -> int:
+def launch_detached(db_path: Path, experiment_id: str) -> int:
     """Start `python -m bench execute EXPERIMENT_ID` in its own process session (it outlives a
-    dashboard rerun); returns its pid. Its output goes to a log file beside the database."""
-    log_dir = log_dir or Path(db_path).parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / f"{experiment_id}.log", "ab")
+    dashboard rerun); returns its pid. Its output goes to core.paths.run_log_path."""
+    log_path = run_log_path(db_path, experiment_id)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")
     project_root = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (project_root, os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen(

@@ -15,13 +15,12 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
-from bench.errors import InputError
 from bench.pricing import canonical_gpu
-from workers.job import ENGINES, PRECISIONS, Keyframe
+from core.errors import InputError
+from core.job import ENGINES, PRECISIONS, Keyframe, output_frame_count
+from workers.catalog import get_model_spec
 
 BACKENDS = ("local", "modal")
-MODELS = ("x4plus", "x2plus", "x4plus_anime_6B", "general-x4v3", "animevideov3")
-"""Model names the worker knows (workers.models); checked here so a plan fails before it launches."""
 
 E6_SOURCE = "modal_test/test_videos/wcfc-carlsbad-trimmed.mp4"
 """Source of the original experiment (a key in the object store)."""
@@ -65,10 +64,11 @@ class ClipSpec:
         return self.end - self.start
 
     def frames(self, fps: float) -> int:
-        """Frames in the clip at `fps` (pts in [start, end)). Raises InputError for fps <= 0."""
+        """Frames the clip's output has at `fps` (core.job.output_frame_count). Raises InputError
+        for fps <= 0."""
         if not fps > 0:
             raise InputError(f"fps {fps} must be positive")
-        return max(0, math.ceil(self.end * fps - 1e-9) - math.ceil(self.start * fps - 1e-9))
+        return output_frame_count(self.start, self.end, fps)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class Plan:
     fps: float
     """Frame rate of the output (and of the source's clips, for frame counts)."""
     model: str
-    """Model name (MODELS)."""
+    """Model name (workers.catalog.MODELS)."""
     engine: str
     """'fast' or 'reference'."""
     gpus: tuple[GpuChoice, ...]
@@ -176,8 +176,7 @@ def validate_plan(plan: Plan) -> None:
     labels = [g.label for g in plan.gpus]
     if len(set(labels)) != len(labels):
         raise InputError(f"each GPU may appear once; got {', '.join(labels)}")
-    if plan.model not in MODELS:
-        raise InputError(f"unknown model {plan.model!r}; choose one of {', '.join(MODELS)}")
+    get_model_spec(plan.model)
     if plan.engine not in ENGINES:
         raise InputError(f"unknown engine {plan.engine!r}; choose one of {', '.join(ENGINES)}")
     if plan.precision not in PRECISIONS:
@@ -201,9 +200,6 @@ def validate_plan(plan: Plan) -> None:
         if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
             raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
                              f"must have a non-negative corner and a positive size")
-    empty = [c.name for c in plan.clips if c.frames(plan.fps) == 0]
-    if empty:
-        raise InputError(f"clips {', '.join(empty)} hold no frame at {plan.fps:g} fps")
 
 
 def parse_clips(text: str) -> tuple[ClipSpec, ...]:

@@ -4,16 +4,10 @@ the CLI so that a price edited in Settings costs every new run, wherever it is l
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from bench.commands.common import data_dir
-from bench.errors import InputError
 from bench.pricing import DEFAULT_PRICES, PriceTable
-
-
-def prices_path() -> Path:
-    """Where saved prices live: $BENCH_DATA_DIR/prices.json (data/prices.json by default)."""
-    return data_dir() / "prices.json"
+from core.errors import InputError
+from core.paths import prices_path
 
 
 def load_prices() -> PriceTable:

@@ -12,15 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from bench.errors import InputError
+from core.errors import InputError
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
 
 PRICE_DATE = "2026-06"
 PRICE_SOURCE = "Modal pricing page as published mid-2026 (https://modal.com/pricing)"
 
-DEFAULT_CPU_CORES = 4.0
-"""CPU cores assumed for a GPU container in all-in costs (what the Modal worker should request)."""
-DEFAULT_MEMORY_GIB = 16.0
-"""Memory (GiB) assumed for a GPU container in all-in costs (what the Modal worker should request)."""
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,40 @@
-"""Exports: an experiment as E6-format JSON (plus our fields) and as markdown findings.
+"""Exports of a stored experiment: E6-format JSON (plus our fields), markdown findings, and its
+runs as JSON (the CLI's --json).
 
-Inputs are plain dicts as the store hands them out. A run dict has the keys gpu, clip, status,
-error, frames_out, frames_expected, stage_total, cost_gpu, cost_all_in, cold, repeat_index, fps,
-price_gpu, device_name (missing keys are treated as unknown); optionally billed_seconds and rate.
-Only whitelisted experiment fields are copied into an export, so nothing secret can leak into it.
+The experiment comes as its store record (ExperimentRow), the runs as rows of store.runs.list_runs;
+bench.experiments reads both (prices, plan, Measurements, the analysis); this module only writes
+documents. Only whitelisted experiment and run fields are copied into an export.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any, Mapping, Sequence
 
-from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse, gpu_order
-from bench.e6 import (DEFAULT_FPS, E6File, E6Result, dump_e6, measurements_from_e6)
-from bench.errors import InputError
-from bench.formatting import format_cost, format_rate
-from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu, gpu_for_device
+from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, gpu_order
+from bench.e6 import E6File, E6Result, dump_e6, measurements_from_e6
+from bench.experiments import (
+    Runs,
+    analyse_measurements,
+    analyse_runs,
+    load_experiment,
+    measurements_from_runs,
+    plan_dict,
+    plan_fps,
+    plan_gpus,
+    prices_of,
+    run_records,
+)
+from bench.formatting import as_finite, format_cost, format_rate
+from bench.pricing import PriceTable
+from core.errors import InputError
+from core.jsonsafe import json_safe
+from store import runs as store_runs
+from store.db import Database
+from store.runs import STAGE_COLUMNS, ExperimentRow
 
-__all__ = ["experiment_to_e6", "findings_markdown", "measurements_from_e6", "measurements_from_runs",
-           "analyse_runs"]
+__all__ = ["experiment_to_e6", "findings_markdown", "measurements_from_e6", "run_json",
+           "run_summaries", "export_experiment"]
 
 EXPORT_SCHEMA = "upscale-gpu-bench/1"
 """Version of the extra fields our exports add to the E6 format."""
@@ -35,176 +50,93 @@ RUN_FIELDS = ("run_id", "gpu", "clip", "repeat_index", "status", "error", "cold"
               "torch_version", "cuda_version", "output_width", "output_height", "started_at",
               "finished_at")
 """Run fields copied into the export's per-run section."""
+FIDELITY_COLUMNS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "fidelity_frames")
+"""Run columns gathered into a run's 'fidelity' object."""
 
 
-# --------------------------------------------------------------------------- runs -> measurements
+# --------------------------------------------------------------------------- a stored experiment
 
 
-def price_table_of(experiment: Mapping[str, Any] | None) -> PriceTable:
-    """The experiment's stored price table ('prices' or 'price_table'): a PriceTable dict, or a
-    flat {GPU: $/s} map as an imported E6 file has (applied over the catalog; names the catalog
-    does not know are left to the runs' own cost_gpu). Else the catalog.
-
-    Raises InputError for a malformed stored table."""
-    raw = (experiment or {}).get("prices") or (experiment or {}).get("price_table")
-    if isinstance(raw, PriceTable):
-        return raw
-    if not isinstance(raw, Mapping):
-        return DEFAULT_PRICES
-    if "gpus" in raw:
-        return PriceTable.from_dict(raw)
-    known = {}
-    for gpu, rate in raw.items():
-        try:
-            known[canonical_gpu(str(gpu))] = rate
-        except InputError:
-            continue
-    return DEFAULT_PRICES.with_overrides(known)
+def export_experiment(db: Database, experiment_id: str, fmt: str) -> dict[str, Any] | str:
+    """E6-format JSON dict ('json') or markdown findings ('md') of a stored experiment.
+    Raises InputError for an unknown id or format, or (md) when no run succeeded; StorageError."""
+    experiment = load_experiment(db, experiment_id)
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    if fmt == "json":
+        return experiment_to_e6(experiment, runs)
+    if fmt == "md":
+        return findings_markdown(analyse_runs(experiment, runs), experiment)
+    raise InputError(f"unknown export format {fmt!r}; choose json or md")
 
 
-def measurements_from_runs(runs: Sequence[Mapping[str, Any]],
-                           prices: PriceTable = DEFAULT_PRICES) -> list[Measurement]:
-    """One Measurement per run dict.
-
-    seconds: billed_seconds, else stage_total, else client_wall_seconds. rate ($/s), first known
-    of: the run's 'rate'; the table's rate of price_gpu; of the card matching device_name; of the
-    gpu label itself (Modal runs); cost_gpu / seconds (e.g. CPU runs priced by core-seconds).
-    all_in_rate: cost_all_in / seconds when both are known.
-
-    Raises InputError when a run has no gpu/clip, or a succeeded run has no price."""
-    out = []
-    for i, run in enumerate(runs):
-        gpu, clip = run.get("gpu"), run.get("clip")
-        if not gpu or not clip:
-            raise InputError(f"run {i} has no gpu or clip")
-        status = str(run.get("status") or "unknown")
-        frames = _int(run.get("frames_out")) if status == "succeeded" else 0
-        frames = frames or _int(run.get("frames_expected"))
-        seconds = _first_number(run, ("billed_seconds", "stage_total", "client_wall_seconds"))
-        rate = _rate(run, seconds, prices)
-        if rate is None:
-            if status == "succeeded":
-                raise InputError(f"run of {gpu} on {clip} has no price: give its card "
-                                 f"(e.g. cuda:0=T4) or a rate")
-            rate = 0.0
-        all_in = _number(run.get("cost_all_in"))
-        error = run.get("error")
-        if status in ("queued", "running"):
-            error = f"run {status}, not finished"
-        elif status != "succeeded" and not error:
-            error = f"run {status}"
-        out.append(Measurement(
-            gpu=str(gpu), clip=str(clip), frames=frames, seconds=seconds, status=status, rate=rate,
-            repeat=_int(run.get("repeat_index")), cold=bool(run.get("cold")),
-            error=str(error) if error else None,
-            all_in_rate=(all_in / seconds) if all_in is not None and seconds else None,
-        ))
+def run_json(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One stored run as JSON: every column (result_json left out) plus run_id, stage_total,
+    'stages' {stage: seconds} and, when measured, 'fidelity'. Raises nothing."""
+    out = {k: json_safe(v) for k, v in run.items() if k != "result_json"}
+    out["run_id"] = out.get("id")
+    out["stage_total"] = out.get("total_seconds")
+    out["stages"] = {stage: out.get(col) for stage, col in STAGE_COLUMNS.items()
+                     if out.get(col) is not None}
+    if out.get("psnr") is not None:
+        out["fidelity"] = {k: out.get(k) for k in FIDELITY_COLUMNS}
     return out
 
 
-def _rate(run: Mapping[str, Any], seconds: float | None, prices: PriceTable) -> float | None:
-    rate = _number(run.get("rate"))
-    if rate is not None:
-        return rate
-    for card in (run.get("price_gpu"), gpu_for_device(str(run.get("device_name") or "")),
-                 run.get("gpu")):
-        if card:
-            try:
-                return prices.rate(str(card))
-            except InputError:
-                continue
-    cost = _number(run.get("cost_gpu"))
-    if cost is not None and seconds:
-        return cost / seconds
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _int(value: Any) -> int:
-    number = _number(value)
-    return int(number) if number is not None and number >= 0 else 0
-
-
-def _first_number(run: Mapping[str, Any], keys: Sequence[str]) -> float | None:
-    for key in keys:
-        value = _number(run.get(key))
-        if value is not None:
-            return value
-    return None
-
-
-def _plan_of(experiment: Mapping[str, Any]) -> dict[str, Any]:
-    plan = experiment.get("plan")
-    return dict(plan) if isinstance(plan, Mapping) else {}
-
-
-def _fps_of(experiment: Mapping[str, Any]) -> float:
-    fps = _number(_plan_of(experiment).get("fps")) or _number(experiment.get("fps"))
-    return fps if fps and fps > 0 else DEFAULT_FPS
-
-
-def _baseline_of(experiment: Mapping[str, Any], measurements: Sequence[Measurement]) -> str | None:
-    gpus = gpu_order(measurements)
-    for g in _plan_of(experiment).get("gpus") or ():
-        label = g.get("label") if isinstance(g, Mapping) else g
-        if label in gpus:
-            return label
-    return gpus[0] if gpus else None
-
-
-def analyse_runs(experiment: Mapping[str, Any], runs: Sequence[Mapping[str, Any]],
-                 tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
-    """The analysis of an experiment's runs (baseline: the plan's first GPU; fps: the plan's).
-
-    Raises InputError when no run succeeded, a succeeded run has no price, or the tolerance is bad."""
-    ms = measurements_from_runs(runs, price_table_of(experiment))
-    return analyse(ms, _baseline_of(experiment, ms), tolerance, _fps_of(experiment))
+def run_summaries(db: Database, experiment_id: str) -> list[dict[str, Any]]:
+    """The runs of an experiment as the CLI's --json prints them: run_json plus 'cost' (the GPU
+    cost). Raises StorageError."""
+    return [{**run_json(run), "cost": run.get("cost_gpu")}
+            for run in run_records(store_runs.list_runs(db, experiment_id=experiment_id))]
 
 
 # --------------------------------------------------------------------------- E6 export
 
 
-def experiment_to_e6(experiment: Mapping[str, Any], runs: Sequence[Mapping[str, Any]],
+def experiment_to_e6(experiment: ExperimentRow, runs: Runs,
                      analysis: Analysis | None = None) -> dict[str, Any]:
     """The experiment in the original E6 format (timestamp, config, pricing, results, comparisons)
     plus a 'bench' section: experiment fields, price table, per-run details, fits, crossovers and
-    the verdict. `analysis` defaults to analyse_runs(experiment, runs); with no succeeded run the
-    export still lists every result.
+    the verdict. `analysis` defaults to the analysis of the runs; with no succeeded run the export
+    still lists every result.
 
     Raises InputError for a malformed run or price table."""
-    prices = price_table_of(experiment)
-    ms = measurements_from_runs(runs, prices)
+    prices = prices_of(experiment)
+    records = run_records(runs)
+    ms = measurements_from_runs(records, prices)
     if analysis is None:
         try:
-            analysis = analyse(ms, _baseline_of(experiment, ms), DEFAULT_TOLERANCE,
-                               _fps_of(experiment))
+            analysis = analyse_measurements(experiment, ms, DEFAULT_TOLERANCE)
         except InputError:
             analysis = None
-    results = tuple(_e6_result(m, run) for m, run in zip(ms, runs))
+    results = tuple(_e6_result(m, run) for m, run in zip(ms, records))
     pricing = {}
     for m in ms:
         if m.rate > 0:
             pricing.setdefault(m.gpu, m.rate)
-    e6 = E6File(timestamp=_timestamp(experiment.get("created_at") or experiment.get("timestamp")),
-                config=_config(experiment, ms), pricing=pricing, results=results, comparisons=None)
+    e6 = E6File(timestamp=_timestamp(experiment.created_at), config=_config(experiment, ms),
+                pricing=pricing, results=results, comparisons=None)
+    fields = _experiment_fields(experiment)
     bench = {
         "schema": EXPORT_SCHEMA,
-        "experiment": {k: _plain(experiment[k]) for k in EXPERIMENT_FIELDS if k in experiment},
+        "experiment": {k: fields[k] for k in EXPERIMENT_FIELDS if k in fields},
         "price_table": prices.to_dict(),
-        "runs": [{k: _plain(run[k]) for k in RUN_FIELDS if k in run} for run in runs],
+        "runs": [{k: v for k, v in run_json(run).items() if k in RUN_FIELDS}
+                 for run in records],
     }
     if analysis is not None:
         bench["analysis"] = analysis.to_dict()
     return dump_e6(e6, {"bench": bench}, analysis=analysis)
 
 
+def _experiment_fields(experiment: ExperimentRow) -> dict[str, Any]:
+    """The record's fields as JSON, with the aliases exports have always carried."""
+    fields = {k: json_safe(getattr(experiment, k)) for k in experiment.__dataclass_fields__}
+    fields.update(experiment_id=experiment.id, price_date=experiment.price_table_date)
+    return fields
+
+
 def _e6_result(m: Measurement, run: Mapping[str, Any]) -> E6Result:
-    fps = _number(run.get("fps"))
+    fps = as_finite(run.get("fps"))
     if fps is None and m.seconds and m.frames:
         fps = m.frames / m.seconds
     ok = m.ok
@@ -214,29 +146,16 @@ def _e6_result(m: Measurement, run: Mapping[str, Any]) -> E6Result:
                     repeat=m.repeat, cold=m.cold)
 
 
-def _config(experiment: Mapping[str, Any], ms: Sequence[Measurement]) -> dict[str, Any]:
-    plan = _plan_of(experiment)
-    config = {k: experiment[k] for k in ("preset", "source", "model", "engine", "backend")
-              if experiment.get(k) is not None}
-    config.update(plan)
-    labels = [g.get("label") if isinstance(g, Mapping) else g for g in plan.get("gpus") or ()]
-    config["gpus"] = [g for g in labels if g] or gpu_order(ms)
-    config["fps"] = _fps_of(experiment)
+def _config(experiment: ExperimentRow, ms: Sequence[Measurement]) -> dict[str, Any]:
+    config = {k: getattr(experiment, k) for k in ("preset", "source", "model", "engine", "backend")
+              if getattr(experiment, k) is not None}
+    config.update(plan_dict(experiment))
+    config["gpus"] = plan_gpus(experiment) or gpu_order(ms)
+    config["fps"] = plan_fps(experiment)
     return config
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: datetimes as ISO text, non-finite floats as None."""
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _timestamp(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc).isoformat()
+def _timestamp(value: dt.datetime | str | None) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return "" if value is None else str(value)
@@ -245,16 +164,17 @@ def _timestamp(value: Any) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-def findings_markdown(analysis: Analysis, experiment: Mapping[str, Any] | None = None,
+def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = None,
                       prices: PriceTable | None = None) -> str:
     """A findings section for an experiment log: context, a table per clip, the verdict, the cost
-    curves in words, cold and failed runs. Raises nothing."""
-    experiment = experiment or {}
-    prices = prices or price_table_of(experiment)
-    title = experiment.get("name") or experiment.get("id") or experiment.get("experiment_id")
+    curves in words, cold and failed runs. `prices` defaults to the experiment's. Raises
+    InputError only for a malformed stored price table."""
+    prices = prices or prices_of(experiment)
+    title = (experiment.name or experiment.id) if experiment is not None else None
     lines = [f"## Findings{f': {title}' if title else ''}", ""]
-    context = [f"`{experiment[k]}`" if k == "source" else f"{k} {experiment[k]}"
-               for k in ("source", "model", "engine", "backend", "preset") if experiment.get(k)]
+    values = {k: getattr(experiment, k, None) for k in ("source", "model", "engine", "backend",
+                                                        "preset")}
+    context = [f"`{v}`" if k == "source" else f"{k} {v}" for k, v in values.items() if v]
     repeats = max((st.runs for s in analysis.summaries for st in s.stats), default=0)
     lines.append(
         (", ".join(context) + ". " if context else "")
@@ -280,7 +200,7 @@ def findings_markdown(analysis: Analysis, experiment: Mapping[str, Any] | None =
     lines.append("Break-even: the time at which a GPU costs the same as the baseline "
                  "(baseline time x baseline rate / its rate); below it, it is cheaper.")
     v = analysis.verdict
-    lines += ["", "### Verdict", "", f"**{v.rule}**: {_choice_text(v.choice)}. {v.reason}"]
+    lines += ["", "### Verdict", "", f"**{v.rule}**: use {v.choice.describe()}. {v.reason}"]
     if not v.settled:
         lines.append("")
         lines.append(f"Not settled: the repeats' cost ranges overlap on {', '.join(v.unsettled_clips)}; "
@@ -323,14 +243,6 @@ def _curve_lines(analysis: Analysis) -> list[str]:
         out.append(f"- No crossover between {lo} and {hi} frames: by the fit {cheapest} stays "
                    f"cheapest over that range.")
     return out
-
-
-def _choice_text(choice: Any) -> str:
-    if isinstance(choice, Mapping):
-        secs = choice.get("threshold_seconds")
-        return (f"{choice['below']} below {choice['threshold_frames']} frames"
-                f"{f' ({secs:g} s)' if secs is not None else ''}, {choice['above']} above")
-    return f"use {choice}"
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.job import Job, Keyframe  # noqa: E402
 from store.objects import LocalDirectoryStore  # noqa: E402
-from workers.job import Job, Keyframe  # noqa: E402
 from workers.pipeline import EngineKey, ModelCache, run_job  # noqa: E402
 from workers.video import VideoWriter, demo_frame  # noqa: E402
 
@@ -72,7 +72,8 @@ def run_engine(cache: ModelCache, storage: LocalDirectoryStore, sc: Scenario, mo
     common = dict(user_id="bench", input_key="source.mp4", keyframes=(sc.crop,),
                   output_width=sc.output_size[0], output_height=sc.output_size[1], fps=sc.fps,
                   model=model, engine=engine, precision=args.precision, batch_size=args.batch_size,
-                  device=args.device, weights=args.weights, compile=args.compile, fidelity_samples=0)
+                  device=args.device, weights=args.weights, compile="on" if args.compile else "off",
+                  fidelity_samples=0)
     load = cache.get(EngineKey.of(Job(job_id="load", output_key="x.mp4", **common)))[1]
     warmup_end = min(sc.end, sc.start + 2 * args.batch_size / sc.fps)
     warm = run_job(Job(job_id="warmup", output_key="warmup.mp4", trim_start=sc.start,

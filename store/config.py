@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from bench.errors import StorageError
+from core.errors import StorageError
+from core.paths import local_objects_dir
 
 KINDS = ("local", "r2")
 """Storage kinds."""
@@ -88,14 +89,13 @@ def load_storage_config(secrets_path: Path | str = DEFAULT_SECRETS_PATH,
             sources.add(str(secrets_path))
         else:
             values[name] = None
-    data_dir = Path(env.get("BENCH_DATA_DIR") or "data")
-    kind = (env.get("BENCH_STORAGE") or "").strip().lower()
+        kind = (env.get("BENCH_STORAGE") or "").strip().lower()
     complete = all(values.values())
     if not kind:
         kind = "r2" if complete else "local"
     if kind not in KINDS:
         raise StorageError(f"BENCH_STORAGE must be one of {', '.join(KINDS)}, not {env.get('BENCH_STORAGE')!r}")
-    config = StorageConfig(kind=kind, local_root=data_dir / "objects",
+    config = StorageConfig(kind=kind, local_root=local_objects_dir(env),
                            source=" and ".join(sorted(sources)) or "defaults", **values)
     if kind == "r2" and not complete:
         raise StorageError(

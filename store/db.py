@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 import duckdb
 import pandas as pd
 
-from bench.errors import StorageError
+from core.errors import StorageError
+from core.status import RUN_STATUSES
 
 try:  # flock is POSIX; elsewhere operations are serialised inside the process only.
     import fcntl
@@ -40,8 +41,6 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds an operation waits for the file before giving up with StorageError."""
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted")
-"""Every state a run can be in; queued and running are the active ones."""
 
 ORIGINS = ("run", "import")
 """How an experiment got into the database."""
@@ -134,6 +133,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Compare and history views select one experiment's runs; ids are looked up one at a time.
         "CREATE INDEX runs_experiment_idx ON runs (experiment_id)",
         "CREATE INDEX experiments_created_idx ON experiments (created_at)",
+    ),
+    # 2: the compile and queue-wait stages, the encoder and container of each run.
+    (
+        "ALTER TABLE runs ADD COLUMN queue_wait_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN compile_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN compile_choice VARCHAR",
+        "ALTER TABLE runs ADD COLUMN encoder VARCHAR",
+        "ALTER TABLE runs ADD COLUMN encode_preset VARCHAR",
+        "ALTER TABLE runs ADD COLUMN encode_psnr DOUBLE",
+        "ALTER TABLE runs ADD COLUMN cpu_cores DOUBLE",
+        "ALTER TABLE runs ADD COLUMN container_id VARCHAR",
+        "ALTER TABLE runs ADD COLUMN container_started_at DOUBLE",
     ),
 )
 """Forward migrations: step N (1-based) takes the schema from version N-1 to N. Append only."""

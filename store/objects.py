@@ -7,30 +7,14 @@ get(key) -> local path and put(path, key).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bench.errors import StorageError
+from core.errors import StorageError
+from store.keys import validate_key
 
 if TYPE_CHECKING:
     from store.config import StorageConfig
-
-
-def validate_key(key: str) -> str:
-    """Return the key if it is a safe relative object key; raise StorageError otherwise."""
-    if not key or not key.strip():
-        raise StorageError("object key is empty")
-    if key.startswith("/") or "\\" in key or PurePosixPath(key).is_absolute():
-        raise StorageError(f"object key {key!r} must be relative (no leading '/')")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise StorageError(f"object key {key!r} may not contain '..', '.' or empty parts")
-    return key
-
-
-def user_key(user_id: str, key: str) -> str:
-    """The full object key of a user's object: '{user_id}/{key}'."""
-    return validate_key(f"{user_id}/{key}")
 
 
 class ObjectStore(Protocol):

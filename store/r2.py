@@ -24,9 +24,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from bench.errors import StorageError
+from core.errors import StorageError
+from core.paths import object_cache_dir
 from store.config import StorageConfig
-from store.objects import validate_key
+from store.keys import validate_key
 
 MiB = 1024 * 1024
 CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
@@ -55,7 +56,7 @@ class R2Store:
         self.bucket = config.bucket
         self.endpoint_url = config.endpoint_url
         self._secret = config.secret_access_key
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(os.environ.get("BENCH_DATA_DIR") or "data") / "cache" / "objects"
+        self.cache_dir = Path(cache_dir) if cache_dir else object_cache_dir()
         self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
                                        multipart_chunksize=multipart_chunksize, max_concurrency=4)
         try:

@@ -7,28 +7,22 @@ briefly (see store.db), writes in one transaction, and holds nothing between cal
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import uuid
-from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Sequence
 
 import duckdb
 import pandas as pd
 
-from bench.errors import InputError
-from store.db import ORIGINS, RUN_STATUSES, SCHEMA_VERSION, Database
-from workers.job import STAGES, JobResult
+from core.errors import InputError
+from core.job import STAGES, JobResult
+from core.jsonsafe import json_safe
+from core.status import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES
+from store.db import ORIGINS, SCHEMA_VERSION, Database
 
-if TYPE_CHECKING:
-    from bench.e6 import E6File
-
-ACTIVE_STATUSES = ("queued", "running")
-"""Runs that have not reached a final state."""
-FINAL_STATUSES = ("succeeded", "failed", "interrupted")
-"""States a run ends in."""
 STAGE_COLUMNS = {stage: f"{stage}_seconds" for stage in (*STAGES, "total")}
 """JobResult.stages key -> runs column."""
 
@@ -244,6 +238,24 @@ class RunRow:
     """Last sign of life from the worker (UTC)."""
     result_json: str | None
     """The worker's JobResult.to_dict() as JSON text."""
+    queue_wait_seconds: float | None = None
+    """Stage time: waiting for a container (Modal: spawn to container start)."""
+    compile_seconds: float | None = None
+    """Stage time: torch.compile warm-up at the job's shapes (0 when already compiled)."""
+    compile_choice: str | None = None
+    """Whether the engine compiled and why ('on', 'off', 'auto: on (...)', 'auto: off (...)')."""
+    encoder: str | None = None
+    """Video encoder actually used ('libx264' or 'h264_nvenc')."""
+    encode_preset: str | None = None
+    """Encoder preset used (libx264 'veryfast', ...)."""
+    encode_psnr: float | None = None
+    """PSNR (dB) of the encoded output against the upscaled frames fed to the encoder."""
+    cpu_cores: float | None = None
+    """CPU cores the worker had (Modal: the container's request)."""
+    container_id: str | None = None
+    """The container (Modal) or worker process (local) that ran it; runs on one share its start."""
+    container_started_at: float | None = None
+    """Unix time that container or process booted."""
 
     @property
     def result(self) -> JobResult | None:
@@ -279,18 +291,6 @@ def _json_text(value: Any) -> str | None:
         return json.dumps(value, default=str, allow_nan=False)
     except ValueError as exc:
         raise InputError(f"cannot store as JSON: {exc}") from None
-
-
-def _plain(value: Any) -> Any:
-    """A value fetched from DuckDB as plain JSON-ready Python (NaN/inf -> None, times -> ISO)."""
-    kind = type(value)
-    if value is None or kind is str or kind is int or kind is bool:
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return value
 
 
 def _row_dicts(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -526,6 +526,13 @@ def _result_columns(result: JobResult) -> dict[str, Any]:
         weights_sha256=result.weights_sha256,
         torch_version=result.torch_version or None,
         cuda_version=result.cuda_version,
+        compile_choice=result.compile_choice or None,
+        encoder=result.encoder or None,
+        encode_preset=result.encode_preset or None,
+        encode_psnr=result.encode_psnr,
+        cpu_cores=result.cpu_cores,
+        container_id=result.container_id or None,
+        container_started_at=result.worker_started_at,
         result_json=json.dumps(data, default=str),
     )
     if result.ok:
@@ -585,40 +592,12 @@ def interrupt_runs(db: Database, run_ids: Sequence[str], reason: str) -> int:
     return db.write(apply)
 
 
-def pid_exists(pid: int) -> bool:
-    """Whether a process with this id exists on this machine. Raises nothing."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def worker_is_alive(run: RunRow, *, host: str | None = None) -> bool:
-    """The default liveness check: a Modal run (call id set) is the Modal poller's business and
-    counts as alive; a local run is alive while its worker pid exists on this host (a worker on
-    another host cannot be checked and counts as alive); a running run with neither a pid nor a
-    call id has nothing to check and counts as gone. Raises nothing."""
-    if run.call_id:
-        return True
-    if run.worker_pid is None:
-        return False
-    if run.worker_host and run.worker_host != (host or socket.gethostname()):
-        return True
-    return pid_exists(run.worker_pid)
-
-
-def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool] | None = None) -> int:
+def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int:
     """Mark as interrupted (with a reason) every running run, and every queued run already handed
-    to a worker (pid set), whose worker is gone per is_alive (default worker_is_alive). Returns how
-    many were marked. A run that ended meanwhile is left as it ended. Raises StorageError."""
-    check = is_alive or worker_is_alive
+    to a worker (pid set), whose worker is gone per is_alive (bench.liveness.worker_is_alive in the
+    product). Returns how many were marked. A run that ended meanwhile is left as it ended.
+    Raises StorageError."""
+    check = is_alive
     with db.connect(read_only=True) as con:
         con.execute(
             f"SELECT {_RUN_SELECT} FROM runs r WHERE r.status = 'running' "
@@ -748,12 +727,12 @@ def history(db: Database, limit: int | None = None) -> dict[str, Any]:
         runs = _row_dicts(con)
     by_experiment: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     for run in runs:
-        run = {k: _plain(v) for k, v in run.items()}
+        run = {k: json_safe(v) for k, v in run.items()}
         run["result"] = _parse_json(run.pop("result_json"))
         by_experiment[run["experiment_id"]].append(run)
     out = []
     for experiment in experiments:
-        item = {k: _plain(v) for k, v in experiment.items()}
+        item = {k: json_safe(v) for k, v in experiment.items()}
         item["plan"] = _parse_json(item.pop("plan_json"))
         item["price_table"] = _parse_json(item.pop("price_table_json"))
         item["runs"] = by_experiment[experiment["id"]]
@@ -766,61 +745,20 @@ def _parse_json(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return _finite(json.loads(text))
+        return json_safe(json.loads(text))
     except json.JSONDecodeError:
         return text
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- import
-
-
-def import_e6(db: Database, e6: "E6File", source_name: str) -> str:
-    """Store an E6-format results file as a new experiment (origin 'import') with one finished
-    run per result, in one transaction; return the experiment id. Each run keeps the result's
-    status and error; total and billed seconds are its elapsed time, and cost_gpu is elapsed x the
-    GPU's rate (the file's pricing, else the catalog's; None when unknown). Raises StorageError."""
-    from bench.e6 import rate_for  # bench.e6 pulls in the analysis; only an import needs it
-
-    config = e6.config or {}
-    text = lambda key: str(config[key]) if isinstance(config.get(key), (str, int, float)) else None  # noqa: E731
-    record = ExperimentRecord(
-        name=f"import of {source_name}",
-        preset=text("preset"),
-        source=text("source") or text("video") or text("input"),
-        plan_json=config,
-        model=text("model"),
-        engine=text("engine"),
-        backend=text("backend"),
-        price_table_date=e6.timestamp[:10] or None,
-        price_table_json=dict(e6.pricing),
-        notes=f"imported from {source_name}; experiment timestamp {e6.timestamp or 'unknown'}",
-        origin="import",
-    )
+def insert_finished_experiment(db: Database, record: ExperimentRecord, specs: Sequence[RunSpec],
+                               outcomes: Sequence[dict[str, Any]]) -> str:
+    """Store an experiment whose runs have already ended (an import), in one transaction; return
+    its id. outcomes[i] holds the run columns of specs[i] (status, error, timings, cost, ...).
+    Raises StorageError."""
+    if len(specs) != len(outcomes):
+        raise ValueError("one outcome per run spec")
     now = _now()
-    specs, extra = [], []
-    for r in e6.results:
-        rate = rate_for(e6, r.gpu)
-        elapsed = r.elapsed
-        done = r.frames if r.status == "succeeded" else None
-        specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
-                             price_gpu=r.gpu, repeat_index=r.repeat))
-        extra.append({
-            "status": r.status, "error": r.error, "cold": r.cold,
-            "frames_in": done, "frames_out": done, "frames_done": done,
-            "total_seconds": elapsed, "billed_seconds": elapsed, "fps": r.fps,
-            "cost_gpu": elapsed * rate if elapsed is not None and rate is not None else None,
-            "finished_at": now, "result_json": json.dumps(asdict(r)),
-        })
+    extra = [{"finished_at": now, **outcome} for outcome in outcomes]
 
     def apply(con: duckdb.DuckDBPyConnection) -> str:
         experiment_id = _insert_experiment(con, record, _new_id(), now)

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from bench.analysis import (Measurement, analyse, cost_per_frame, crossovers, fit_gpu,
-                            monthly_projection, pareto_front, summarise_clips, verdict, GpuFit)
-from bench.errors import InputError
+from bench.analysis import (
+    RULE_TITLES,
+    RULES,
+    Choice,
+    Crossover,
+    GpuFit,
+    Measurement,
+    analyse,
+    cost_per_frame,
+    crossovers,
+    fit_gpu,
+    monthly_projection,
+    pareto_front,
+    summarise_clips,
+    verdict,
+)
 from bench.pricing import DEFAULT_PRICES
+from core.errors import InputError
 
 RATES = {g: DEFAULT_PRICES.rate(g) for g in ("T4", "L4", "A100-40GB", "H100")}
 CLIPS = (("6s", 180), ("15s", 450), ("30s", 900))
@@ -54,14 +68,15 @@ def test_clips_sorted_by_length_and_baseline_speedup_is_one():
 
 def test_keep_baseline_t4_l4():
     v = analyse(runs({"T4": (185, 460, 915), "L4": (175, 440, 880)})).verdict
-    assert (v.rule, v.choice, v.settled) == ("keep_baseline", "T4", True)
+    assert (v.rule, v.choice.gpu, v.settled) == ("keep_baseline", "T4", True)
+    assert not v.choice.by_length and v.choice.to_json() == "T4"
     assert v.winners == {"6s": "T4", "15s": "T4", "30s": "T4"}
     assert "T4" in v.reason and v.reason.endswith(".")
 
 
 def test_single_winner_t4_l4():
     v = analyse(runs({"T4": (185, 460, 915), "L4": (110, 270, 540)})).verdict
-    assert (v.rule, v.choice) == ("single_winner", "L4")
+    assert (v.rule, v.choice.gpu) == ("single_winner", "L4")
     assert "L4 is cheapest on every clip" in v.reason
 
 
@@ -71,7 +86,7 @@ def test_within_tolerance_prefers_the_faster_t4_l4():
     a = analyse(ms)
     assert all(s.winner == "T4" for s in a.summaries)
     v = a.verdict
-    assert (v.rule, v.choice) == ("within_tolerance", "L4")
+    assert (v.rule, v.choice.gpu) == ("within_tolerance", "L4")
     assert set(v.candidates) == {"T4", "L4"}
     assert "fastest, L4" in v.reason
     # A tighter tolerance removes L4 from the tie and T4 is kept.
@@ -86,11 +101,25 @@ def test_threshold_t4_l4_from_the_fit():
     assert v.rule == "threshold"
     # 0.000164 (20 + n) = 0.000222 (40 + n / 1.6)  ->  n = 0.0056 / 0.00002525 = 221.78
     exact = (0.000222 * 40 - 0.000164 * 20) / (0.000164 - 0.000222 / 1.6)
-    assert v.choice["below"] == "T4" and v.choice["above"] == "L4"
-    assert v.choice["threshold_frames"] == round(exact) == 222
-    assert v.choice["threshold_seconds"] == pytest.approx(222 / 30, abs=1e-3)
-    assert v.choice["source"] == "fit"
+    assert v.choice.gpu == "T4" and v.choice.above == "L4" and v.choice.by_length
+    assert v.choice.threshold_frames == round(exact) == 222
+    assert v.choice.threshold_seconds == pytest.approx(222 / 30, abs=1e-3)
+    assert v.choice.source == "fit"
+    assert v.choice.to_json() == {"below": "T4", "above": "L4", "threshold_frames": 222,
+                                  "threshold_seconds": v.choice.threshold_seconds, "source": "fit"}
+    assert v.choice.describe() == "T4 below 222 frames (7.4 s), L4 above"
     assert a.crossovers[0].frames == pytest.approx(exact)
+
+
+def test_choice_describes_itself_once_for_every_reader():
+    steps = (Crossover(100.0, 10 / 3, "T4", "L4"), Crossover(800.0, 80 / 3, "L4", "H100"))
+    choice = Choice("T4", above="L4", threshold_frames=100, threshold_seconds=3.333, source="fit",
+                    steps=steps)
+    assert choice.describe() == "T4 below 100 frames (3.3 s), L4 above (then 1 more change)"
+    assert choice.to_json()["steps"][1] == {"frames": 800.0, "seconds": 80 / 3, "from": "L4",
+                                            "to": "H100"}
+    assert Choice("L4").describe() == "L4" and Choice("L4").to_json() == "L4"
+    assert set(RULE_TITLES) == set(RULES)
 
 
 # --------------------------------------------------------------------------- the four rules, 4 GPUs
@@ -99,13 +128,13 @@ def test_threshold_t4_l4_from_the_fit():
 def test_keep_baseline_four_gpus():
     v = analyse(runs({"T4": (185, 460, 915), "L4": (175, 440, 880),
                       "A100-40GB": (60, 150, 300), "H100": (35, 87, 175)})).verdict
-    assert (v.rule, v.choice) == ("keep_baseline", "T4")
+    assert (v.rule, v.choice.gpu) == ("keep_baseline", "T4")
 
 
 def test_single_winner_four_gpus():
     v = analyse(runs({"T4": (185, 460, 915), "L4": (110, 270, 540),
                       "A100-40GB": (60, 150, 300), "H100": (35, 87, 175)})).verdict
-    assert (v.rule, v.choice) == ("single_winner", "L4")
+    assert (v.rule, v.choice.gpu) == ("single_winner", "L4")
 
 
 def test_within_tolerance_four_gpus_picks_fastest_of_the_tie():
@@ -113,7 +142,7 @@ def test_within_tolerance_four_gpus_picks_fastest_of_the_tie():
     a = analyse(runs({"T4": (185, 460, 915), "L4": (175, 440, 880),
                       "A100-40GB": (60, 150, 300), "H100": (28, 70, 140)}))
     v = a.verdict
-    assert (v.rule, v.choice) == ("within_tolerance", "H100")
+    assert (v.rule, v.choice.gpu) == ("within_tolerance", "H100")
     assert v.candidates == ("T4", "H100")
 
 
@@ -125,8 +154,8 @@ def test_threshold_four_gpus():
     v = a.verdict
     exact = (0.001097 * 60 - 0.000164 * 20) / (0.000164 - 0.001097 / 12)
     assert v.rule == "threshold"
-    assert (v.choice["below"], v.choice["above"]) == ("T4", "H100")
-    assert v.choice["threshold_frames"] == round(exact) == 862
+    assert (v.choice.gpu, v.choice.above) == ("T4", "H100")
+    assert v.choice.threshold_frames == round(exact) == 862
     assert "T4 below about 862 frames (28.7 s) and H100 above" in v.reason
 
 
@@ -138,8 +167,8 @@ def test_threshold_falls_back_to_clips_when_the_fit_has_no_crossover():
     assert [s.winner for s in summaries] == ["T4", "L4", "T4"]
     v = verdict(summaries, fits, RATES, tolerance=0.01)
     assert v.rule == "threshold"
-    assert v.choice["source"] == "clips"
-    assert v.choice["threshold_frames"] == 315  # halfway between 180 and 450
+    assert v.choice.source == "clips"
+    assert v.choice.threshold_frames == 315  # halfway between 180 and 450
 
 
 # --------------------------------------------------------------------------- repeats and failures

@@ -1,5 +1,6 @@
 """Every chart of ui/charts.py on a small Analysis built from Measurements, and on empty input;
-the pure helpers of ui/projection.py (formatting, tables, projection, frames, import)."""
+the pure helpers behind the Compare and History pages (ui/compare_view.py, ui/output_view.py,
+ui/history_view.py: tables, projection, frames) and the verdict's choice as text."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from bench.analysis import Measurement, analyse
-from bench.errors import InputError
+from bench.analysis import Choice, Measurement, analyse
+from bench.experiments import label_variants
 from bench.pricing import DEFAULT_PRICES
-from ui import charts, projection
+from core.errors import InputError
+from store.keys import output_object_key
+from ui import charts, compare_view, history_view, output_view
 
 T4, L4 = DEFAULT_PRICES.rate("T4"), DEFAULT_PRICES.rate("L4")
 CLIPS = (("6s", 180), ("15s", 450), ("30s", 900))
@@ -231,7 +234,7 @@ def test_cost_latency_scatter_draws_front_per_clip():
 
 
 def test_monthly_projection_chart_cheapest_first_with_dollar_labels(threshold):
-    costs = projection.projection(threshold, 100, {180: 1, 900: 1})
+    costs = compare_view.projection(threshold, 100, {180: 1, 900: 1})
     fig = charts.monthly_projection_chart(costs, 100)
     bar = fig.data[0]
     assert list(bar.x) == sorted(costs, key=costs.get)
@@ -260,67 +263,66 @@ def test_format_seconds(value, text):
 
 
 def test_projection_matches_fit_by_hand(threshold):
-    mix = projection.mix_from_table(projection.default_mix(threshold), threshold.fps)
+    mix = compare_view.mix_from_table(compare_view.default_mix(threshold), threshold.fps)
     assert sorted(mix) == pytest.approx([180, 450, 900])
-    costs = projection.projection(threshold, 10, mix)
+    costs = compare_view.projection(threshold, 10, mix)
     per_clip_t4 = sum((20 + f) * T4 for f in (180, 450, 900)) / 3
     assert costs["T4"] == pytest.approx(per_clip_t4 * 10 * 30, rel=1e-3)
-    assert projection.projection_sentence(costs).startswith("L4 is cheapest at $")
+    assert compare_view.projection_sentence(costs).startswith("L4 is cheapest at $")
 
 
 def test_mix_table_errors():
     def table(rows):
-        return pd.DataFrame(rows, columns=[projection.MIX_LENGTH, projection.MIX_SHARE])
+        return pd.DataFrame(rows, columns=[compare_view.MIX_LENGTH, compare_view.MIX_SHARE])
 
     with pytest.raises(InputError, match="positive"):
-        projection.mix_from_table(table([[0, 50]]), 30)
+        compare_view.mix_from_table(table([[0, 50]]), 30)
     with pytest.raises(InputError, match="negative"):
-        projection.mix_from_table(table([[6, -1]]), 30)
+        compare_view.mix_from_table(table([[6, -1]]), 30)
     with pytest.raises(InputError, match="at least one"):
-        projection.mix_from_table(table([[None, 50]]), 30)
-    assert projection.mix_from_table(table([[6, 25], [6, 25], [None, 3]]), 30) == {180: 50}
+        compare_view.mix_from_table(table([[None, 50]]), 30)
+    assert compare_view.mix_from_table(table([[6, 25], [6, 25], [None, 3]]), 30) == {180: 50}
 
 
 def test_clip_table_and_failed_table(with_repeats):
-    table = projection.clip_table(with_repeats)
+    table = compare_view.clip_table(with_repeats)
     assert len(table) == 6
     l4_6s = table[(table["Clip"] == "6s") & (table["GPU"] == "L4")].iloc[0]
     assert l4_6s["Time (median)"] == "115.0 s (110.0 s–120.0 s)"
     assert l4_6s["GPU cost"] == charts.format_cost(115 * L4)
     assert l4_6s["Cheapest"] == "yes" and l4_6s["Cold runs"] == 1
-    failed = projection.failed_table(with_repeats)
+    failed = compare_view.failed_table(with_repeats)
     assert failed.iloc[0]["Reason"] == "CUDA out of memory"
-    assert projection.clip_table(None).empty
+    assert compare_view.clip_table(None).empty
 
 
 def test_choice_text():
-    assert projection.choice_text("L4") == "L4"
-    assert projection.choice_text({"below": "T4", "above": "L4", "threshold_frames": 222,
-                                   "threshold_seconds": 7.4}) == \
+    assert Choice("L4").describe() == "L4"
+    assert Choice("T4", above="L4", threshold_frames=222, threshold_seconds=7.4).describe() == \
         "T4 below 222 frames (7.4 s), L4 above"
 
 
 def test_cold_warm_note():
-    note = projection.cold_warm_note(runs_frame())
+    note = compare_view.cold_warm_note(runs_frame())
     assert note.startswith("1 of 2 succeeded runs were cold") and "6s · T4 · #1" in note
     frame = runs_frame()
     frame["cold"] = None
-    assert "not recorded" in projection.cold_warm_note(frame)
-    assert projection.cold_warm_note(pd.DataFrame()) == "No runs yet."
+    assert "not recorded" in compare_view.cold_warm_note(frame)
+    assert compare_view.cold_warm_note(pd.DataFrame()) == "No runs yet."
 
 
 def test_label_variants_name_only_what_differs():
     same = [dict(gpu="T4", model="x4plus", engine="fast")] * 2
-    assert projection.label_variants(same) == same
+    assert label_variants(same) == same
     mixed = [dict(gpu="T4", model="x4plus", engine="fast", price_gpu=None),
              dict(gpu="T4", model="animevideov3", engine="fast", price_gpu="T4"),
              dict(gpu="L4", model=None, engine="fast", price_gpu=None)]
-    labelled = projection.label_variants(mixed)
+    labelled = label_variants(mixed)
     assert [r["gpu"] for r in labelled] == ["T4 · x4plus", "T4 · animevideov3",
                                             "L4 · unknown model"]
     assert [r["price_gpu"] for r in labelled] == ["T4", "T4", "L4"]
     engines = [dict(gpu="T4", model="x4plus", engine=e) for e in ("fast", "reference")]
-    assert [r["gpu"] for r in projection.label_variants(engines)] == ["T4 · fast", "T4 · reference"]
+    assert [r["gpu"] for r in label_variants(engines)] == ["T4 · fast", "T4 · reference"]
 
 
 def test_side_by_side_only_where_models_differ():
@@ -334,53 +336,53 @@ def test_side_by_side_only_where_models_differ():
         dict(clip="15s", gpu="T4", status="succeeded", output_key="o/d.mp4", model="x4plus",
              engine="fast", repeat_index=0),
     ])
-    groups = projection.side_by_side_clips(frame)
+    groups = output_view.side_by_side_clips(frame)
     assert list(groups) == ["6s"]
     assert list(groups["6s"]["output_key"]) == ["o/a.mp4", "o/c.mp4"]
 
 
 def test_output_object_key_uses_the_source_user():
-    assert projection.output_object_key("alice/videos/x.mp4", "outputs/e/r.mp4") == \
+    assert output_object_key("alice/videos/x.mp4", "outputs/e/r.mp4") == \
         "alice/outputs/e/r.mp4"
-    assert projection.output_object_key(None, "outputs/e/r.mp4") == "bench/outputs/e/r.mp4"
+    assert output_object_key(None, "outputs/e/r.mp4") == "bench/outputs/e/r.mp4"
 
 
 def test_fidelity_text():
     row = dict(psnr=31.234, ssim=0.91234, bicubic_psnr=29.81, bicubic_ssim=0.88)
-    assert projection.fidelity_text(row) == "PSNR 31.2 dB, SSIM 0.912 (bicubic 29.8 dB, 0.880)"
-    assert projection.fidelity_text(dict(psnr=None, ssim=float("nan"))) == "no fidelity measured"
+    assert output_view.fidelity_text(row) == "PSNR 31.2 dB, SSIM 0.912 (bicubic 29.8 dB, 0.880)"
+    assert output_view.fidelity_text(dict(psnr=None, ssim=float("nan"))) == "no fidelity measured"
 
 
 def test_crop_region_zooms_inside_the_image():
     image = np.arange(40 * 80 * 3, dtype=np.uint8).reshape(40, 80, 3)
-    assert projection.crop_region(image, 1, 0.5, 0.5).shape == image.shape
-    part = projection.crop_region(image, 4, 1.0, 0.0)
+    assert output_view.crop_region(image, 1, 0.5, 0.5).shape == image.shape
+    part = output_view.crop_region(image, 4, 1.0, 0.0)
     assert part.shape == (10, 20, 3)
     assert np.array_equal(part, image[0:10, 60:80])
 
 
 def test_enlarge_repeats_pixels():
     image = np.array([[[1, 1, 1], [2, 2, 2]]], dtype=np.uint8)
-    big = projection.enlarge(image, 3)
+    big = output_view.enlarge(image, 3)
     assert big.shape == (3, 6, 3)
     assert (big[:, :3] == 1).all() and (big[:, 3:] == 2).all()
-    assert projection.enlarge(image, 1) is image
+    assert output_view.enlarge(image, 1) is image
 
 
 def test_read_frame(tiny_clip):
-    first = projection.read_frame(tiny_clip, 0)
-    fifth = projection.read_frame(tiny_clip, 5)
+    first = output_view.read_frame(tiny_clip, 0)
+    fifth = output_view.read_frame(tiny_clip, 5)
     assert first.shape == (48, 64, 3) and not np.array_equal(first, fifth)
     with pytest.raises(InputError, match="no frame 99"):
-        projection.read_frame(tiny_clip, 99)
+        output_view.read_frame(tiny_clip, 99)
 
 
 def test_date_bounds_end_inclusive():
     import datetime as dt
 
-    since, until = projection.date_bounds(dt.date(2026, 11, 1), dt.date(2026, 11, 2))
+    since, until = history_view.date_bounds(dt.date(2026, 11, 1), dt.date(2026, 11, 2))
     assert since == dt.datetime(2026, 11, 1) and until == dt.datetime(2026, 11, 3)
-    assert projection.date_bounds(None, None) == (None, None)
+    assert history_view.date_bounds(None, None) == (None, None)
 
 
 def test_every_chart_serialises(with_repeats, threshold):
@@ -395,8 +397,8 @@ def test_every_chart_serialises(with_repeats, threshold):
 def test_cold_warm_note_of_imported_results_claims_nothing():
     frame = runs_frame()
     frame["cold"] = False
-    assert "do not record cold starts" in projection.cold_warm_note(frame, imported=True)
-    assert projection.cold_warm_note(frame).startswith("All 2 succeeded runs were warm")
+    assert "do not record cold starts" in compare_view.cold_warm_note(frame, imported=True)
+    assert compare_view.cold_warm_note(frame).startswith("All 2 succeeded runs were warm")
 
 
 def test_cost_latency_scatter_of_one_clip(with_repeats):
@@ -407,5 +409,5 @@ def test_cost_latency_scatter_of_one_clip(with_repeats):
 
 def test_cold_warm_note_names_at_most_a_few_runs():
     frame = pd.concat([runs_frame().iloc[:1]] * 9, ignore_index=True)
-    note = projection.cold_warm_note(frame)
+    note = compare_view.cold_warm_note(frame)
     assert note.startswith("9 of 9") and note.endswith("and 3 more.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import InputError
+from core.errors import InputError
+from core.job import Keyframe
 from workers.crop import CropBox, crop_box_at, crop_boxes, validate_keyframes
-from workers.job import Keyframe
 
 W, H = 200, 100
 PAIR = (Keyframe(1.0, 10, 20, 40, 30), Keyframe(3.0, 50, 40, 80, 50))

@@ -1,4 +1,5 @@
-"""The original experiment's JSON format, and the exports built on it (bench.report)."""
+"""The original experiment's JSON format, stored runs as Measurements (bench.experiments), and the
+exports built on them (bench.report)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ import pytest
 
 from bench.analysis import Measurement
 from bench.e6 import E6Result, analyse_e6, dump_e6, load_e6, parse_e6
-from bench.errors import InputError
+from bench.experiments import analyse_runs, measurements_from_runs
 from bench.plan import build_plan
-from bench.report import (experiment_to_e6, findings_markdown, measurements_from_e6,
-                          measurements_from_runs, analyse_runs)
+from bench.report import (
+    EXPERIMENT_FIELDS,
+    experiment_to_e6,
+    findings_markdown,
+    measurements_from_e6,
+)
+from core.errors import InputError
+from store.runs import ExperimentRow
 
 ORIGINAL = {
     "timestamp": "2025-08-14T10:22:31",
@@ -152,33 +159,35 @@ def test_measurements_and_prices():
 
 
 def store_runs() -> list[dict]:
-    """Runs as the store hands them out: 2 clips x T4/L4 x 2 repeats, one failed, one cold."""
+    """Runs as the store hands them out (rows of list_runs): 2 clips x T4/L4 x 2 repeats, one
+    failed, one cold."""
     runs = []
     times = {"T4": (185.0, 188.0, 460.0, 466.0), "L4": (118.0, 121.0, 290.0, 296.0)}
     for gpu, secs in times.items():
         for i, (clip, frames) in enumerate((("6s", 180), ("6s", 180), ("15s", 450), ("15s", 450))):
             s = secs[i]
-            runs.append({"run_id": f"{gpu}-{i}", "gpu": gpu, "clip": clip, "status": "succeeded",
+            runs.append({"id": f"{gpu}-{i}", "gpu": gpu, "clip": clip, "status": "succeeded",
                          "error": None, "frames_out": frames, "frames_expected": frames,
-                         "stage_total": s, "cost_gpu": s * {"T4": 0.000164, "L4": 0.000222}[gpu],
+                         "total_seconds": s, "cost_gpu": s * {"T4": 0.000164, "L4": 0.000222}[gpu],
                          "cost_all_in": s * 0.0003, "cold": i == 0, "repeat_index": i % 2,
                          "fps": frames / s, "price_gpu": gpu, "device_name": f"NVIDIA {gpu}"})
-    runs.append({"run_id": "L4-x", "gpu": "L4", "clip": "15s", "status": "failed",
+    runs.append({"id": "L4-x", "gpu": "L4", "clip": "15s", "status": "failed",
                  "error": "corrupt source: invalid data", "frames_out": 0, "frames_expected": 450,
-                 "stage_total": 0.4, "cold": False, "repeat_index": 2, "price_gpu": "L4"})
+                 "total_seconds": 0.4, "cold": False, "repeat_index": 2, "price_gpu": "L4"})
     return runs
 
 
-EXPERIMENT = {"id": "exp-1", "created_at": 1767225600.0, "source": "clip.mp4", "model": "x4plus",
-              "engine": "fast", "backend": "modal", "preset": "e6",
-              "r2_secret_access_key": "must-not-leak",
-              "plan": build_plan("e6", clips="6s:3:9,15s:3:18").to_dict()}
+EXPERIMENT = ExperimentRow(name="exp-1", id="exp-1",
+                           created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+                           source="clip.mp4", model="x4plus", engine="fast", backend="modal",
+                           preset="e6", notes="log-only note",
+                           plan_json=build_plan("e6", clips="6s:3:9,15s:3:18").to_dict())
 
 
 def test_experiment_to_e6_reads_back():
     out = experiment_to_e6(EXPERIMENT, store_runs())
     text = json.dumps(out)
-    assert "must-not-leak" not in text
+    assert set(out["bench"]["experiment"]) <= set(EXPERIMENT_FIELDS)
     e6 = parse_e6(json.loads(text))
     assert e6.timestamp == "2026-01-01T00:00:00+00:00"
     assert e6.config["gpus"] == ["T4", "L4"] and e6.pricing == {"T4": 0.000164, "L4": 0.000222}
@@ -193,10 +202,10 @@ def test_experiment_to_e6_reads_back():
 
 
 def test_measurements_from_runs_prices():
-    cpu = {"gpu": "cpu", "clip": "a", "status": "succeeded", "frames_out": 10, "stage_total": 2.0,
+    cpu = {"gpu": "cpu", "clip": "a", "status": "succeeded", "frames_out": 10, "total_seconds": 2.0,
            "cost_gpu": 2.0 * 2 * 0.0000131, "price_gpu": None, "device_name": "AMD EPYC"}
     local = {"gpu": "cuda:0", "clip": "a", "status": "succeeded", "frames_out": 10,
-             "stage_total": 1.0, "device_name": "NVIDIA H100 80GB HBM3"}
+             "total_seconds": 1.0, "device_name": "NVIDIA H100 80GB HBM3"}
     ms = measurements_from_runs([cpu, local])
     assert ms[0].rate == pytest.approx(2 * 0.0000131) and ms[1].rate == 0.001097
     with pytest.raises(InputError, match="no price"):
@@ -213,7 +222,7 @@ def test_findings_markdown():
     assert "### Cost curves" in md and "- T4:" in md and "- L4:" in md
     assert "- L4 on 15s (repeat 2): corrupt source: invalid data" in md
     assert "T4 on 6s: 1 of 2 runs were cold" in md
-    assert "must-not-leak" not in md
+    assert "log-only note" not in md  # markdown names only the context fields
 
 
 def test_imported_flat_pricing_and_unfinished_runs():
@@ -223,8 +232,8 @@ def test_imported_flat_pricing_and_unfinished_runs():
         run["finished_at"] = dt.datetime(2026, 1, 1, 12, 0)
     runs.append({"gpu": "T4", "clip": "15s", "status": "queued", "frames_expected": 450,
                  "repeat_index": 2})
-    experiment = {"id": "imp", "origin": "import", "price_table": {"T4": 0.0002, "L4": 0.0003,
-                                                                    "V100": 0.0004}}
+    experiment = ExperimentRow(name="imp", id="imp", origin="import",
+                               price_table_json={"T4": 0.0002, "L4": 0.0003, "V100": 0.0004})
     out = experiment_to_e6(experiment, runs)
     assert out["pricing"] == {"T4": 0.0002, "L4": 0.0003}
     assert out["bench"]["runs"][0]["finished_at"] == "2026-01-01T12:00:00"

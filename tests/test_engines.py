@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import InputError
+from core.errors import InputError
+from tests.images import scene
 from workers.engines import FastEngine, ReferenceEngine, create_engine
 from workers.fidelity import psnr
 from workers.models import LoadedModel, load_model
-from tests.images import scene
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ def test_bad_requests_are_input_errors() -> None:
     with pytest.raises(InputError, match="unknown precision"):
         create_engine("fast", model, precision="fp8")
     with pytest.raises(InputError, match="compile"):
-        create_engine("reference", model, compile=True)
+        create_engine("reference", model).prepare(8, 8, (32, 32), compile=True)
     with pytest.raises(InputError, match="batch size"):
         create_engine("fast", model, batch_size=0)
     fast = create_engine("fast", model)
@@ -169,8 +169,43 @@ def test_compiled_fast_engine_matches_eager_on_cuda() -> None:
     model = load_model("animevideov3", weights="random", device="cuda")
     frames = np.stack([scene(32, 48, seed) for seed in range(3)])  # 3 frames: a short last batch
     eager = create_engine("fast", model, batch_size=2).upscale(frames, out_size=(72, 48))
-    compiled = create_engine("fast", model, batch_size=2, compile=True)
-    compiled.warmup(32, 48)
+    compiled = create_engine("fast", model, batch_size=2)
+    assert compiled.prepare(32, 48, (72, 48), compile=True) > 0
+    assert compiled.prepare(32, 48, (72, 48), compile=True) == 0.0  # once per shape
+    assert compiled.compiled_for(32, 48, (72, 48)) and not compiled.compiled_for(16, 24, (72, 48))
     got = compiled.upscale(frames, out_size=(72, 48))
     assert got.shape == eager.shape == (3, 48, 72, 3)
     assert psnr(eager, got) > 40.0
+    compiled.upscale(frames[:, :16, :24], out_size=(36, 24))  # another shape runs eager
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_yuv_planes_from_the_device_match_libswscale() -> None:
+    from workers.video import as_yuv420p
+
+    model = load_model("animevideov3", weights="random", device="cuda")
+    fast = create_engine("fast", model, batch_size=2)
+    frames = np.stack([scene(32, 48, seed) for seed in range(2)])
+    rgb = fast.upscale(frames, out_size=(72, 48))
+    yuv = fast.upscale(frames, out_size=(72, 48), pixel_format="yuv420p")
+    assert yuv.shape == (2, 72, 72) and fast.yuv_output
+    for i in range(2):
+        assert_planes_close(yuv[i], as_yuv420p(rgb[i]), height=48)
+
+
+def test_yuv_planes_on_the_cpu_match_libswscale() -> None:
+    from workers.engines import rgb_to_yuv420p
+    from workers.video import as_yuv420p
+
+    rgb = np.stack([scene(24, 32, seed) for seed in range(2)])
+    planes = rgb_to_yuv420p(torch.from_numpy(rgb).permute(0, 3, 1, 2).float()).numpy()
+    assert planes.shape == (2, 36, 32) and planes.dtype == np.uint8
+    for i in range(2):
+        assert_planes_close(planes[i], as_yuv420p(rgb[i]), height=24)
+
+
+def assert_planes_close(ours: np.ndarray, swscale: np.ndarray, height: int) -> None:
+    """Luma within rounding of libswscale; chroma as close as a 2x2 mean is to its chroma filter."""
+    diff = np.abs(ours.astype(int) - swscale.astype(int))
+    assert diff[:height].max() <= 1
+    assert diff[height:].mean() < 1.0 and diff[height:].max() <= 6

@@ -8,23 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e6_samples import E6_SAMPLE
+
 ROOT = Path(__file__).resolve().parents[1]
-
-E6 = {
-    "timestamp": "2025-06-01T12:00:00",
-    "config": {"model": "x4plus", "output": "810x1440", "fps": 30},
-    "pricing": {"T4": 0.000164, "L4": 0.000222},
-    "results": [
-        {"gpu": "T4", "clip": "6s", "frames": 180, "elapsed": 185.0, "fps": 0.973, "status": "success"},
-        {"gpu": "L4", "clip": "6s", "frames": 180, "elapsed": 120.0, "fps": 1.5, "status": "success"},
-        {"gpu": "T4", "clip": "15s", "frames": 450, "elapsed": 455.0, "fps": 0.989, "status": "success"},
-        {"gpu": "L4", "clip": "15s", "frames": 450, "elapsed": 300.0, "fps": 1.5, "status": "success"},
-        {"gpu": "L4", "clip": "30s", "frames": 900, "elapsed": None, "fps": None, "status": "failed",
-         "error": "CUDA out of memory"},
-    ],
-    "comparisons": {},
-}
-
 
 def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_DB": str(cwd / "h.duckdb")}
@@ -33,7 +19,7 @@ def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_imported_experiment_exports_as_e6_and_markdown(tmp_path):
-    (tmp_path / "e6.json").write_text(json.dumps(E6))
+    (tmp_path / "e6.json").write_text(json.dumps(E6_SAMPLE))
     imported = bench("import", "e6.json", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     history = json.loads(bench("history", "--json", cwd=tmp_path).stdout)
@@ -47,11 +33,11 @@ def test_imported_experiment_exports_as_e6_and_markdown(tmp_path):
     assert exported.returncode == 0, exported.stderr
     e6 = json.loads((tmp_path / "out.json").read_text())
     assert {"timestamp", "config", "pricing", "results", "comparisons"} <= e6.keys()
-    assert len(e6["results"]) == 5
+    assert len(e6["results"]) == len(E6_SAMPLE["results"])
     assert e6["pricing"] == {"T4": 0.000164, "L4": 0.000222}
 
     verdict = json.loads(bench("verdict", "out.json", "--json", cwd=tmp_path).stdout)
-    # L4 at 120 s is under the break-even 0.739 x 185 s = 136.7 s, and likewise on 15s: cheaper.
+    # L4 at 120.4 s is under the break-even 0.739 x 185.2 s = 136.9 s, and likewise on 15s and 30s.
     assert verdict["rule"] == "single_winner" and verdict["choice"] == "L4"
     assert len(verdict["failed"]) == 1
 

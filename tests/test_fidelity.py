@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import InputError
+from core.errors import InputError
+from core.job import Fidelity
 from workers.fidelity import can_score, luma, measure_fidelity, psnr, ssim
-from workers.job import Fidelity
 
 
 def picture(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:

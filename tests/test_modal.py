@@ -17,15 +17,29 @@ from typing import Any
 import pytest
 
 from bench.backends.base import Finished, Submission
-from bench.backends.modal_backend import (NO_TOKEN_MESSAGE, ModalBackend, ModalUnreachableError,
-                                          billed_seconds, call_with_deadline, describe_modal_error,
-                                          finished_from_result, modal_gpu_for, modal_token_present,
-                                          upscaler_params)
-from bench.errors import BackendError, InputError, StorageError
+from bench.backends.modal_backend import (
+    NO_TOKEN_MESSAGE,
+    ModalBackend,
+    ModalUnreachableError,
+    billed_seconds,
+    call_with_deadline,
+    describe_modal_error,
+    finished_from_result,
+    modal_gpu_for,
+    modal_token_present,
+    upscaler_params,
+)
+from core.errors import BackendError, InputError, StorageError
+from core.job import EVERY_JOB_STAGES, Job, JobResult, Keyframe, Progress, WarmShape
 from workers import modal_app
-from workers.job import STAGES, Job, JobResult, Keyframe, Progress
-from workers.modal_app import (ContainerFacts, ProgressPublisher, container_storage,
-                               decode_progress, encode_progress, nvidia_smi_gpu_name)
+from workers.modal_app import (
+    ContainerFacts,
+    ProgressPublisher,
+    container_storage,
+    decode_progress,
+    encode_progress,
+    nvidia_smi_gpu_name,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VOLUME_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
@@ -143,7 +157,7 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     assert first["status"] == "succeeded", first["error"]
     result = JobResult.from_dict(first)
     assert result.job_id == "run-1"
-    assert set(STAGES) <= set(result.stages) and "total" in result.stages
+    assert set(EVERY_JOB_STAGES) <= set(result.stages) and "total" in result.stages
     assert all(seconds >= 0 for seconds in result.stages.values())
     assert result.frames_in == result.frames_out == 5
     assert (result.output_width, result.output_height) == (24, 24)
@@ -304,10 +318,14 @@ def test_gpu_mapping_and_params_match_the_engine_key() -> None:
     assert modal_gpu_for("H100") == "H100!"  # never silently upgraded to an H200
     with pytest.raises(InputError, match="unknown GPU"):
         modal_gpu_for("RTX 4090")
-    job = tiny_job(compile=True, batch_size=3, precision="bf16")
+    job = tiny_job(compile="on", batch_size=3, precision="bf16")
     key = EngineKey.of(job)
     params = upscaler_params(job)
-    assert params == {name: getattr(key, name) for name in key.__dataclass_fields__}
+    # the engine key, plus how the container compiles and for which shapes (WarmShape)
+    assert params == {**{name: getattr(key, name) for name in key.__dataclass_fields__},
+                      "compile": "on", "warm_shape": WarmShape.of(job).to_text()}
+    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == WarmShape.of(job)
+    assert upscaler_params(tiny_job())["warm_shape"] == ""  # no compile: nothing to warm
     modal_app.Upscaler(**params)  # every field is a parameter of the class
 
 

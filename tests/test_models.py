@@ -11,12 +11,12 @@ import cv2
 import pytest
 import torch
 
-from bench.errors import InputError, WeightsError
-from workers import models, ncnn_weights
-from workers.fidelity import psnr
-from workers.models import MODELS, get_model_spec, load_model, resolve_device, resolve_weights
-
+from core.errors import InputError, WeightsError
 from tests.images import scene
+from workers import models, ncnn_weights
+from workers.catalog import MODELS
+from workers.fidelity import psnr
+from workers.models import get_model_spec, load_model, resolve_device, resolve_weights
 
 NCNN_MODELS = ("x4plus", "x4plus_anime_6B", "animevideov3")
 

@@ -12,15 +12,20 @@ import pytest
 
 from bench.backends.base import Submission
 from bench.backends.local import LocalBackend
-from bench.orchestrator import (create_experiment, execute_experiment, prepare_source,
-                                run_rate)
+from bench.liveness import pid_exists, recover_gone_runs
+from bench.orchestrator import (
+    create_experiment,
+    execute_experiment,
+    prepare_source,
+    run_rate,
+)
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
+from core.job import EVERY_JOB_STAGES, Job
 from store import runs as store_runs
 from store.config import StorageConfig
 from store.db import Database
 from store.objects import LocalDirectoryStore
-from workers.job import Job, STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +50,7 @@ def test_demo_preset_via_cli_stores_succeeded_runs_with_every_stage(tmp_path):
     assert len(out["runs"]) == 3
     for run in out["runs"]:
         assert run["status"] == "succeeded" and run["error"] is None
-        assert set(STAGES) | {"total"} <= set(run["stages"])
+        assert set(EVERY_JOB_STAGES) | {"total"} <= set(run["stages"])
         assert run["cost"] > 0 and run["gpu"] == "cpu"
     assert out["verdict"]["rule"] == "keep_baseline"
     db = Database(tmp_path / "data" / "bench.duckdb")
@@ -140,7 +145,7 @@ def test_queued_runs_of_an_executor_that_died_are_marked_interrupted(env):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     assert store_runs.claim_runs(db, run_ids, worker_pid=gone.pid) == len(run_ids)
-    assert store_runs.recover_interrupted(db) == len(run_ids)
+    assert recover_gone_runs(db) == len(run_ids)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     assert set(runs["status"]) == {"interrupted"}
     assert all(str(gone.pid) in reason for reason in runs["error"])
@@ -175,10 +180,10 @@ def test_workers_of_a_killed_executor_exit_and_their_runs_become_interrupted(env
     worker_pid = store_runs.get_run(db, run_id).worker_pid
     executor.send_signal(signal.SIGKILL)
     executor.wait()
-    while store_runs.pid_exists(worker_pid) and time.time() < deadline:
+    while pid_exists(worker_pid) and time.time() < deadline:
         time.sleep(0.2)
-    assert not store_runs.pid_exists(worker_pid), "the orphaned worker kept running"
-    store_runs.recover_interrupted(db)
+    assert not pid_exists(worker_pid), "the orphaned worker kept running"
+    recover_gone_runs(db)
     run = store_runs.get_run(db, run_id)
     assert run.status in ("interrupted", "succeeded")  # it may have finished just before the kill
     if run.status == "interrupted":

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import InputError
-from bench.plan import (DEMO_SOURCE_SECONDS, DEMO_SOURCE_SIZE, ClipSpec, GpuChoice, Plan,
-                        build_plan, parse_clips, parse_gpus)
-from workers.job import Keyframe
+from bench.plan import (
+    DEMO_SOURCE_SECONDS,
+    DEMO_SOURCE_SIZE,
+    ClipSpec,
+    GpuChoice,
+    Plan,
+    build_plan,
+    parse_clips,
+    parse_gpus,
+)
+from core.errors import InputError
+from core.job import Keyframe
 
 
 def test_e6_preset_is_the_original_experiment():
@@ -90,7 +98,7 @@ def test_clip_frames_are_exact_on_fractional_bounds():
     ("e6", {"repeats": "2.5"}, "whole number"),
     ("e6", {"clips": "a:0:1,a:1:2"}, "unique"),
     ("demo", {"output_width": 100}, "both output width and height"),
-    ("demo", {"clips": "a:0.01:0.05"}, "no frame"),
+    ("demo", {"clips": "a:0.05:0.05"}, "must be after start"),
     ("demo", {"keyframes": [{"time": 1, "x": 0, "y": 0, "width": 8, "height": 8},
                             {"time": 0, "x": 0, "y": 0, "width": 8, "height": 8}]}, "increasing"),
     (None, {"source": "x.mp4"}, "needs clips, gpus"),
@@ -117,3 +125,8 @@ def test_plan_dict_round_trip():
     assert Plan.from_dict(plan.to_dict()) == plan
     with pytest.raises(InputError, match="malformed plan"):
         Plan.from_dict({"clips": [{"name": "a"}]})
+
+
+def test_a_clip_counts_the_frames_its_output_has():
+    plan = build_plan("demo", clips="a:0.01:0.05,b:3.0:9.0,c:1.25:3.25", fps=30)
+    assert [c.frames(plan.fps) for c in plan.clips] == [2, 180, 60]

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import InputError
-from bench.pricing import (DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB, DEFAULT_PRICES, PriceTable,
-                           all_in_cost, canonical_gpu, gpu_cost, gpu_for_device)
+from bench.pricing import (
+    DEFAULT_PRICES,
+    PriceTable,
+    all_in_cost,
+    canonical_gpu,
+    gpu_cost,
+    gpu_for_device,
+)
+from core.errors import InputError
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
 
 
 def test_catalog_rates_date_and_source():

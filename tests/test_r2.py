@@ -14,13 +14,13 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from bench.errors import StorageError
+from core.errors import StorageError
+from core.job import JobResult
 from store import runs as R
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.objects import LocalDirectoryStore, open_object_store
 from store.r2 import MiB, R2Store
-from workers.job import JobResult
 
 BUCKET = "bench-objects"
 SECRET = "s3cr3t-value-that-must-never-show-up-anywhere"

@@ -9,9 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+from core.job import JobResult
 from store import runs as R
 from store.db import Database
-from workers.job import JobResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_PER_WRITER = 500
@@ -21,7 +21,7 @@ WRITER = """
 import json, os, sys
 from store.db import Database
 from store import runs as R
-from workers.job import JobResult
+from core.job import JobResult
 
 path, experiment_id, tag, n, group = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 db = Database(path)

@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui_helpers import (E6_SAMPLE, app, assert_no_exception, bench_env, demo_db,  # noqa: F401
-                              page_text, plotly_figures, populated_db)
-from ui import charts
-from ui import projection as view
+from bench import experiments
+from tests.ui_helpers import (  # noqa: F401
+    E6_SAMPLE,
+    app,
+    assert_no_exception,
+    bench_env,
+    demo_db,
+    page_text,
+    plotly_figures,
+    populated_db,
+)
+from ui import charts, compare_view
 
 PAGE = "ui/compare_page.py"
 CHART_TITLES = ("Time per clip", "Frames per second per clip", "GPU cost per clip",
@@ -110,9 +118,10 @@ def test_projection_follows_clips_per_day(populated_db):
     assert_no_exception(at)
     from store.db import Database
 
-    analysis, _, _ = view.analyse_experiment_runs(Database(populated_db.path),
-                                                  populated_db.experiment_ids[0])
-    expected = view.projection(analysis, 1000, view.mix_from_table(view.default_mix(analysis), 30))
+    analysis, _, _ = experiments.analyse_experiment(Database(populated_db.path),
+                                                    populated_db.experiment_ids[0])
+    expected = compare_view.projection(
+        analysis, 1000, compare_view.mix_from_table(compare_view.default_mix(analysis), 30))
     assert expected["L4"] < expected["T4"]
     assert f"L4 is cheapest at {charts.format_cost(expected['L4'])} per month" in page_text(at)
     bar = next(f for f in plotly_figures(at)
@@ -123,7 +132,7 @@ def test_projection_follows_clips_per_day(populated_db):
 def test_exports_are_valid_json_and_markdown(populated_db):
     from store.db import Database
 
-    files, missing = view.export_files(Database(populated_db.path), populated_db.experiment_ids[0])
+    files, missing = compare_view.export_files(Database(populated_db.path), populated_db.experiment_ids[0])
     assert not missing
     by_label = {f["label"]: f for f in files}
     document = json.loads(by_label["E6 JSON"]["data"],
@@ -141,7 +150,7 @@ def test_exports_without_succeeded_runs_explain_markdown(bench_env):
 
     failed = dict(E6_SAMPLE, results=[dict(E6_SAMPLE["results"][-1])])
     experiment_id = store_e6(bench_env, failed)
-    files, missing = view.export_files(Database(bench_env), experiment_id)
+    files, missing = compare_view.export_files(Database(bench_env), experiment_id)
     assert [f["label"] for f in files] == ["E6 JSON"]
     assert missing and "Markdown findings" in missing[0]
     at = app(PAGE)
@@ -157,9 +166,9 @@ def test_exports_without_succeeded_runs_explain_markdown(bench_env):
 def two_models(bench_env: Path, tiny_clip: Path) -> str:
     """An experiment whose two runs of one clip used different models, each with a stored output
     video (the tiny clip) and fidelity numbers; returns its id."""
+    from core.job import Fidelity, JobResult
     from store import runs as store_runs
     from store.db import Database
-    from workers.job import Fidelity, JobResult
 
     db = Database(bench_env)
     experiment_id = store_runs.create_experiment(db, store_runs.ExperimentRecord(

@@ -8,10 +8,16 @@ import json
 
 import pytest
 
-from bench.errors import InputError
-from tests.ui_helpers import (E6_SAMPLE, app, assert_no_exception, bench_env,  # noqa: F401
-                              page_text, populated_db)
-from ui import projection as view
+from core.errors import InputError
+from tests.ui_helpers import (  # noqa: F401
+    E6_SAMPLE,
+    app,
+    assert_no_exception,
+    bench_env,
+    page_text,
+    populated_db,
+)
+from ui import history_view
 
 PAGE = "ui/history_page.py"
 
@@ -103,7 +109,7 @@ def test_import_upload_stores_an_experiment(bench_env):
     from store.runs import list_experiments, list_runs
 
     db = Database(bench_env)
-    experiment_id = view.import_e6_upload(db, json.dumps(E6_SAMPLE).encode(), "e6.json")
+    experiment_id = history_view.import_e6_upload(db, json.dumps(E6_SAMPLE).encode(), "e6.json")
     experiments = list_experiments(db)
     assert experiments["id"].tolist() == [experiment_id]
     assert experiments.iloc[0]["origin"] == "import"
@@ -126,6 +132,6 @@ def test_import_of_a_bad_file_is_one_line_input_error(bench_env, data, message):
 
     db = Database(bench_env)
     with pytest.raises(InputError) as caught:
-        view.import_e6_upload(db, data, "e6.json")
+        history_view.import_e6_upload(db, data, "e6.json")
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert list_experiments(db).empty

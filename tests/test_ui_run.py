@@ -1,5 +1,6 @@
-"""The Run page: its pure helpers (ui/progress.py) and the page itself through AppTest, including a
-demo run launched from the page and followed until its runs complete."""
+"""The Run page: its pure helpers (ui/run_form.py, ui/crop_preview.py, ui/live_run.py) and the
+page itself through AppTest, including a demo run launched from the page and followed until its
+runs complete."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.errors import InputError
-from bench.plan import build_plan
+from bench import liveness
 from bench.formatting import format_cost, format_rate
-from tests.ui_helpers import (app, assert_no_exception, bench_env, page_text,  # noqa: F401
-                              plotly_figures, populated_db)
-from ui import progress
+from bench.plan import build_plan
+from core.errors import InputError
+from core.paths import run_log_path
+from tests.ui_helpers import (  # noqa: F401
+    app,
+    assert_no_exception,
+    bench_env,
+    page_text,
+    plotly_figures,
+    populated_db,
+)
+from ui import crop_preview, live_run, run_form
 
 RUN_PAGE = "ui/run_page.py"
 DEMO_WAIT_SECONDS = 120.0
@@ -32,22 +41,22 @@ def _row(**values):
 
 
 def test_progress_row_per_status():
-    queued = progress.progress_row(_row())
+    queued = live_run.progress_row(_row())
     assert (queued.fraction, queued.status) == (0.0, "queued")
     assert "T4 · 6s · #1" in queued.text and "180 frames" in queued.text
 
-    running = progress.progress_row(_row(status="running", frames_done=45, frames_total=180,
+    running = live_run.progress_row(_row(status="running", frames_done=45, frames_total=180,
                                          progress_stage="upscale"))
     assert running.fraction == pytest.approx(0.25)
     assert "upscaling: 45/180 frames" in running.text
 
-    done = progress.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
+    done = live_run.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
                                       frames_out=180, billed_seconds=185.2, fps=0.972,
                                       cost_gpu=0.0303728, cold=True))
     assert done.fraction == 1.0
     assert "185.2 s" in done.text and "$0.03037" in done.text and "cold start" in done.text
 
-    failed = progress.progress_row(_row(status="failed", repeat_index=1, frames_done=10,
+    failed = live_run.progress_row(_row(status="failed", repeat_index=1, frames_done=10,
                                         frames_total=180, error="CUDA out of\nmemory"))
     assert failed.error == "CUDA out of memory"
     assert "T4 · 6s · #2 — failed: CUDA out of memory" in failed.text
@@ -59,15 +68,15 @@ def test_experiment_progress_counts_frames_and_knows_when_it_is_finished():
         _row(id="b", seq=1, status="running", frames_done=90, frames_total=180),
         _row(id="c", seq=2, status="queued", frames_expected=60),
     ])
-    overall = progress.experiment_progress(runs)
+    overall = live_run.experiment_progress(runs)
     assert (overall.frames_done, overall.frames_total, overall.finished) == (270, 420, False)
     assert overall.headline() == "1 of 3 runs finished · 1 queued, 1 running, 1 succeeded · 270/420 frames"
-    assert [r.run_id for r in progress.progress_rows(runs.iloc[::-1])] == ["a", "b", "c"]
+    assert [r.run_id for r in live_run.progress_rows(runs.iloc[::-1])] == ["a", "b", "c"]
 
     runs.loc[1:, "status"] = "failed"
-    assert progress.experiment_progress(runs).finished
-    assert not progress.experiment_progress(pd.DataFrame()).finished
-    assert progress.experiment_progress(None).headline() == "No runs in this experiment"
+    assert live_run.experiment_progress(runs).finished
+    assert not live_run.experiment_progress(pd.DataFrame()).finished
+    assert live_run.experiment_progress(None).headline() == "No runs in this experiment"
 
 
 def test_costs_are_written_out_without_exponents():
@@ -77,71 +86,71 @@ def test_costs_are_written_out_without_exponents():
 
 
 def test_launch_log_tail(tmp_path):
-    assert progress.launch_log_tail(tmp_path / "bench.duckdb", "x") == ""
-    log = progress.launch_log_path(tmp_path / "bench.duckdb", "x")
+    assert live_run.launch_log_tail(tmp_path / "bench.duckdb", "x") == ""
+    log = run_log_path(tmp_path / "bench.duckdb", "x")
     log.parent.mkdir()
     log.write_text("\n".join(f"line {i}" for i in range(50)))
-    assert progress.launch_log_tail(tmp_path / "bench.duckdb", "x", lines=2) == "line 48\nline 49"
+    assert live_run.launch_log_tail(tmp_path / "bench.duckdb", "x", lines=2) == "line 48\nline 49"
 
 
 # --------------------------------------------------------------------------- form helpers
 
 
 def test_demo_form_builds_the_demo_plan():
-    form = progress.preset_form("demo")
+    form = run_form.preset_form("demo")
     form.update(precision="auto", weights="auto", batch_size=4)
-    plan = progress.plan_from_form(form)
+    plan = run_form.plan_from_form(form)
     assert plan == build_plan("demo") and plan.preset == "demo"
-    assert progress.clip_frames_text(plan.clips, plan.fps) == \
+    assert run_form.clip_frames_text(plan.clips, plan.fps) == \
         "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10 (19 per GPU and repeat)"
     form["repeats"] = 2  # no longer the preset
-    assert progress.plan_from_form(form).preset is None
+    assert run_form.plan_from_form(form).preset is None
     form["scale_output"] = False  # the size fields start at x4 of the first crop box
-    plan = progress.plan_from_form(form)
+    plan = run_form.plan_from_form(form)
     assert (plan.output_width, plan.output_height) == (192, 128)
 
 
 def test_e6_form_keeps_size_and_gpus():
-    form = progress.preset_form("e6")
+    form = run_form.preset_form("e6")
     assert (form["source_kind"], form["backend"], form["gpus"]) == ("key", "modal", ["T4", "L4"])
-    plan = progress.plan_from_form(form)
+    plan = run_form.plan_from_form(form)
     assert (plan.output_width, plan.output_height, plan.baseline) == (810, 1440, "T4")
 
 
 def test_clip_and_keyframe_tables_skip_blank_rows_and_name_bad_ones():
     table = pd.DataFrame([{"name": "a", "start": 0.0, "end": 1.0},
                           {"name": None, "start": np.nan, "end": np.nan}])
-    assert [c.name for c in progress.clips_from_table(table)] == ["a"]
+    assert [c.name for c in run_form.clips_from_table(table)] == ["a"]
     with pytest.raises(InputError, match="clip row 2"):
-        progress.clips_from_table(pd.DataFrame([{"name": "a", "start": 0, "end": 1},
+        run_form.clips_from_table(pd.DataFrame([{"name": "a", "start": 0, "end": 1},
                                                 {"name": "b", "start": 2.0, "end": None}]))
     with pytest.raises(InputError, match="at least one clip"):
-        progress.clips_from_table(pd.DataFrame(columns=["name", "start", "end"]))
+        run_form.clips_from_table(pd.DataFrame(columns=["name", "start", "end"]))
     frames = pd.DataFrame([{"time": 2.0, "x": 1, "y": 2, "width": 3, "height": 4},
                            {"time": 0.0, "x": 5, "y": 6, "width": 7, "height": 8}])
-    assert [k.time for k in progress.keyframes_from_table(frames)] == [0.0, 2.0]
-    assert progress.keyframes_from_table(progress.keyframes_table(())) == ()
+    assert [k.time for k in run_form.keyframes_from_table(frames)] == [0.0, 2.0]
+    assert run_form.keyframes_from_table(run_form.keyframes_table(())) == ()
     with pytest.raises(InputError, match="keyframe row 1"):
-        progress.keyframes_from_table(pd.DataFrame([{"time": 0.0, "x": 1, "y": None,
+        run_form.keyframes_from_table(pd.DataFrame([{"time": 0.0, "x": 1, "y": None,
                                                      "width": 3, "height": 4}]))
 
 
 def test_source_problems_catch_clips_past_the_end_and_crops_outside_the_frame():
     plan = build_plan("demo", clips="late:1.4:2.5,after:1.6:1.8",
                       keyframes=[{"time": 0, "x": 0, "y": 0, "width": 400, "height": 32}])
-    problems = progress.source_problems(plan, progress.DEMO_INFO)
+    problems = run_form.source_problems(plan, run_form.DEMO_INFO)
     assert any("clip late ends at 2.5 s, past the end of the source (1.5 s)" in p for p in problems)
     assert any("clip after starts at 1.6 s" in p for p in problems)
     assert any("larger than the frame 160x120" in p for p in problems)
-    assert progress.source_problems(build_plan("demo"), progress.DEMO_INFO) == []
-    assert progress.source_problems(plan, None) == []
+    assert run_form.source_problems(build_plan("demo"), run_form.DEMO_INFO) == []
+    assert run_form.source_problems(plan, None) == []
 
 
 def test_launch_problems_name_the_missing_token_and_storage(monkeypatch, tmp_path):
     from store.config import StorageConfig
 
     plan = build_plan("e6")
-    problems = progress.launch_problems(plan, StorageConfig(), modal_token=False)
+    problems = run_form.launch_problems(plan, StorageConfig(), modal_token=False)
     assert any("R2" in p for p in problems)
     assert any("no Modal token" in p for p in problems)
     r2 = StorageConfig(kind="r2", endpoint_url="https://x.r2.cloudflarestorage.com", bucket="b",
@@ -149,22 +158,22 @@ def test_launch_problems_name_the_missing_token_and_storage(monkeypatch, tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH"):
         monkeypatch.delenv(name, raising=False)
-    assert progress.launch_problems(plan, r2, modal_token=False) == \
+    assert run_form.launch_problems(plan, r2, modal_token=False) == \
         ["no Modal token: run `modal token new` or set MODAL_TOKEN_ID/MODAL_TOKEN_SECRET"]
 
 
 def test_gpu_labels_show_rates_without_exponents():
     from bench.pricing import DEFAULT_PRICES
 
-    assert progress.gpu_label("L4", DEFAULT_PRICES) == "L4 · $0.000222/s ($0.7992/h) · 24 GB"
+    assert run_form.gpu_label("L4", DEFAULT_PRICES) == "L4 · $0.000222/s ($0.7992/h) · 24 GB"
     assert format_rate(0.0000131) == "$0.0000131"
-    assert progress.local_gpu_spec("cuda:0", "H100") == "cuda:0=H100"
-    assert progress.local_gpu_spec("cpu", "H100") == "cpu"
+    assert run_form.local_gpu_spec("cuda:0", "H100") == "cuda:0=H100"
+    assert run_form.local_gpu_spec("cpu", "H100") == "cpu"
 
 
 def test_crop_preview_draws_the_interpolated_box_on_demo_frames():
     plan = build_plan("demo")
-    shots = progress.crop_preview("demo", "", plan, progress.DEMO_INFO)
+    shots = crop_preview.crop_preview("demo", "", plan, run_form.DEMO_INFO)
     times = [t for t, _, _ in shots]
     assert times == [0.2, 0.6, 1.1]  # first frame of the clips, the middle, their last frame
     for _, _, image in shots:
@@ -172,21 +181,21 @@ def test_crop_preview_draws_the_interpolated_box_on_demo_frames():
     # At 0.2 s the box is interpolated between (40,40) at 0 s and (72,48) at 1.5 s: x 44, y 41.
     box, first = shots[0][1], shots[0][2]
     assert (box.x, box.y, box.width, box.height) == (44, 41, 48, 32)
-    assert tuple(first[41, 50]) == progress.BOX_COLOURS[0]  # top edge
-    assert tuple(first[41 + 31, 44]) == progress.BOX_COLOURS[0]  # bottom-left corner
-    assert tuple(first[60, 60]) != progress.BOX_COLOURS[0]  # inside is untouched
+    assert tuple(first[41, 50]) == crop_preview.BOX_COLOURS[0]  # top edge
+    assert tuple(first[41 + 31, 44]) == crop_preview.BOX_COLOURS[0]  # bottom-left corner
+    assert tuple(first[60, 60]) != crop_preview.BOX_COLOURS[0]  # inside is untouched
 
 
 def test_crop_preview_of_a_local_file(tiny_clip):
-    info = progress.source_info("file", str(tiny_clip))
+    info = run_form.source_info("file", str(tiny_clip))
     assert (info.width, info.height, info.fps) == (64, 48, 10.0)
     plan = build_plan(None, source=str(tiny_clip), clips="a:0.5:1.5", gpus="cpu", fps=10,
                       keyframes=[{"time": 0, "x": 8, "y": 8, "width": 32, "height": 24}])
-    shots = progress.crop_preview("file", str(tiny_clip), plan, info)
+    shots = crop_preview.crop_preview("file", str(tiny_clip), plan, info)
     assert [t for t, _, _ in shots] == [0.5, 0.9, 1.4]
-    assert tuple(shots[0][2][8, 20]) == progress.BOX_COLOURS[0]
+    assert tuple(shots[0][2][8, 20]) == crop_preview.BOX_COLOURS[0]
     with pytest.raises(InputError, match="no file"):
-        progress.source_info("file", str(tiny_clip) + ".missing")
+        run_form.source_info("file", str(tiny_clip) + ".missing")
 
 
 # --------------------------------------------------------------------------- the page (AppTest)
@@ -246,12 +255,11 @@ def _half_done_experiment(db_path) -> str:
 
 
 def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, monkeypatch):  # noqa: F811
-    from store import runs as store_runs
 
     experiment_id = _half_done_experiment(bench_env)
     # The running run has no worker pid: pretend its worker is alive so the page does not
     # mark it interrupted.
-    monkeypatch.setattr(store_runs, "worker_is_alive", lambda run, host=None: True)
+    monkeypatch.setattr(liveness, "worker_is_alive", lambda run, host=None: True)
     at = app(RUN_PAGE, query={"experiment": experiment_id})
     assert_no_exception(at)
     bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
@@ -329,7 +337,7 @@ def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: 
     assert "Experiment: demo: animevideov3 on cpu" in page_text(at)
 
     runs = _wait_for_runs(bench_env, experiment_id)
-    log = progress.launch_log_tail(bench_env, experiment_id)
+    log = live_run.launch_log_tail(bench_env, experiment_id)
     assert list(runs["status"]) == ["succeeded"] * 3, (list(runs["error"]), log)
     assert list(runs["clip"]) == ["0.3s", "0.6s", "1s"]
 
@@ -379,7 +387,7 @@ def test_orphaned_modal_runs_are_those_whose_collector_is_gone():
         _row(id="elsewhere", status="running", call_id="fc-4", worker_pid=_dead_pid(),
              worker_host="another-host"),
     ])
-    assert progress.orphaned_modal_runs(runs, host) == ["orphan"]
+    assert live_run.orphaned_modal_runs(runs, host) == ["orphan"]
 
 
 def test_run_page_offers_to_reattach_to_orphaned_modal_runs(bench_env):

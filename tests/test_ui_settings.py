@@ -5,12 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.errors import InputError
-from bench.pricing import DEFAULT_PRICES
-from tests.ui_helpers import (app, assert_no_exception, bench_env, dataframes,  # noqa: F401
-                              page_text, populated_db)
-from ui import settings_page as settings
 from bench.price_settings import load_prices, prices_path, save_prices
+from bench.pricing import DEFAULT_PRICES
+from core.errors import InputError
+from tests.ui_helpers import (  # noqa: F401
+    app,
+    assert_no_exception,
+    bench_env,
+    dataframes,
+    page_text,
+    populated_db,
+)
+from ui import settings_view as settings
 
 SETTINGS_PAGE = "ui/settings_page.py"
 

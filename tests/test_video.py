@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.commands.demo_clip_cmd import parse_size
-from bench.errors import InputError, MediaError
+from core.errors import InputError, MediaError
 from workers.video import (
     VideoInfo,
     VideoWriter,

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.e6_samples import E6_SAMPLE
+
 ROOT = Path(__file__).resolve().parents[1]
 """The repository root (pages are given to AppTest relative to it)."""
 APP_TIMEOUT = 60.0
@@ -38,24 +40,6 @@ R2_VARS = ("R2_ACCOUNT_ID", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCK
 MODAL_VARS = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_PROFILE", "MODAL_CONFIG_PATH")
 """Modal variables cleared so tests see no token."""
 
-E6_SAMPLE = {
-    "timestamp": "2025-08-14T10:22:31",
-    "config": {"gpus": ["T4", "L4"], "model": "RealESRGAN_x4plus", "output": "810x1440", "fps": 30,
-               "clips": {"6s": [3.0, 9.0], "15s": [3.0, 18.0], "30s": [3.0, 33.0]}},
-    "pricing": {"T4": 0.000164, "L4": 0.000222},
-    "results": [
-        {"gpu": "T4", "clip": "6s", "frames": 180, "elapsed": 185.2, "status": "success"},
-        {"gpu": "L4", "clip": "6s", "frames": 180, "elapsed": 120.4, "status": "success"},
-        {"gpu": "T4", "clip": "15s", "frames": 450, "elapsed": 460.0, "status": "success"},
-        {"gpu": "L4", "clip": "15s", "frames": 450, "elapsed": 290.0, "status": "success"},
-        {"gpu": "T4", "clip": "30s", "frames": 900, "elapsed": 915.0, "status": "success"},
-        {"gpu": "L4", "clip": "30s", "frames": 900, "elapsed": 570.0, "status": "success"},
-        {"gpu": "L4", "clip": "30s", "frames": 900, "elapsed": None, "status": "failed",
-         "error": "CUDA out of memory"},
-    ],
-    "comparisons": {},
-}
-"""A realistic E6 results file: L4 is cheaper on every clip; one failed L4 run."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +82,8 @@ def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def store_e6(db_path: Path, data: dict[str, Any] = E6_SAMPLE, name: str = "e6-sample.json") -> str:
     """Import an E6 results dict into the database; return the experiment id."""
     from bench.e6 import parse_e6
+    from bench.e6_import import import_e6
     from store.db import Database
-    from store.runs import import_e6
 
     return import_e6(Database(db_path), parse_e6(data), name)
 

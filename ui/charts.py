@@ -18,7 +18,8 @@ from plotly.colors import qualitative
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
 from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds  # noqa: F401 (re-exported for pages)
-from workers.job import STAGES
+from core.job import STAGES
+from store.runs import STAGE_COLUMNS
 
 EMPTY_MESSAGE = "No succeeded runs yet"
 """What an empty chart says."""
@@ -285,7 +286,7 @@ def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:
     labels = _unique_labels([run_label(r) for r in records])
     fig = go.Figure()
     for stage in STAGES:
-        column = f"{stage}_seconds"
+        column = STAGE_COLUMNS[stage]
         values = [_number(r.get(column)) for r in records]
         if all(v is None for v in values):
             continue
@@ -392,7 +393,7 @@ def cost_latency_scatter(analysis: Analysis | None, clip: str | None = None) -> 
 
 
 def monthly_projection_chart(costs: Mapping[str, float] | None, clips_per_day: float = 0) -> go.Figure:
-    """Bars of $ per month per GPU (from ui.projection.projection), cheapest first and labelled
+    """Bars of $ per month per GPU (from ui.compare_view.projection), cheapest first and labelled
     with its amount."""
     title = "Monthly cost projection"
     if not costs:

@@ -3,7 +3,8 @@
 Shows the verdict card (rule, choice, reason, settled; tolerance slider), the per-clip table, the
 charts of ui/charts.py, which runs were cold, the monthly projection, an output video, the same
 frame of each model/engine side by side, and the exports. The page only reads the store and draws;
-every number comes from bench.analysis through ui.projection.
+the analysis comes from bench.experiments, the tables and numbers from ui.compare_view, the outputs
+from ui.output_view.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bench import experiments
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
-from bench.errors import UserError, one_line
+from core.errors import UserError, one_line
+from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
-from ui import charts, state
-from ui import projection as view
+from store.keys import output_object_key
+from ui import charts, compare_view, output_view, state
+from ui.labels import experiment_label, variant_label
 
 # session_state key of the run ids picked on the History page (a docstring here would be
 # drawn by Streamlit's magic).
@@ -39,7 +43,7 @@ def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | N
     if experiments.empty:
         return None
     ids = experiments["id"].tolist()
-    labels = {row["id"]: view.experiment_label(row) for row in experiments.to_dict("records")}
+    labels = {row["id"]: experiment_label(row) for row in experiments.to_dict("records")}
     wanted = state.selected_experiment()
     index = ids.index(wanted) if wanted in ids else 0
     if wanted and wanted not in ids:
@@ -74,7 +78,7 @@ def active_note(runs: pd.DataFrame) -> None:
     polls the store; nothing blocks)."""
     if runs.empty:
         return
-    active = runs[runs["status"].isin(["queued", "running"])]
+    active = runs[runs["status"].isin(ACTIVE_STATUSES)]
     if not active.empty:
         watch_runs(tuple(active["id"]))
 
@@ -83,7 +87,7 @@ def active_note(runs: pd.DataFrame) -> None:
 def watch_runs(active_ids: tuple[str, ...]) -> None:
     """Rerun the whole page once any of these runs has finished."""
     now = store_runs.list_runs(state.database(), run_ids=list(active_ids))
-    still = now[now["status"].isin(["queued", "running"])]
+    still = now[now["status"].isin(ACTIVE_STATUSES)]
     if len(still) < len(active_ids):
         st.rerun(scope="app")
     st.info(f"{len(still)} run(s) still queued or running: the comparison shows the finished "
@@ -97,8 +101,8 @@ def verdict_card(analysis: Analysis | None, why: str | None) -> None:
         st.info(f"No verdict yet: {why}. Runs that succeed appear here — start one on the Run page.")
         return
     v = analysis.verdict
-    st.markdown(f"**Rule: `{v.rule}`** — {view.RULE_TITLES.get(v.rule, v.rule)}")
-    st.markdown(f"### Use: {view.choice_text(v.choice)}")
+    st.markdown(f"**Rule: `{v.rule}`** — {v.title}")
+    st.markdown(f"### Use: {v.choice.describe()}")
     st.write(v.reason)
     if v.settled:
         st.success(f"Settled: no clip's winner changes within the repeats' spread "
@@ -121,9 +125,9 @@ def any_imported(runs: pd.DataFrame) -> bool:
 def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
     """Per-clip table, failed runs, cold/warm note."""
     st.subheader("Per clip")
-    st.dataframe(view.clip_table(analysis), hide_index=True)
-    st.caption(view.cold_warm_note(runs, imported=any_imported(runs)))
-    failed = view.failed_table(analysis)
+    st.dataframe(compare_view.clip_table(analysis), hide_index=True)
+    st.caption(compare_view.cold_warm_note(runs, imported=any_imported(runs)))
+    failed = compare_view.failed_table(analysis)
     if not failed.empty:
         with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
             st.dataframe(failed, hide_index=True)
@@ -159,34 +163,34 @@ def projection_section(analysis: Analysis) -> None:
     with left:
         per_day = st.number_input("Clips per day", min_value=0.0, value=100.0, step=10.0,
                                   key="projection_per_day")
-        mix = st.data_editor(view.default_mix(analysis), num_rows="dynamic", hide_index=True,
+        mix = st.data_editor(compare_view.default_mix(analysis), num_rows="dynamic", hide_index=True,
                              key="projection_mix", column_config={
-                                 view.MIX_LENGTH: st.column_config.NumberColumn(min_value=0.0,
+                                 compare_view.MIX_LENGTH: st.column_config.NumberColumn(min_value=0.0,
                                                                                 format="%.1f s"),
-                                 view.MIX_SHARE: st.column_config.NumberColumn(min_value=0.0,
+                                 compare_view.MIX_SHARE: st.column_config.NumberColumn(min_value=0.0,
                                                                                format="%.1f %%")})
     with right:
         try:
-            costs = view.projection(analysis, per_day, view.mix_from_table(mix, analysis.fps))
+            costs = compare_view.projection(analysis, per_day, compare_view.mix_from_table(mix, analysis.fps))
         except UserError as exc:
             st.error(one_line(exc))
             return
         st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
-        st.caption(view.projection_sentence(costs) + " Costs come from each GPU's fitted "
+        st.caption(compare_view.projection_sentence(costs) + " Costs come from each GPU's fitted "
                    "overhead + throughput, GPU-only.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def frame_of(path: str, mtime: float, index: int):
     """Frame `index` of an output video (cached per file version)."""
-    return view.read_frame(path, index)
+    return output_view.read_frame(path, index)
 
 
 def _output_store_and_key(row: dict):
     from store.objects import open_object_store
 
     experiment = store_runs.get_experiment(state.database(), str(row["experiment_id"]))
-    key = view.output_object_key(experiment.source if experiment else None, str(row["output_key"]))
+    key = output_object_key(experiment.source if experiment else None, str(row["output_key"]))
     return open_object_store(state.storage_config()), key
 
 
@@ -210,7 +214,7 @@ def output_media(row: dict) -> str:
 def video_section(runs: pd.DataFrame) -> None:
     """An output video of a chosen run."""
     st.subheader("Output preview")
-    done = view.runs_with_output(runs)
+    done = output_view.runs_with_output(runs)
     if done.empty:
         st.info("No output videos stored for these runs yet (failed runs and imported results "
                 "have none).")
@@ -220,11 +224,11 @@ def video_section(runs: pd.DataFrame) -> None:
     with pick:
         run_id = st.selectbox("Run", list(rows), key="preview_run",
                               format_func=lambda i: f"{rows[i]['clip']} · "
-                                                    f"{view.variant_label(rows[i])}")
+                                                    f"{variant_label(rows[i])}")
         row = rows[run_id]
         size = f"{int(row['output_width'])}x{int(row['output_height'])}" \
             if not pd.isna(row.get("output_width")) and not pd.isna(row.get("output_height")) else ""
-        st.caption(" · ".join(p for p in (size, view.fidelity_text(row)) if p))
+        st.caption(" · ".join(p for p in (size, output_view.fidelity_text(row)) if p))
     with player:
         try:
             st.video(output_media(row))
@@ -234,7 +238,7 @@ def video_section(runs: pd.DataFrame) -> None:
 
 def side_by_side_section(runs: pd.DataFrame) -> None:
     """The same output frame of each model/engine on a clip, side by side, zoomable."""
-    groups = view.side_by_side_clips(runs)
+    groups = output_view.side_by_side_clips(runs)
     if not groups:
         return
     st.subheader("Same frame, different models or engines")
@@ -257,10 +261,10 @@ def side_by_side_section(runs: pd.DataFrame) -> None:
             except UserError as exc:
                 st.error(one_line(exc))
                 continue
-            crop = view.crop_region(image, zoom, cx / 100, cy / 100)
-            st.image(view.enlarge(crop, int(zoom)),
-                     caption=view.variant_label(row), width="stretch")
-            st.caption(view.fidelity_text(row))
+            crop = output_view.crop_region(image, zoom, cx / 100, cy / 100)
+            st.image(output_view.enlarge(crop, int(zoom)),
+                     caption=variant_label(row), width="stretch")
+            st.caption(output_view.fidelity_text(row))
 
 
 def exports_section(subject: tuple[str, str | list[str]]) -> None:
@@ -272,7 +276,7 @@ def exports_section(subject: tuple[str, str | list[str]]) -> None:
                    "and markdown findings.")
         return
     try:
-        files, missing = view.export_files(state.database(), str(value))
+        files, missing = compare_view.export_files(state.database(), str(value))
     except UserError as exc:
         st.error(one_line(exc))
         return
@@ -288,8 +292,8 @@ def analyse(subject: tuple[str, str | list[str]], tolerance: float):
     """(analysis, why not, runs) of the chosen experiment or runs."""
     kind, value = subject
     if kind == "runs":
-        return view.analyse_selection(state.database(), list(value), tolerance)
-    return view.analyse_experiment_runs(state.database(), str(value), tolerance)
+        return experiments.analyse_selection(state.database(), list(value), tolerance)
+    return experiments.analyse_experiment(state.database(), str(value), tolerance)
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from bench.errors import UserError, one_line
+from core.errors import UserError, one_line
+from core.status import ACTIVE_STATUSES, RUN_STATUSES
 from store import runs as store_runs
-from store.db import RUN_STATUSES
-from ui import state
-from ui import projection as view
+from ui import history_view, state
+from ui.labels import experiment_label, run_label_long, text_of
 
 # session_state key the Compare page reads the picked run ids from, and the Compare page's
 # script as registered with st.navigation in dashboard.py (comments, not docstrings: Streamlit's
@@ -36,8 +36,8 @@ def import_section() -> None:
         upload = st.file_uploader("E6 results JSON", type=["json"], key="history_upload")
         if st.button("Import", key="history_import", disabled=upload is None):
             try:
-                experiment_id = view.import_e6_upload(state.database(), upload.getvalue(),
-                                                      upload.name)
+                experiment_id = history_view.import_e6_upload(state.database(),
+                                                              upload.getvalue(), upload.name)
             except UserError as exc:
                 st.error(one_line(exc))
                 return
@@ -48,13 +48,13 @@ def experiments_section(experiments: pd.DataFrame) -> None:
     """The experiments, newest first, and a button to compare one."""
     st.subheader("Experiments")
     table = pd.DataFrame([{
-        "Experiment": view.experiment_label(r), "Preset": view.text_of(r.get("preset")),
-        "Backend": view.text_of(r.get("backend")), "Model": view.text_of(r.get("model")),
+        "Experiment": experiment_label(r), "Preset": text_of(r.get("preset")),
+        "Backend": text_of(r.get("backend")), "Model": text_of(r.get("model")),
         "Origin": r.get("origin"), "Runs": r.get("runs"), "Succeeded": r.get("succeeded"),
-        "Failed": r.get("failed"), "Active": int(r.get("queued", 0)) + int(r.get("running", 0)),
+        "Failed": r.get("failed"), "Active": sum(int(r.get(s, 0)) for s in ACTIVE_STATUSES),
     } for r in experiments.to_dict("records")])
     st.dataframe(table, hide_index=True)
-    labels = {r["id"]: view.experiment_label(r) for r in experiments.to_dict("records")}
+    labels = {r["id"]: experiment_label(r) for r in experiments.to_dict("records")}
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     with left:
         chosen = st.selectbox("Experiment to compare", list(labels), format_func=labels.get,
@@ -68,7 +68,7 @@ def experiments_section(experiments: pd.DataFrame) -> None:
 
 def filters(facets: dict[str, list[str]]) -> dict:
     """The filter widgets (choices from store_runs.run_facets); returns the keyword arguments of
-    view.filter_runs."""
+    history_view.runs_query."""
     st.subheader("Runs")
     cols = st.columns(5)
     gpus = cols[0].multiselect("GPU", facets["gpu"], key="filter_gpu")
@@ -84,12 +84,12 @@ def runs_section(runs: pd.DataFrame) -> None:
     if runs.empty:
         st.info("No runs match these filters — clear some of them.")
         return
-    if len(runs) >= view.HISTORY_RUN_LIMIT:
+    if len(runs) >= history_view.HISTORY_RUN_LIMIT:
         st.caption(f"The newest {len(runs)} matching runs; narrow the filters to reach older ones.")
     else:
         st.caption(f"{len(runs)} run(s)")
-    st.dataframe(view.runs_display(runs), hide_index=True)
-    labels = {r["id"]: f"{r['experiment_name']} · {view.run_label_long(r)}"
+    st.dataframe(history_view.runs_display(runs), hide_index=True)
+    labels = {r["id"]: f"{r['experiment_name']} · {run_label_long(r)}"
               for r in runs.to_dict("records")}
     picked = st.multiselect("Runs to compare", list(labels), format_func=labels.get,
                             key="history_pick",
@@ -102,7 +102,7 @@ def runs_section(runs: pd.DataFrame) -> None:
 
 def failed_section(runs: pd.DataFrame) -> None:
     """Failed and interrupted runs with their reasons."""
-    failed = view.failed_runs(runs)
+    failed = history_view.failed_runs(runs)
     st.subheader("Failed runs")
     if failed.empty:
         st.caption("No failed runs among these.")
@@ -122,7 +122,7 @@ def main() -> None:
             return
         experiments_section(experiments)
         chosen = filters(store_runs.run_facets(db))
-        runs = view.filter_runs(db, **chosen)
+        runs = store_runs.list_runs(db, **history_view.runs_query(**chosen))
     except UserError as exc:
         st.error(one_line(exc))
         return

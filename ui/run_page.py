@@ -14,13 +14,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bench.experiments import analyse_experiment
 from bench.formatting import format_rate
-from bench.errors import UserError, one_line
-from bench.plan import BACKENDS, MODELS, PRESETS, Plan
+from bench.liveness import recover_gone_runs
+from bench.plan import BACKENDS, PRESETS, Plan
+from core.errors import UserError, one_line
+from core.job import ENGINES, PRECISIONS
+from core.status import FAILED_STATUSES
 from store import runs as store_runs
-from ui import charts, progress, state
-from ui.projection import RULE_TITLES, choice_text
-from workers.job import ENGINES, PRECISIONS
+from ui import charts, crop_preview, live_run, run_form, state
+from workers.catalog import MODELS
 
 # (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
 # How often the live view reads the store while runs are active.
@@ -43,14 +46,14 @@ def _local_devices() -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _source_info(kind: str, source: str, mtime: float) -> progress.SourceInfo | None:
-    return progress.source_info(kind, source)
+def _source_info(kind: str, source: str, mtime: float) -> run_form.SourceInfo | None:
+    return run_form.source_info(kind, source)
 
 
 @st.cache_data(show_spinner="Drawing the crop preview…", max_entries=16)
 def _crop_preview(kind: str, source: str, mtime: float, plan_json: dict,
-                  info: progress.SourceInfo) -> list:
-    return progress.crop_preview(kind, source, Plan.from_dict(plan_json), info)
+                  info: run_form.SourceInfo) -> list:
+    return crop_preview.crop_preview(kind, source, Plan.from_dict(plan_json), info)
 
 
 def _mtime(kind: str, source: str) -> float:
@@ -67,7 +70,7 @@ def _mtime(kind: str, source: str) -> float:
 
 def _apply_preset() -> None:
     """Fill the form from the preset chosen in the selectbox (on_change of 'run_preset')."""
-    values = progress.preset_form(st.session_state["run_preset"])
+    values = run_form.preset_form(st.session_state["run_preset"])
     for key in FORM_KEYS:
         st.session_state[f"run_{key}"] = values[key]
     gpus_key = "run_modal_gpus" if values["backend"] == "modal" else "run_local_gpus"
@@ -90,10 +93,10 @@ def _init_form() -> None:
 
 def _source_section() -> tuple[str, str]:
     st.subheader("Source")
-    kind = st.radio("Source video", list(progress.SOURCE_KINDS), key="run_source_kind",
-                    format_func=progress.SOURCE_KINDS.get, horizontal=True)
+    kind = st.radio("Source video", list(run_form.SOURCE_KINDS), key="run_source_kind",
+                    format_func=run_form.SOURCE_KINDS.get, horizontal=True)
     if kind == "demo":
-        st.caption(f"A synthetic clip ({progress.DEMO_INFO.describe()}) with moving detail, "
+        st.caption(f"A synthetic clip ({run_form.DEMO_INFO.describe()}) with moving detail, "
                    "generated on this machine.")
         return kind, ""
     if kind == "file":
@@ -118,7 +121,7 @@ def _clips_section(fps: float) -> pd.DataFrame:
             "end": st.column_config.NumberColumn("End (s)", min_value=0.0, format="%.2f"),
         })
     try:
-        st.caption(progress.clip_frames_text(progress.clips_from_table(table), fps))
+        st.caption(run_form.clip_frames_text(run_form.clips_from_table(table), fps))
     except UserError:
         pass  # the problem is reported with the plan below
     return table
@@ -180,7 +183,7 @@ def _gpu_section() -> list[str]:
     if backend == "modal":
         gpus = st.multiselect("GPUs (the first is the baseline)", list(prices.gpus),
                               key="run_modal_gpus",
-                              format_func=lambda g: progress.gpu_label(g, prices))
+                              format_func=lambda g: run_form.gpu_label(g, prices))
         st.caption(f"Prices of {prices.date} — {prices.source}. Edit them on the Settings page.")
         return gpus
     devices = _local_devices()
@@ -196,7 +199,7 @@ def _gpu_section() -> list[str]:
             continue
         options = ["(match the device's name)", *prices.gpus]
         card = st.selectbox(f"Price {device} as", options, key=f"run_price_{device}")
-        specs.append(progress.local_gpu_spec(device, None if card == options[0] else card))
+        specs.append(run_form.local_gpu_spec(device, None if card == options[0] else card))
     return specs
 
 
@@ -210,7 +213,7 @@ def _form_values(kind: str, source: str, clips: pd.DataFrame, keyframes: pd.Data
     return values
 
 
-def _preview_section(kind: str, source: str, plan: Plan, info: progress.SourceInfo | None) -> None:
+def _preview_section(kind: str, source: str, plan: Plan, info: run_form.SourceInfo | None) -> None:
     with st.expander("Crop preview", expanded=kind == "demo"):
         if info is None:
             st.info("The preview reads the source frames: it works for the demo clip and local "
@@ -244,13 +247,13 @@ def _launch(plan: Plan, name: str) -> None:
     state.select_experiment(experiment_id)
 
 
-def _plan_and_problems(values: dict) -> tuple[Plan | None, progress.SourceInfo | None, list[str]]:
+def _plan_and_problems(values: dict) -> tuple[Plan | None, run_form.SourceInfo | None, list[str]]:
     """The plan (None when the form is not a valid plan), what is known of the source, and every
     reason it cannot launch."""
     from bench.backends.modal_backend import modal_token_present
 
     try:
-        plan = progress.plan_from_form(values)
+        plan = run_form.plan_from_form(values)
     except UserError as exc:
         return None, None, [one_line(exc)]
     problems = []
@@ -259,12 +262,12 @@ def _plan_and_problems(values: dict) -> tuple[Plan | None, progress.SourceInfo |
         info = _source_info(values["source_kind"], plan.source, _mtime(values["source_kind"], plan.source))
     except UserError as exc:
         problems.append(f"source: {one_line(exc)}")
-    problems += progress.source_problems(plan, info)
+    problems += run_form.source_problems(plan, info)
     try:
         storage = state.storage_config()
     except UserError as exc:
         return plan, info, problems + [f"storage: {one_line(exc)}"]
-    problems += progress.launch_problems(plan, storage, modal_token_present())
+    problems += run_form.launch_problems(plan, storage, modal_token_present())
     return plan, info, problems
 
 
@@ -274,9 +277,9 @@ def _plan_and_problems(values: dict) -> tuple[Plan | None, progress.SourceInfo |
 def _verdict_card(analysis, finished: bool) -> None:
     verdict = analysis.verdict
     with st.container(border=True):
-        heading = RULE_TITLES.get(verdict.rule, verdict.rule)
-        st.markdown(f"**Verdict{'' if finished else ' so far'}: {heading}** (rule `{verdict.rule}`)")
-        st.markdown(f"Use **{choice_text(verdict.choice)}**. {verdict.reason}")
+        st.markdown(f"**Verdict{'' if finished else ' so far'}: {verdict.title}** "
+                    f"(rule `{verdict.rule}`)")
+        st.markdown(f"Use **{verdict.choice.describe()}**. {verdict.reason}")
         if not verdict.settled:
             st.caption("Not settled: the repeats overlap, so the order may change with more runs.")
 
@@ -302,18 +305,14 @@ def _live_charts(analysis, runs: pd.DataFrame) -> None:
 
 def _live_view(experiment_id: str, was_active: bool) -> None:
     """Progress of every run and the charts so far; reruns the page once everything has ended."""
-    db = state.database()
-    runs = store_runs.list_runs(db, experiment_id=experiment_id)
-    overall = progress.experiment_progress(runs)
+    analysis, why, runs = analyse_experiment(state.database(), experiment_id)
+    overall = live_run.experiment_progress(runs)
     st.progress(overall.fraction if not overall.finished else 1.0, text=overall.headline())
-    for row in progress.progress_rows(runs):
-        if row.status in ("failed", "interrupted"):
+    for row in live_run.progress_rows(runs):
+        if row.status in FAILED_STATUSES:
             st.error(row.text)
         else:
             st.progress(row.fraction, text=row.text)
-    from bench.experiment_view import analyse_experiment
-
-    analysis, why = analyse_experiment(db, experiment_id)
     if analysis is None:
         st.caption("Charts appear here as soon as a run succeeds." if not overall.finished
                    else f"No charts: {why}.")
@@ -326,7 +325,7 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
 
 def _reattach_offer(experiment_id: str, runs) -> None:
     """Modal runs go on remotely when the process polling them stops: offer to collect them again."""
-    orphans = progress.orphaned_modal_runs(runs)
+    orphans = live_run.orphaned_modal_runs(runs)
     if not orphans:
         return
     st.warning(f"{len(orphans)} Modal run(s) are still running remotely, but the process that "
@@ -348,12 +347,12 @@ def _experiment_section(experiment_id: str) -> None:
     st.caption(f"id {experiment.id} · {experiment.backend} backend · started "
                f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
-    active = not progress.experiment_progress(runs).finished
+    active = not live_run.experiment_progress(runs).finished
     if active:
-        store_runs.recover_interrupted(db)
+        recover_gone_runs(db)
         _reattach_offer(experiment_id, runs)
     st.fragment(run_every=POLL_SECONDS if active else None)(_live_view)(experiment_id, active)
-    log = progress.launch_log_tail(state.db_path(), experiment_id)
+    log = live_run.launch_log_tail(state.db_path(), experiment_id)
     if log:
         with st.expander("Background process log"):
             st.code(log, language=None)

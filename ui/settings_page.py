@@ -1,108 +1,35 @@
 """Settings page: the price table (editable, dated), storage and credential status (never a secret),
 the Modal token, and the database's location, size and contents.
 
-The helpers above main() are pure (no st.* calls) and tested directly; Streamlit runs a page with
-__name__ == "__main__", so importing this module from a test draws nothing.
+Its data (price table rows, database facts, run counts, credential table) comes from
+ui.settings_view. Streamlit runs a page with __name__ == "__main__", so importing this module
+draws nothing.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Any, Mapping
-
-import pandas as pd
 import streamlit as st
 
-from bench.errors import UserError, one_line
-from bench.price_settings import prices_path
-from bench.pricing import DEFAULT_PRICES, PriceTable
-from ui import state
 from bench.formatting import format_rate
-
-# (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
-# Columns of the price editor.
-GPU, RATE, HOURLY, MEMORY, MODAL, CATALOG = ("GPU", "$ per second", "$ per hour", "Memory (GB)",
-                                             "Modal GPU string", "Catalog $ per second")
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def price_frame(prices: PriceTable, catalog: PriceTable = DEFAULT_PRICES) -> pd.DataFrame:
-    """The price table as the editor shows it: one row per GPU with its rate, the hourly price,
-    memory, Modal's GPU string and the catalog's rate for comparison."""
-    rows = []
-    for name, gpu in prices.gpus.items():
-        base = catalog.gpus.get(name)
-        rows.append({GPU: name, RATE: gpu.usd_per_second, HOURLY: gpu.usd_per_second * 3600,
-                     MEMORY: gpu.memory_gb, MODAL: gpu.modal_gpu,
-                     CATALOG: base.usd_per_second if base else math.nan})
-    return pd.DataFrame(rows, columns=[GPU, RATE, HOURLY, MEMORY, MODAL, CATALOG])
-
-
-def changed_rates(frame: pd.DataFrame, prices: PriceTable) -> dict[str, float]:
-    """{GPU: new $/s} for the rows of the edited frame whose rate differs from `prices`.
-    Raises InputError (via with_overrides later) only for bad values; a blank rate is an error
-    here too."""
-    from bench.errors import InputError
-
-    changed = {}
-    for row in frame.to_dict("records"):
-        name, rate = str(row[GPU]), row[RATE]
-        if rate is None or (isinstance(rate, float) and math.isnan(rate)):
-            raise InputError(f"price for {name} is empty; give a positive number of $/s")
-        if name in prices.gpus and not math.isclose(float(rate), prices.gpus[name].usd_per_second,
-                                                    rel_tol=1e-12, abs_tol=0.0):
-            changed[name] = float(rate)
-    return changed
-
-
-def apply_price_edits(frame: pd.DataFrame, prices: PriceTable) -> PriceTable:
-    """The price table with the edited rates (dated 'user override' when anything changed).
-    Raises InputError for an empty or non-positive rate."""
-    return prices.with_overrides(changed_rates(frame, prices))
-
-
-def human_size(size: int) -> str:
-    """'12.3 MB' style byte counts (1 kB = 1000 B)."""
-    if size < 1000:
-        return f"{size} B"
-    value, unit = float(size), "B"
-    for unit in ("kB", "MB", "GB"):
-        value /= 1000
-        if value < 1000:
-            break
-    return f"{value:.1f} {unit}"
-
-
-def database_facts(path: Path) -> dict[str, Any]:
-    """What the Settings page says about the database file: path, whether it exists, its size
-    (the file plus DuckDB's write-ahead log)."""
-    path = Path(path)
-    files = [p for p in (path, path.with_name(path.name + ".wal")) if p.is_file()]
-    return {"path": str(path.resolve()), "exists": path.is_file(),
-            "size": sum(p.stat().st_size for p in files)}
-
-
-def run_counts(experiments: pd.DataFrame) -> dict[str, int]:
-    """{'experiments': N, 'runs': N, 'succeeded': N, ...} from list_experiments."""
-    from store.db import RUN_STATUSES
-
-    counts = {"experiments": int(len(experiments)),
-              "runs": int(experiments["runs"].sum()) if len(experiments) else 0}
-    for status in RUN_STATUSES:
-        counts[status] = int(experiments[status].sum()) if len(experiments) else 0
-    return counts
-
-
-def credential_frame(status: Mapping[str, bool]) -> pd.DataFrame:
-    """{variable: set?} as a two-column table saying 'set' / 'not set' (never a value)."""
-    return pd.DataFrame([{"Setting": name, "State": "set" if ok else "not set"}
-                         for name, ok in status.items()], columns=["Setting", "State"])
-
-
-# --------------------------------------------------------------------------- sections
+from bench.price_settings import prices_path
+from bench.pricing import DEFAULT_PRICES
+from core.errors import UserError, one_line
+from core.status import ACTIVE_STATUSES, FAILED_STATUSES
+from ui import state
+from ui.settings_view import (
+    CATALOG,
+    GPU,
+    HOURLY,
+    MEMORY,
+    MODAL,
+    RATE,
+    apply_price_edits,
+    credential_frame,
+    database_facts,
+    human_size,
+    price_frame,
+    run_counts,
+)
 
 
 def _prices_section() -> None:
@@ -187,8 +114,8 @@ def _database_section() -> None:
     cols[1].metric("Experiments", counts["experiments"])
     cols[2].metric("Runs", counts["runs"])
     cols[3].metric("Succeeded", counts["succeeded"])
-    cols[4].metric("Failed or interrupted", counts["failed"] + counts["interrupted"])
-    active = counts["queued"] + counts["running"]
+    cols[4].metric("Failed or interrupted", sum(counts[s] for s in FAILED_STATUSES))
+    active = sum(counts[s] for s in ACTIVE_STATUSES)
     if active:
         st.caption(f"{active} run(s) queued or running now.")
 

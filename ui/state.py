@@ -10,10 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from bench.commands.common import default_db_path
 from bench.price_settings import load_prices, save_prices
-from bench.errors import UserError, one_line
 from bench.pricing import DEFAULT_PRICES, PriceTable
+from core.errors import UserError, one_line
+from core.paths import default_db_path
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 

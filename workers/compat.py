@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import Any
 
-from bench.errors import BackendError
+from core.errors import BackendError
 
 _OLD_NAME = "torchvision.transforms.functional_tensor"
 _NEW_NAME = "torchvision.transforms._functional_tensor"

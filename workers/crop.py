@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from bench.errors import InputError
-from workers.job import Keyframe
+from core.errors import InputError
+from core.job import Keyframe
 
 
 @dataclass(frozen=True)

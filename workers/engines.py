@@ -11,18 +11,22 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import time
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.errors import InputError
+from core.errors import InputError
 from workers.models import LoadedModel
 
 ENGINE_KINDS = ("fast", "reference")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+COMPILE_MODE = os.environ.get("BENCH_COMPILE_MODE") or None
+"""torch.compile mode of the fast engine (None: inductor's default); BENCH_COMPILE_MODE picks
+another for benchmarks/product_path.py, which compares them on an H200 (benchmarks/RESULTS.md)."""
 
 
 class Engine(Protocol):
@@ -43,7 +47,18 @@ class Engine(Protocol):
         ...
 
     def warmup(self, height: int, width: int) -> None:
-        """Run the model once at this input size (allocations, cuDNN choice, compilation)."""
+        """Run the model once at this input size (allocations, cuDNN choice)."""
+        ...
+
+    def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
+        """Get ready for frames of this input size and output size (width, height): warm up, and
+        with compile, torch.compile for exactly these shapes. Returns the seconds spent compiling
+        (0.0 when not compiling or already compiled for them). Raises InputError when the engine
+        cannot compile."""
+        ...
+
+    def seconds_per_frame(self, height: int, width: int, out_size: tuple[int, int]) -> float:
+        """Measured eager seconds per frame at this size (after prepare)."""
         ...
 
 
@@ -141,6 +156,19 @@ class ReferenceEngine:
         """One frame of zeros through RealESRGANer."""
         self.upscale(np.zeros((1, height, width, 3), dtype=np.uint8))
 
+    def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
+        """See Engine.prepare: RealESRGANer has nothing to compile. Raises InputError for compile."""
+        if compile:
+            raise InputError("torch.compile applies to the fast engine only, not the reference engine")
+        return 0.0
+
+    def seconds_per_frame(self, height: int, width: int, out_size: tuple[int, int]) -> float:
+        """One timed frame."""
+        frames = np.zeros((1, height, width, 3), dtype=np.uint8)
+        began = time.perf_counter()
+        self.upscale(frames, out_size)
+        return time.perf_counter() - began
+
 
 class FastEngine:
     """Batched upscale on the device: pinned upload, channels_last, fp16/bf16 on CUDA, clamp,
@@ -148,8 +176,7 @@ class FastEngine:
 
     name = "fast"
 
-    def __init__(self, model: LoadedModel, precision: str = "auto", batch_size: int = 4,
-                 compile: bool = False) -> None:
+    def __init__(self, model: LoadedModel, precision: str = "auto", batch_size: int = 4) -> None:
         """Raises InputError for a bad precision or batch size."""
         if batch_size < 1:
             raise InputError(f"batch size {batch_size} must be at least 1")
@@ -157,7 +184,6 @@ class FastEngine:
         self.device = model.device
         self.precision = resolve_precision(self.name, precision, self.device)
         self.batch_size = batch_size
-        self.compiled = compile
         self._dtype = _DTYPES[self.precision]
         self._cuda = self.device.type == "cuda"
         if self._cuda:
@@ -165,9 +191,58 @@ class FastEngine:
             torch.backends.cudnn.benchmark = True
         module = copy.deepcopy(model.module).to(self.device, self._dtype).eval()
         self._memory_format = torch.channels_last if self._cuda else torch.contiguous_format
-        module = module.to(memory_format=self._memory_format)
-        self._module = torch.compile(module) if compile else module
+        self._eager = module.to(memory_format=self._memory_format)
+        self._compiled: torch.nn.Module | None = None
+        self._compiled_shapes: set[tuple[int, int, int, int]] = set()
+        """(height, width, out width, out height) the compiled module has been traced for."""
+        self._seconds_per_frame: dict[tuple[int, int, int, int], float] = {}
         self._pinned: torch.Tensor | None = None
+
+    @property
+    def yuv_output(self) -> bool:
+        """Whether upscale(..., pixel_format='yuv420p') converts on the device (CUDA): the encoder
+        then gets planes it can take as they are, and half the bytes cross the bus."""
+        return self._cuda
+
+    def compiled_for(self, height: int, width: int, out_size: tuple[int, int]) -> bool:
+        """Whether frames of this size run through the compiled module."""
+        return (height, width, *out_size) in self._compiled_shapes
+
+    def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
+        """See Engine.prepare. The first compile for a shape traces and builds kernels (the
+        persistent cache in workers.compile_cache makes that quick in a later process); after it,
+        only frames of exactly these shapes use the compiled module, so other shapes (fidelity
+        samples) never trigger a recompile."""
+        key = (height, width, *out_size)
+        frames = np.zeros((self.batch_size, height, width, 3), dtype=np.uint8)
+        if key not in self._seconds_per_frame:
+            self.upscale(frames, out_size)  # cuDNN picks its algorithms for this shape
+            self._sync()
+            began = time.perf_counter()
+            self.upscale(frames, out_size)
+            self._sync()
+            self._seconds_per_frame[key] = (time.perf_counter() - began) / self.batch_size
+        if not compile or key in self._compiled_shapes:
+            return 0.0
+        began = time.perf_counter()
+        if self._compiled is None:
+            self._compiled = torch.compile(self._eager, dynamic=False, mode=COMPILE_MODE)
+        self._compiled_shapes.add(key)
+        self.upscale(frames, out_size)  # traces and compiles at the job's own shapes
+        self.upscale(frames, out_size)  # CUDA graphs record on the second call
+        self._sync()
+        return time.perf_counter() - began
+
+    def seconds_per_frame(self, height: int, width: int, out_size: tuple[int, int]) -> float:
+        """See Engine.seconds_per_frame (measured by prepare, eager)."""
+        key = (height, width, *out_size)
+        if key not in self._seconds_per_frame:
+            self.prepare(height, width, out_size, compile=False)
+        return self._seconds_per_frame[key]
+
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
 
     def _upload(self, chunk: np.ndarray) -> torch.Tensor:
         """uint8 NHWC host array -> uint8 NHWC tensor on the device (via reused pinned memory; safe
@@ -181,13 +256,15 @@ class FastEngine:
         staged.copy_(host)
         return staged.to(self.device, non_blocking=True)
 
-    def _run(self, chunk: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _run(self, chunk: np.ndarray, size: tuple[int, int], pixel_format: str) -> np.ndarray:
         n, h, w, _ = chunk.shape
         ow, oh = size
-        if self.compiled and n < self.batch_size:
+        compiled = (h, w, ow, oh) in self._compiled_shapes
+        if compiled and n < self.batch_size:
             # a short last batch would make torch.compile recompile mid-run: pad it with copies
             filler = np.repeat(chunk[-1:], self.batch_size - n, axis=0)
-            return self._run(np.concatenate([chunk, filler]), size)[:n]
+            return self._run(np.concatenate([chunk, filler]), size, pixel_format)[:n]
+        module = self._compiled if compiled else self._eager
         x = self._upload(chunk).permute(0, 3, 1, 2).float() / 255.0
         x = x.to(self._dtype)
         mod = _mod_pad(self.scale)
@@ -196,42 +273,63 @@ class FastEngine:
         # channels_last on CUDA (faster); plain NCHW on the CPU, where RealESRGANer's input is NCHW
         # too and oneDNN's channels_last kernels would round differently.
         x = x.contiguous(memory_format=self._memory_format)
-        y = self._module(x)[:, :, :h * self.scale, :w * self.scale].float().clamp_(0, 1)
+        y = module(x)[:, :, :h * self.scale, :w * self.scale].float().clamp_(0, 1)
         if (oh, ow) != tuple(y.shape[2:]):
             shrinking = oh < y.shape[2] or ow < y.shape[3]
             y = F.interpolate(y, size=(oh, ow), mode="bicubic", align_corners=False,
                               antialias=shrinking).clamp_(0, 1)
-        y = (y * 255.0).round_().to(torch.uint8)
-        return y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        y = (y * 255.0).round_()
+        if pixel_format == "yuv420p":
+            return rgb_to_yuv420p(y).cpu().numpy()
+        return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     @torch.inference_mode()
-    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
+    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None,
+                pixel_format: str = "rgb24") -> np.ndarray:
         """See Engine.upscale; frames go through the model `batch_size` at a time.
-        Raises InputError on bad frames or size."""
+        pixel_format 'yuv420p' returns [N, OH * 3 / 2, OW] planes (Y, then U, then V; BT.601
+        limited range, as libswscale converts) computed on the device; it needs an even size.
+        Raises InputError on bad frames, size or format."""
         _check_frames(frames)
         size = _target_size(frames, self.scale, out_size)
-        parts = [self._run(frames[i:i + self.batch_size], size)
+        if pixel_format not in ("rgb24", "yuv420p"):
+            raise InputError(f"pixel format {pixel_format!r} must be rgb24 or yuv420p")
+        if pixel_format == "yuv420p" and (size[0] % 2 or size[1] % 2):
+            raise InputError(f"yuv420p needs an even output size, not {size[0]}x{size[1]}")
+        parts = [self._run(frames[i:i + self.batch_size], size, pixel_format)
                  for i in range(0, frames.shape[0], self.batch_size)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def warmup(self, height: int, width: int) -> None:
-        """One full batch of zeros through the model (triggers compilation when compiled)."""
+        """One full batch of zeros through the eager model."""
         self.upscale(np.zeros((self.batch_size, height, width, 3), dtype=np.uint8))
-        if self._cuda:
-            torch.cuda.synchronize(self.device)
+        self._sync()
 
 
-def create_engine(kind: str, model: LoadedModel, precision: str = "auto", batch_size: int = 4,
-                  compile: bool = False) -> Engine:
-    """Build the engine `kind` ('fast' or 'reference') around a loaded model.
+def rgb_to_yuv420p(rgb: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] RGB in 0..255 (float) -> [N, H * 3 / 2, W] uint8 yuv420p planes: BT.601
+    limited range (what libswscale produces from rgb24 by default), chroma averaged over 2x2."""
+    r, g, b = rgb.unbind(1)
+    n, h, w = r.shape
+    y = 16.0 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    u = 128.0 - 0.148223 * r - 0.290993 * g + 0.439216 * b
+    v = 128.0 + 0.439216 * r - 0.367788 * g - 0.071427 * b
+    u = F.avg_pool2d(u[:, None], 2)[:, 0]
+    v = F.avg_pool2d(v[:, None], 2)[:, 0]
+    planes = torch.cat([y.reshape(n, -1), u.reshape(n, -1), v.reshape(n, -1)], dim=1)
+    return planes.round_().clamp_(0, 255).to(torch.uint8).view(n, h * 3 // 2, w)
 
-    Raises InputError for an unknown kind, a precision the device or engine cannot run, a bad
-    batch size, or compile with the reference engine; BackendError when realesrgan is missing.
+
+def create_engine(kind: str, model: LoadedModel, precision: str = "auto",
+                  batch_size: int = 4) -> Engine:
+    """Build the engine `kind` ('fast' or 'reference') around a loaded model (whether it compiles
+    is decided per job, by Engine.prepare).
+
+    Raises InputError for an unknown kind, a precision the device or engine cannot run, or a bad
+    batch size; BackendError when realesrgan is missing.
     """
     if kind == "fast":
-        return FastEngine(model, precision=precision, batch_size=batch_size, compile=compile)
+        return FastEngine(model, precision=precision, batch_size=batch_size)
     if kind == "reference":
-        if compile:
-            raise InputError("torch.compile applies to the fast engine only, not the reference engine")
         return ReferenceEngine(model, precision=precision)
     raise InputError(f"unknown engine {kind!r}; choose one of {', '.join(ENGINE_KINDS)}")

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from bench.errors import InputError
-from workers.job import Fidelity
+from core.errors import InputError
+from core.job import Fidelity
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5

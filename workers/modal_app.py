@@ -1,6 +1,6 @@
 """The Modal deployment: `modal deploy workers/modal_app.py`.
 
-One App, one image (the project's requirements), the R2 secret and one class, Upscaler, whose
+One App, one image (requirements-worker.txt; the core, store and workers packages), the R2 secret and one class, Upscaler, whose
 container loads ONE model at start (@modal.enter) and then serves jobs through
 workers.pipeline.run_job. Each GPU of a plan is the same class with another GPU:
 `Upscaler.with_options(gpu="L4")(model=..., ...)` — same image, same code, its own pool.
@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping
 
 import modal
 
-from bench.pricing import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
-from workers.job import STAGES, Job, Progress
+from core.job import STAGES, Job, Progress
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ WEIGHTS_DIR = "/weights"
 PROGRESS_MIN_INTERVAL = 0.5
 """Seconds between two progress writes of one job (at most 2 per second)."""
 
-_REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+_REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements-worker.txt"
+"""The worker's own requirements: no dashboard, history database or plotting in the GPU image."""
 
 app = modal.App(APP_NAME)
 
@@ -61,7 +62,7 @@ image = (
     .apt_install("libgl1", "libglib2.0-0")
     .pip_install_from_requirements(str(_REQUIREMENTS))
     .env({"BENCH_WEIGHTS_DIR": WEIGHTS_DIR})
-    .add_local_python_source("workers", "bench", "store")
+    .add_local_python_source("core", "store", "workers")
 )
 
 r2_secret = modal.Secret.from_name(R2_SECRET_NAME)
@@ -85,6 +86,8 @@ class ContainerFacts:
     """True for the first job this container ran (it paid for the start and the model load)."""
     model_load_seconds: float | None
     """Seconds @modal.enter spent loading the model (None when the preload failed)."""
+    compile_seconds: float | None = None
+    """Seconds @modal.enter spent compiling for the jobs' shapes (None when it did not)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +100,7 @@ class ContainerFacts:
             gpu_name_nvidia_smi=_as_text(data.get("gpu_name_nvidia_smi")),
             cold=data.get("cold") is True,
             model_load_seconds=_as_float(data.get("model_load_seconds")),
+            compile_seconds=_as_float(data.get("compile_seconds")),
         )
 
 
@@ -185,7 +189,7 @@ def container_storage(env: Mapping[str, str] | None = None):
     """The object store a container uses: R2 from the r2-credentials secret's environment, or,
     only when BENCH_STORAGE=local (offline tests), the local directory $BENCH_DATA_DIR/objects.
     Raises StorageError naming the settings the secret lacks (never their values)."""
-    from bench.errors import StorageError
+    from core.errors import StorageError
     from store.config import R2_SETTINGS, load_storage_config
     from store.objects import LocalDirectoryStore
     from store.r2 import R2Store
@@ -225,8 +229,11 @@ class Upscaler:
     """'auto', 'fp32', 'fp16' or 'bf16'."""
     batch_size: int = modal.parameter(default=4)
     """Frames per model call in the fast engine."""
-    compile: bool = modal.parameter(default=False)
-    """Use torch.compile in the fast engine."""
+    compile: str = modal.parameter(default="off")
+    """torch.compile in the fast engine: 'off', 'on' or 'auto'."""
+    warm_shape: str = modal.parameter(default="")
+    """The jobs' shapes (WarmShape.to_text, '' when unknown): with compile, @modal.enter compiles
+    for them, so the compile is paid once per container, before the first job."""
     device: str = modal.parameter(default="auto")
     """'auto' (the container's GPU), 'cuda:0' or 'cpu'."""
 
@@ -234,27 +241,36 @@ class Upscaler:
     def load(self) -> None:
         """Record when the container started and which card it got, then load the model once.
         A failed load is not raised here: the job reports it (run_job retries the load)."""
-        from bench.errors import one_line
-        from workers.pipeline import ModelCache
+        from core.errors import one_line
+        from core.job import WarmShape
+        from workers.pipeline import EngineKey, ModelCache
 
         self._started_at = time.time()
         self._jobs_run = 0
         self._gpu_name = nvidia_smi_gpu_name()
         self._cache = ModelCache()
+        self._compile_seconds: float | None = None
+        key = EngineKey(self.model, self.weights, self.device, self.engine, self.precision,
+                        self.batch_size)
         try:
-            self._load_seconds: float | None = self._cache.preload(
-                self.model, weights=self.weights, device=self.device, engine=self.engine,
-                precision=self.precision, batch_size=self.batch_size, compile=self.compile)
+            self._load_seconds: float | None = self._cache.get(key)[1]
         except Exception as exc:  # noqa: BLE001 - reported through the job's failed result
             log.error("model preload failed: %s", one_line(exc))
             self._load_seconds = None
+            return
+        shape = WarmShape.from_text(self.warm_shape)
+        if self.compile != "off" and shape is not None:
+            try:
+                self._compile_seconds = self._cache.precompile(key, self.compile, shape)
+            except Exception as exc:  # noqa: BLE001 - the job compiles (or fails) itself then
+                log.error("compile at start failed: %s", one_line(exc))
 
     @modal.method()
     def run(self, job: dict) -> dict:
         """Run one job (Job.to_dict()) and return JobResult.to_dict() plus ContainerFacts.
         Never raises for the job's own failure, a bad job dict or storage settings included."""
-        from bench.errors import InputError, UserError, one_line
-        from workers.job import JobResult
+        from core.errors import InputError, UserError, one_line
+        from core.job import JobResult
         from workers.pipeline import run_job
 
         cold = self._jobs_run == 0
@@ -275,5 +291,6 @@ class Upscaler:
             result = run_job(parsed, storage, on_progress=publisher, cache=self._cache)
         facts = ContainerFacts(container_started_at=self._started_at,
                                gpu_name_nvidia_smi=self._gpu_name, cold=cold,
-                               model_load_seconds=self._load_seconds)
+                               model_load_seconds=self._load_seconds,
+                               compile_seconds=self._compile_seconds)
         return {**result.to_dict(), **facts.to_dict()}

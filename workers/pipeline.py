@@ -10,7 +10,9 @@ frames and timed as its own stage; `total` covers the job up to the end of the u
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import tempfile
 import threading
 import time
@@ -21,12 +23,34 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from bench.errors import MediaError, UserError, one_line
-from store.objects import ObjectStore, user_key
+from core.errors import MediaError, UserError, one_line
+from core.job import (
+    Fidelity,
+    Job,
+    JobResult,
+    Progress,
+    ProgressCallback,
+    WarmShape,
+    output_frame_count,
+)
+from store.keys import user_key
+from store.objects import ObjectStore
+from workers.compile_policy import CompileDecision
 from workers.crop import CropBox, crop_box_at, validate_keyframes
-from workers.job import Fidelity, Job, JobResult, Progress, ProgressCallback
-from workers.video import (VideoWriter, check_trim, decode_segment, is_image_path, probe,
-                           read_image, segment_frame_count, write_image)
+from workers.video import (
+    NVENC_PRESETS,
+    DecodedFrame,
+    VideoWriter,
+    as_yuv420p,
+    check_trim,
+    decode_segment,
+    decoded_planes,
+    is_image_path,
+    probe,
+    read_image,
+    resolve_encoder,
+    write_image,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,12 +72,10 @@ class EngineKey:
     engine: str
     precision: str
     batch_size: int
-    compile: bool
 
     @classmethod
     def of(cls, job: Job) -> "EngineKey":
-        return cls(job.model, job.weights, job.device, job.engine, job.precision, job.batch_size,
-                   job.compile)
+        return cls(job.model, job.weights, job.device, job.engine, job.precision, job.batch_size)
 
 
 @dataclass(frozen=True)
@@ -89,9 +111,18 @@ class ModelCache:
             return warm, time.perf_counter() - began
 
     def preload(self, model: str, weights: str = "auto", device: str = "auto", engine: str = "fast",
-                precision: str = "auto", batch_size: int = 4, compile: bool = False) -> float:
+                precision: str = "auto", batch_size: int = 4) -> float:
         """Load an engine ahead of the first job; returns seconds spent loading."""
-        return self.get(EngineKey(model, weights, device, engine, precision, batch_size, compile))[1]
+        return self.get(EngineKey(model, weights, device, engine, precision, batch_size))[1]
+
+    def precompile(self, key: EngineKey, mode: str, shape: "WarmShape") -> float:
+        """Ahead of the first job (a container's start): compile the loaded engine for the jobs'
+        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done)."""
+        warm, _ = self.get(key)
+        clock = StageClock()
+        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output, shape.frames,
+                       clock)
+        return clock.seconds.get("compile", 0.0)
 
 
 def _load_engine(key: EngineKey) -> WarmEngine:
@@ -100,8 +131,7 @@ def _load_engine(key: EngineKey) -> WarmEngine:
 
     device = resolve_device(key.device)
     loaded = load_model(key.model, weights=key.weights, device=str(device))
-    engine = create_engine(key.engine, loaded, precision=key.precision, batch_size=key.batch_size,
-                           compile=key.compile)
+    engine = create_engine(key.engine, loaded, precision=key.precision, batch_size=key.batch_size)
     return WarmEngine(engine=engine, model=loaded, device_name=device_name(device))
 
 
@@ -223,10 +253,14 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _fit_crop(image: np.ndarray, box: CropBox, size: tuple[int, int]) -> np.ndarray:
-    """Cut box out of image; boxes that change size over keyframes are area-resized to size (w, h)
-    so every frame of a job reaches the model at one size."""
-    crop = image[box.y:box.y + box.height, box.x:box.x + box.width]
+def _fit_crop(image: "np.ndarray | DecodedFrame", box: CropBox, size: tuple[int, int]) -> np.ndarray:
+    """Cut box out of an image or a decoded frame (converting only the box); boxes that change
+    size over keyframes are area-resized to size (w, h) so every frame of a job reaches the model
+    at one size."""
+    if isinstance(image, DecodedFrame):
+        crop = image.crop(box.x, box.y, box.width, box.height)
+    else:
+        crop = image[box.y:box.y + box.height, box.x:box.x + box.width]
     if (box.width, box.height) != size:
         import cv2
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
@@ -247,6 +281,45 @@ class _Outcome:
     height: int = 0
     samples: list[np.ndarray] = field(default_factory=list)
     """Crops kept for fidelity scoring after the upload."""
+    compile_choice: str = ""
+    """CompileDecision.reason of the job ('' when nothing was decided, as for an image)."""
+    encoder: str = ""
+    """Encoder that wrote the output."""
+    encoded: dict[int, np.ndarray] = field(default_factory=dict)
+    """Frame position -> the yuv420p planes fed to the encoder, for encode PSNR."""
+
+
+def prepare_engine(mode: str, model: str, batch_size: int, warm: WarmEngine,
+                   crop_size: tuple[int, int], out_size: tuple[int, int], frames: int,
+                   clock: StageClock) -> CompileDecision:
+    """Decide whether a job compiles (mode: on/off/auto) and compile for its shapes (crop and
+    output, width x height) when it does, timed as the 'compile' stage; a process compiles each
+    shape once, so a later job of the same shapes finds it done. Raises InputError for compile
+    with an engine that cannot."""
+    from workers import compile_policy
+
+    engine = warm.engine
+    width, height = crop_size
+    if mode == "off" or engine.name != "fast":
+        return compile_policy.CompileDecision(False, "off")
+    with clock.time("compile"):
+        import torch
+
+        key = compile_policy.stats_key(model, engine.precision, (height, width, *out_size),
+                                       batch_size, warm.device_name, torch.__version__)
+        cuda = engine.device.type == "cuda"
+        measure = mode == "auto" and cuda
+        eager = engine.seconds_per_frame(height, width, out_size) if measure else 0.0
+        stats = compile_policy.load_stats(key)
+        decision = compile_policy.decide(mode, cuda=cuda,
+                                         frames=frames, eager_seconds_per_frame=eager, stats=stats)
+        if decision.compile:
+            compile_policy.use_persistent_cache()
+            seconds = engine.prepare(height, width, out_size, compile=True)
+            if seconds > 0:
+                compile_policy.save_stats(key, compile_policy.CompileStats(
+                    seconds, stats.speedup if stats else None))
+    return decision
 
 
 def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None = None,
@@ -261,6 +334,7 @@ def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None
     warm: WarmEngine | None = None
     outcome = _Outcome()
     fidelity: Fidelity | None = None
+    encode_psnr: float | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="upscale-") as workdir:
             notify("fetch", 0, 0)
@@ -281,6 +355,9 @@ def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None
             output_bytes = output.stat().st_size
             total = time.perf_counter() - began
             fidelity = _score_fidelity(job, warm, clock, outcome.samples)
+            if outcome.encoded:
+                with clock.time("fidelity"):
+                    encode_psnr = _encode_psnr(output, outcome.encoded)
         status, error = "succeeded", None
     except UserError as exc:
         status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
@@ -289,7 +366,8 @@ def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None
         status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
     stages = dict(clock.seconds)
     stages["total"] = total
-    return _result(job, warm, status, error, stages, outcome, fidelity, output_bytes, started_at)
+    return _result(job, warm, status, error, stages, outcome, fidelity, encode_psnr, output_bytes,
+                   started_at)
 
 
 def _progress_notifier(job: Job, on_progress: ProgressCallback | None) -> Callable[[str, int, int], None]:
@@ -330,7 +408,7 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     info = probe(source)
     start, end = check_trim(info, job.trim_start, job.trim_end)
     validate_keyframes(job.keyframes, info.width, info.height)
-    expected = segment_frame_count(info, start, end)
+    expected = output_frame_count(start, end, job.fps)
     first_box = crop_box_at(job.keyframes, start, info.width, info.height)
     crop_size = (first_box.width, first_box.height)
     size = _output_size(job, crop_size, warm.engine.scale)
@@ -339,11 +417,17 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     batch_size = job.batch_size if overlap else 1
     samples = _sample_indices(expected, job.fidelity_samples)
     sampled: list[np.ndarray] = []
+    notify("compile", 0, expected)
+    decision = prepare_engine(job.compile, job.model, job.batch_size, warm, crop_size, size,
+                              expected, clock)
+    encoder = resolve_encoder(job.encoder, size[0], size[1])
+    yuv = bool(getattr(engine, "yuv_output", False)) and not (size[0] % 2 or size[1] % 2)
+    encoded: dict[int, np.ndarray] = {}
 
     def crops() -> Iterator[np.ndarray]:
-        for frame in decode_segment(source, start, end):
+        for frame in decode_segment(source, start, end, fps=job.fps):
             box = crop_box_at(job.keyframes, frame.time, info.width, info.height)
-            crop = _fit_crop(frame.image, box, crop_size)
+            crop = _fit_crop(frame, box, crop_size)
             if frame.index in samples:
                 sampled.append(crop)
             yield crop
@@ -353,12 +437,17 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
         batches = prefetch(batches, depth=3)
     frames_done = 0
     notify("decode", 0, expected)
-    with VideoWriter(output, size[0], size[1], job.fps) as writer:
+    with VideoWriter(output, size[0], size[1], job.fps, crf=job.crf, preset=job.encode_preset,
+                     encoder=encoder) as writer:
         sink = BackgroundWriter(writer, clock) if overlap else None
         try:
             for batch in batches:
                 with clock.time("upscale"):
-                    upscaled = engine.upscale(batch, size)
+                    upscaled = (engine.upscale(batch, size, pixel_format="yuv420p") if yuv
+                                else engine.upscale(batch, size))
+                for offset, frame in enumerate(upscaled):
+                    if frames_done + offset in samples:
+                        encoded[frames_done + offset] = as_yuv420p(frame)
                 if sink is not None:
                     sink.write_batch(upscaled)
                 else:
@@ -376,8 +465,44 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     if frames_done < expected - MISSING_FRAMES_TOLERATED:
         raise MediaError(f"the source ended after {frames_done} of {expected} frames in "
                          f"[{start:.3f}, {end:.3f}) s: it is truncated or corrupt")
+    if decision.compile and decision.reason.startswith("auto"):
+        _record_speedup(job, warm, crop_size, size, clock.seconds.get("upscale"), frames_done)
     return _Outcome(frames_in=frames_done, frames_out=frames_done, width=size[0], height=size[1],
-                    samples=sampled)
+                    samples=sampled, compile_choice=decision.reason, encoder=encoder, encoded=encoded)
+
+
+def _record_speedup(job: Job, warm: WarmEngine, crop_size: tuple[int, int],
+                    out_size: tuple[int, int], upscale_seconds: float | None, frames: int) -> None:
+    """After a compiled 'auto' job: remember compiled vs eager speed for the next decision."""
+    import torch
+
+    from workers import compile_policy
+
+    if not upscale_seconds or not frames:
+        return
+    width, height = crop_size
+    key = compile_policy.stats_key(job.model, warm.engine.precision, (height, width, *out_size),
+                                   job.batch_size, warm.device_name, torch.__version__)
+    stats = compile_policy.load_stats(key)
+    eager = warm.engine.seconds_per_frame(height, width, out_size)
+    compiled = upscale_seconds / frames
+    if stats and compiled > 0:
+        compile_policy.save_stats(key, compile_policy.CompileStats(stats.compile_seconds, eager / compiled))
+
+
+def _encode_psnr(output: Path, encoded: dict[int, np.ndarray]) -> float | None:
+    """Mean PSNR (dB) of the written video against the planes fed to the encoder, on the sampled
+    frames; None when nothing was sampled. Raises MediaError for an unreadable output."""
+    from workers.fidelity import psnr
+
+    if not encoded:
+        return None
+    decoded = decoded_planes(output, set(encoded))
+    scores = [psnr(encoded[i], decoded[i]) for i in sorted(encoded) if i in decoded]
+    finite = [s for s in scores if np.isfinite(s)]
+    if not scores:
+        return None
+    return float(np.mean(finite)) if finite else float("inf")
 
 
 def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
@@ -392,9 +517,22 @@ def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
         return measure_fidelity(warm.engine, samples, scale)
 
 
+def container_id() -> str:
+    """Who ran the job: the Modal task id inside a Modal container, else 'host:pid'."""
+    return os.environ.get("MODAL_TASK_ID") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def cpu_cores() -> float:
+    """CPU cores this process may run on (its affinity; a container's limit where set)."""
+    try:
+        return float(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return float(os.cpu_count() or 1)
+
+
 def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
             stages: dict[str, float], outcome: _Outcome, fidelity: Fidelity | None,
-            output_bytes: int, started_at: float) -> JobResult:
+            encode_psnr: float | None, output_bytes: int, started_at: float) -> JobResult:
     import torch
 
     model = getattr(warm, "model", None) if warm else None
@@ -420,6 +558,13 @@ def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
         weights_provenance=getattr(weights, "provenance", "") if weights else "",
         weights_sha256=getattr(weights, "sha256", None) if weights else None,
         fidelity=fidelity if status == "succeeded" else None,
+        compile_choice=outcome.compile_choice,
+        encoder=outcome.encoder,
+        encode_preset=job.encode_preset if outcome.encoder == "libx264" else (
+            NVENC_PRESETS.get(job.encode_preset, "") if outcome.encoder else ""),
+        encode_psnr=encode_psnr if status == "succeeded" else None,
+        cpu_cores=cpu_cores(),
+        container_id=container_id(),
         worker_started_at=_PROCESS_STARTED_AT,
         started_at=started_at,
         finished_at=time.time(),

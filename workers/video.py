@@ -18,14 +18,12 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bench.errors import InputError, MediaError
+from core.errors import InputError, MediaError
+from core.job import X264_PRESETS, output_frame_count
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 """File suffixes treated as still images (case-insensitive)."""
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow", "placebo")
-"""Presets libx264 accepts."""
 
 _TIME_TOLERANCE = 1e-6
 """Seconds of slack when comparing frame times with trim bounds (float vs exact pts)."""
@@ -37,6 +35,10 @@ DETERMINISTIC_X264 = "mbtree=0"
 """x264 settings that make encodes byte-identical run to run. With the default mbtree on, x264's
 AVX-512 code (Xeons of these machines) gives slightly different bytes each run from identical frames
 (same quality); turning macroblock-tree rate control off removes that."""
+
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
+                 "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
+"""libx264 preset -> the NVENC speed preset of the same intent (p1 fastest .. p7 best)."""
 
 _NOT_VIDEO_CODECS = ("ansi",)
 """Codecs FFmpeg 'finds' in text files; treated as 'not a video'."""
@@ -58,18 +60,50 @@ class VideoInfo:
     """Duration of the video stream in seconds."""
     codec: str
     """Codec name as FFmpeg calls it, e.g. 'h264'."""
+    rotation: int = 0
+    """Display rotation in degrees counterclockwise (0, 90, 180 or -90; phone videos carry it as
+    a display matrix). width and height are the displayed size, after this rotation."""
 
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """One decoded frame of a trimmed segment."""
+    """One decoded frame of a trimmed segment; its pixels are converted to RGB only when asked,
+    and crop() converts just the crop."""
 
     index: int
     """0-based position of the frame within the decoded segment."""
     time: float
-    """Presentation time in seconds from the start of the video (not of the segment)."""
-    image: np.ndarray
-    """Pixels, H x W x 3 uint8 RGB."""
+    """Presentation time in seconds from the start of the video (not of the segment); for a
+    segment resampled to an output rate, the output frame's time."""
+    picture: av.VideoFrame
+    """The decoder's frame (pixels in the stream's own format and orientation)."""
+
+    @property
+    def image(self) -> np.ndarray:
+        """Pixels, H x W x 3 uint8 RGB, as displayed (the stream's rotation applied)."""
+        return _displayed(self.picture)
+
+    def crop(self, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """image[y:y+height, x:x+width], converting only that part to RGB where the frame is
+        yuv420p and unrotated (bit-identical to converting the whole frame: libswscale converts
+        the even-aligned planes around the box)."""
+        picture = self.picture
+        if picture.format.name != "yuv420p" or _quarter_turns(picture.rotation):
+            return np.ascontiguousarray(self.image[y:y + height, x:x + width])
+        x0, y0 = x // 2 * 2, y // 2 * 2
+        x1, y1 = min(picture.width, (x + width + 1) // 2 * 2), min(picture.height, (y + height + 1) // 2 * 2)
+        if (y1 - y0) % 4:  # packed yuv420p holds each chroma plane as whole rows of the width
+            y1, y0 = (y1 + 2, y0) if y1 + 2 <= picture.height else (y1, y0 - 2)
+        if y0 < 0:
+            return np.ascontiguousarray(self.image[y:y + height, x:x + width])
+        w, h = x1 - x0, y1 - y0
+        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in picture.planes]
+        packed = np.empty((h * 3 // 2, w), np.uint8)
+        packed[:h] = planes[0][y0:y1, x0:x1]
+        packed[h:h + h // 4] = planes[1][y0 // 2:y1 // 2, x0 // 2:x1 // 2].reshape(h // 4, w)
+        packed[h + h // 4:] = planes[2][y0 // 2:y1 // 2, x0 // 2:x1 // 2].reshape(h // 4, w)
+        rgb = av.VideoFrame.from_ndarray(packed, format="yuv420p").to_ndarray(format="rgb24")
+        return np.ascontiguousarray(rgb[y - y0:y - y0 + height, x - x0:x - x0 + width])
 
 
 def _media_error(path: Path, exc: BaseException) -> MediaError:
@@ -92,6 +126,29 @@ def _open_video(path: Path) -> tuple[av.container.InputContainer, av.video.strea
 
 def _start_pts(stream: av.video.stream.VideoStream) -> int:
     return stream.start_time if stream.start_time is not None else 0
+
+
+def _quarter_turns(rotation: float | int | None) -> int:
+    """A display rotation in degrees as counterclockwise quarter turns (0..3)."""
+    return int(round((rotation or 0) / 90.0)) % 4
+
+
+def _displayed(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as RGB pixels the way players show it (display rotation applied)."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame.rotation)
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def _first_frame_rotation(container: av.container.InputContainer,
+                          stream: av.video.stream.VideoStream) -> int:
+    """The display rotation of the stream, read from its first decodable frame (0 when none)."""
+    try:
+        for frame in container.decode(stream):
+            return {0: 0, 1: 90, 2: 180, 3: -90}[_quarter_turns(frame.rotation)]
+    except (av.FFmpegError, ValueError):
+        return 0
+    return 0
 
 
 def probe(path: Path | str) -> VideoInfo:
@@ -117,8 +174,12 @@ def probe(path: Path | str) -> VideoInfo:
             duration = frame_count / fps
         if frame_count <= 0 or stream.width <= 0 or stream.height <= 0:
             raise MediaError(f"cannot read video {path.name}: it has no frames")
-        return VideoInfo(width=stream.width, height=stream.height, fps=fps, frame_count=int(frame_count),
-                         duration=duration, codec=stream.codec_context.name)
+        width, height, codec = stream.width, stream.height, stream.codec_context.name
+        rotation = _first_frame_rotation(container, stream)
+        if rotation in (90, -90):
+            width, height = height, width
+        return VideoInfo(width=width, height=height, fps=fps, frame_count=int(frame_count),
+                         duration=duration, codec=codec, rotation=rotation)
     finally:
         container.close()
 
@@ -155,18 +216,50 @@ def segment_frame_count(info: VideoInfo, start: float | None, end: float | None)
     return max(0, min(stop, info.frame_count) - first)
 
 
-def decode_segment(path: Path | str, start: float | None = None,
-                   end: float | None = None) -> Iterator[DecodedFrame]:
-    """Yield exactly the frames whose presentation time lies in [start, end), in order.
+def decode_segment(path: Path | str, start: float | None = None, end: float | None = None,
+                   fps: float | None = None) -> Iterator[DecodedFrame]:
+    """Yield the frames of [start, end), in order, as displayed.
+
+    fps None: exactly the source frames whose presentation time lies in [start, end).
+    fps given: the segment resampled by timestamp to that rate, as ffmpeg's fps filter does:
+    output frame k shows the source frame nearest to start + k / fps, so the segment keeps its
+    duration whatever the source's rate (25, 29.97, 60 fps or variable). A source frame is shown
+    at most until its own duration (the gap to the next frame) ends: a source that stops early
+    yields fewer frames.
 
     Seeks backward to the keyframe at or before start, decodes and drops frames before start, and
     stops at end. Raises MediaError for a file that cannot be read or corrupt data mid-stream,
-    InputError for a trim range check_trim rejects (both before the first frame is yielded, except
-    mid-stream corruption).
+    InputError for a trim range check_trim rejects or a bad fps (both before the first frame is
+    yielded, except mid-stream corruption).
     """
     path = Path(path)
-    start, end = check_trim(probe(path), start, end)
-    return _decode(path, start, end)
+    info = probe(path)
+    start, end = check_trim(info, start, end)
+    if fps is None:
+        return _decode(path, start, end)
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise InputError(f"output fps {fps} must be a positive number")
+    return _resample(_decode(path, start - 1.0 / info.fps, end), start, end, float(fps), info.fps)
+
+
+def _resample(frames: Iterator[DecodedFrame], start: float, end: float, fps: float,
+              source_fps: float) -> Iterator[DecodedFrame]:
+    """Nearest-in-time sampling of decoded source frames at output times start + k / fps."""
+    count = output_frame_count(start, end, fps)
+    previous: DecodedFrame | None = None
+    upcoming = next(frames, None)
+    frame_gap = 1.0 / source_fps
+    for k in range(count):
+        t = start + k / fps
+        while upcoming is not None and upcoming.time <= t + _TIME_TOLERANCE:
+            previous, upcoming = upcoming, next(frames, None)
+        candidates = [f for f in (previous, upcoming) if f is not None]
+        if not candidates:
+            return
+        chosen = min(candidates, key=lambda f: (abs(f.time - t), f.time))
+        if upcoming is None and t > chosen.time + frame_gap - _TIME_TOLERANCE:
+            return  # past the end of the last source frame: the source stopped early
+        yield DecodedFrame(index=k, time=t, picture=chosen.picture)
 
 
 def _decode(path: Path, start: float, end: float) -> Iterator[DecodedFrame]:
@@ -185,7 +278,7 @@ def _decode(path: Path, start: float, end: float) -> Iterator[DecodedFrame]:
                 break
             if frame.is_corrupt:
                 raise MediaError(f"cannot read video {path.name}: corrupt frame at {t:.3f} s")
-            yield DecodedFrame(index=index, time=t, image=frame.to_ndarray(format="rgb24"))
+            yield DecodedFrame(index=index, time=t, picture=frame)
             index += 1
     finally:
         container.close()
@@ -227,21 +320,60 @@ def _container_format(path: Path) -> str:
     return {".mov": "mov", ".mkv": "matroska"}.get(path.suffix.lower(), "mp4")
 
 
+_NVENC_OPENS: dict[tuple[int, int], bool] = {}
+
+
+def nvenc_opens(width: int, height: int) -> bool:
+    """Whether this process can open NVENC (h264_nvenc) at this size: the card must have the
+    encoder (T4, L4, A10, L40S do; H100, H200 do not) and libcuda must load. Tried once per size by
+    opening a codec context; raises nothing."""
+    key = (width, height)
+    if key not in _NVENC_OPENS:
+        try:
+            context = av.CodecContext.create("h264_nvenc", "w")
+            context.width, context.height, context.pix_fmt = width, height, "yuv420p"
+            context.time_base = Fraction(1, 30)
+            context.open()
+            context.close()
+            _NVENC_OPENS[key] = True
+        except Exception:  # noqa: BLE001 - any failure to open means "use libx264"
+            _NVENC_OPENS[key] = False
+    return _NVENC_OPENS[key]
+
+
+def resolve_encoder(encoder: str, width: int, height: int) -> str:
+    """The FFmpeg encoder a job's setting gives: 'libx264' -> libx264; 'nvenc' -> h264_nvenc
+    (InputError when it does not open here); 'auto' -> h264_nvenc where it opens, else libx264."""
+    if encoder == "libx264":
+        return "libx264"
+    if encoder not in ("nvenc", "auto"):
+        raise InputError(f"unknown encoder {encoder!r}; choose libx264, nvenc or auto")
+    if nvenc_opens(width, height):
+        return "h264_nvenc"
+    if encoder == "nvenc":
+        raise InputError("NVENC (h264_nvenc) does not open on this machine (no NVENC on this card "
+                         "or no CUDA driver); use --encoder libx264 or auto")
+    return "libx264"
+
+
 class VideoWriter:
-    """H.264 (libx264) yuv420p writer, MP4 unless the suffix says .mov/.mkv. A context manager:
-    an exception inside the with-block removes the partial file.
+    """H.264 yuv420p writer (libx264, or NVENC where asked), MP4 unless the suffix says
+    .mov/.mkv. A context manager: an exception inside the with-block removes the partial file.
 
     Frames are new pictures (pict_type NONE), so the encoder chooses keyframes by its GOP.
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float, crf: int = 18,
-                 preset: str = "medium", gop: int | None = None, x264_params: str | None = None):
+                 preset: str = "medium", gop: int | None = None, x264_params: str | None = None,
+                 encoder: str = "libx264"):
         """Open path for writing.
 
-        gop: keyframe interval in frames; None keeps libx264's default.
+        gop: keyframe interval in frames; None keeps the encoder's default.
         x264_params: extra libx264 settings as 'key=value:key=value', e.g. 'mbtree=0'.
+        encoder: 'libx264' or 'h264_nvenc' (resolve_encoder picks one); NVENC gets the preset of
+        the same intent (NVENC_PRESETS) and constant quality at crf.
         Raises InputError for odd or non-positive sizes, fps <= 0, crf outside 0..51, an unknown
-        preset, a gop < 1, malformed x264_params, or a path that cannot be created.
+        preset or encoder, a gop < 1, malformed x264_params, or a path that cannot be created.
         """
         self.path = Path(path)
         if width <= 0 or height <= 0:
@@ -258,6 +390,9 @@ class VideoWriter:
             raise InputError(f"gop {gop} must be at least 1 frame")
         if x264_params is not None and not _X264_PARAMS.fullmatch(x264_params):
             raise InputError(f"x264 params {x264_params!r} must look like key=value:key=value")
+        if encoder not in ("libx264", "h264_nvenc"):
+            raise InputError(f"unknown encoder {encoder!r}; choose libx264 or h264_nvenc")
+        self.encoder, self.preset = encoder, preset
         self.width, self.height = width, height
         self.frames_written = 0
         if not self.path.parent.is_dir():
@@ -270,29 +405,37 @@ class VideoWriter:
             reason = getattr(exc, "strerror", None) or exc
             raise InputError(f"cannot create video {self.path}: {reason}") from exc
         rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream = self._container.add_stream(encoder, rate=rate)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         self._stream.codec_context.time_base = 1 / rate
         if gop is not None:
             self._stream.codec_context.gop_size = gop
-        options = {"crf": str(crf), "preset": preset}
-        if x264_params:
-            options["x264-params"] = x264_params
+        if encoder == "h264_nvenc":
+            options = {"preset": NVENC_PRESETS[preset], "rc": "vbr", "cq": str(crf), "b": "0"}
+        else:
+            options = {"crf": str(crf), "preset": preset}
+            if x264_params:
+                options["x264-params"] = x264_params
         self._stream.options = options
         self._closed = False
 
     def write(self, frame: np.ndarray) -> None:
-        """Encode one H x W x 3 uint8 RGB frame.
+        """Encode one frame: H x W x 3 uint8 RGB, or yuv420p planes as one (H * 3 / 2) x W uint8
+        array (Y, then U, then V), which the encoder takes without a conversion.
 
         Raises ValueError for a frame of the wrong shape or dtype, MediaError if encoding fails.
         """
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
-        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
-            raise ValueError(
-                f"frame {frame.shape} {frame.dtype} is not ({self.height}, {self.width}, 3) uint8")
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        if frame.dtype == np.uint8 and frame.shape == (self.height * 3 // 2, self.width):
+            pixel_format = "yuv420p"
+        elif frame.dtype == np.uint8 and frame.shape == (self.height, self.width, 3):
+            pixel_format = "rgb24"
+        else:
+            raise ValueError(f"frame {frame.shape} {frame.dtype} is neither ({self.height}, "
+                             f"{self.width}, 3) RGB nor ({self.height * 3 // 2}, {self.width}) yuv420p uint8")
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pixel_format)
         picture.pict_type = av.video.frame.PictureType.NONE
         picture.pts = self.frames_written
         picture.time_base = self._stream.codec_context.time_base
@@ -337,6 +480,35 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def as_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """An H x W x 3 RGB frame as the yuv420p planes libswscale gives the encoder ((H * 3 / 2) x W);
+    planes pass through unchanged."""
+    if frame.ndim == 2:
+        return frame
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    return picture.reformat(format="yuv420p").to_ndarray()
+
+
+def decoded_planes(path: Path | str, indices: set[int]) -> dict[int, np.ndarray]:
+    """yuv420p planes of the frames at these 0-based positions of a video (for encode PSNR).
+    Raises MediaError for a file that cannot be read."""
+    path = Path(path)
+    container, stream = _open_video(path)
+    found: dict[int, np.ndarray] = {}
+    try:
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index in indices:
+                found[index] = frame.reformat(format="yuv420p").to_ndarray()
+                if len(found) == len(indices):
+                    break
+    except (av.FFmpegError, ValueError) as exc:
+        raise _media_error(path, exc) from exc
+    finally:
+        container.close()
+    return found
 
 
 def is_image_path(path: Path | str) -> bool:

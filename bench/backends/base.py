@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from workers.job import Job, JobResult, Progress
+from core.job import Job, JobResult, Progress
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Backend(Protocol):
     name: str
 
     def preflight(self, gpus: Sequence[str]) -> None:
-        """Raise bench.errors.BackendError/InputError if these GPUs cannot run here (checked before
+        """Raise core.errors.BackendError/InputError if these GPUs cannot run here (checked before
         anything is launched): unknown GPU, no Modal token, no CUDA device, no R2 credentials..."""
 
     def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from bench.backends.base import EventSink, Finished, Submission
-from bench.errors import InputError
+from core.errors import InputError
+from core.job import Job, JobResult, Progress
 from store.objects import ObjectStore
-from workers.job import Job, JobResult, Progress
 
 StorageFactory = Callable[[], ObjectStore]
 """Picklable callable that opens the object store inside a worker process."""

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from bench.backends.base import EventSink, Finished, Submission
-from bench.errors import BackendError, UserError, one_line
-from workers.job import Job, JobResult, Progress
-from workers.modal_app import (APP_NAME, CLASS_NAME, PROGRESS_DICT_NAME, ContainerFacts,
-                               decode_progress)
+from core.errors import BackendError, UserError, one_line
+from core.job import Job, JobResult, Progress, WarmShape
+from workers.modal_app import (
+    APP_NAME,
+    CLASS_NAME,
+    PROGRESS_DICT_NAME,
+    ContainerFacts,
+    decode_progress,
+)
 
 T = TypeVar("T")
 
@@ -72,9 +77,10 @@ def modal_gpu_for(name: str) -> str:
 def upscaler_params(job: Job) -> dict[str, Any]:
     """The Upscaler parameters for a job: what its container preloads (the pipeline's engine key),
     so the job finds its engine already warm."""
+    shape = WarmShape.of(job) if job.compile != "off" else None
     return {"model": job.model, "weights": job.weights, "engine": job.engine,
             "precision": job.precision, "batch_size": job.batch_size, "compile": job.compile,
-            "device": job.device}
+            "warm_shape": shape.to_text() if shape else "", "device": job.device}
 
 
 def billed_seconds(result: JobResult, facts: ContainerFacts) -> float:
@@ -111,6 +117,10 @@ def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | No
         result = replace(result, device_name=facts.gpu_name_nvidia_smi)
     if facts.container_started_at is not None:
         result = replace(result, worker_started_at=facts.container_started_at)
+    if facts.cold and facts.compile_seconds:  # compiled in @modal.enter, before this first job
+        stages = dict(result.stages)
+        stages["compile"] = stages.get("compile", 0.0) + facts.compile_seconds
+        result = replace(result, stages=stages)
     billed = billed_seconds(result, facts)
     wall = billed if client_wall_seconds is None else max(0.0, client_wall_seconds)
     return Finished(run_id=run_id, result=result, client_wall_seconds=wall, cold=facts.cold,

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
-from bench.errors import InputError
-
-DEFAULT_DATA_DIR = Path("data")
-"""Where the database and the local object store live unless told otherwise (relative to the cwd)."""
-
-
-def data_dir() -> Path:
-    """The data directory: $BENCH_DATA_DIR or ./data."""
-    return Path(os.environ.get("BENCH_DATA_DIR") or DEFAULT_DATA_DIR)
-
-
-def default_db_path() -> Path:
-    """$BENCH_DB, else data/bench.duckdb."""
-    return Path(os.environ.get("BENCH_DB") or data_dir() / "bench.duckdb")
+from core.errors import InputError
+from core.paths import default_db_path
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.commands.common import parse_size
 
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", type=Path, help="video file to write (.mp4)")
     parser.add_argument("--seconds", type=float, default=2.0, help="length in seconds (default 2)")
@@ -18,7 +19,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from workers.video import write_demo_clip  # PyAV loads only for commands that need it
+    from workers.video import (
+        write_demo_clip,  # PyAV loads only for commands that need it
+    )
 
     width, height = parse_size(args.size)
     info = write_demo_clip(args.output, seconds=args.seconds, width=width, height=height, fps=args.fps)

@@ -17,7 +17,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.experiment_view import export_experiment
+    from bench.report import export_experiment
     from store.db import Database
 
     document = export_experiment(Database(db_path(args)), args.experiment_id, args.format)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bench.commands.common import add_db_option, db_path
 from bench.e6 import load_e6
+from bench.e6_import import import_e6
 from store.db import Database
-from store.runs import import_e6
 
 
 def register(parser: argparse.ArgumentParser) -> None:

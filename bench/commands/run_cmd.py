@@ -11,9 +11,10 @@ import sys
 
 from bench.analysis import DEFAULT_TOLERANCE
 from bench.commands.common import add_db_option, db_path
-from bench.errors import UserError, one_line
+from bench.liveness import recover_gone_runs
 from bench.plan import PRESETS, build_plan
-from workers.job import ENGINES
+from core.errors import UserError, one_line
+from core.job import ENGINES
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +38,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.orchestrator import (create_experiment, execute_experiment, preflight,
-                                    prepare_source)
+    from bench.orchestrator import (
+        create_experiment,
+        execute_experiment,
+        preflight,
+        prepare_source,
+    )
     from bench.price_settings import load_prices
     from store import runs as store_runs
     from store.config import load_storage_config
@@ -52,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size)
     prices = load_prices()
     db = Database(db_path(args))
-    store_runs.recover_interrupted(db)
+    recover_gone_runs(db)
     storage_config = load_storage_config()
     try:
         preflight(plan, storage_config)
@@ -78,10 +83,11 @@ def main(args: argparse.Namespace) -> int:
 def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             launch_error: str | None = None) -> int:
     from bench.commands.verdict_cmd import render_text
-    from bench.experiment_view import analyse_experiment, run_summaries
+    from bench.experiments import analyse_experiment
+    from bench.report import run_summaries
 
     runs = run_summaries(db, experiment_id)
-    analysis, why_not = analyse_experiment(db, experiment_id, args.tolerance)
+    analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance)
     failed = [r for r in runs if r["status"] != "succeeded"]
     if args.json:
         print(json.dumps({"experiment_id": experiment_id, "runs": runs,

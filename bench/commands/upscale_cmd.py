@@ -12,8 +12,17 @@ import sys
 from pathlib import Path
 
 from bench.commands.common import parse_size
-from bench.errors import InputError
-from workers.job import ENGINES, PRECISIONS, Job, Keyframe
+from core.errors import InputError
+from core.job import (
+    COMPILE_MODES,
+    DEFAULT_ENCODE_PRESET,
+    ENCODERS,
+    ENGINES,
+    PRECISIONS,
+    X264_PRESETS,
+    Job,
+    Keyframe,
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +32,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="fast")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (fast engine)")
+    parser.add_argument("--compile", nargs="?", const="on", default="off", choices=COMPILE_MODES,
+                        help="torch.compile the model (fast engine): on, off, or auto (when the "
+                             "clip is long enough to repay the compile); --compile alone means on")
+    parser.add_argument("--encoder", choices=ENCODERS, default="libx264",
+                        help="libx264, nvenc (cards with NVENC), or auto (NVENC where it opens)")
+    parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_ENCODE_PRESET,
+                        help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
+    parser.add_argument("--crf", type=int, default=18, help="constant quality 0..51 (default 18)")
     parser.add_argument("--start", type=float, default=None, help="trim start, seconds (inclusive)")
     parser.add_argument("--end", type=float, default=None, help="trim end, seconds (exclusive)")
     crop = parser.add_mutually_exclusive_group()
@@ -78,11 +94,13 @@ def build_job(args: argparse.Namespace) -> Job:
         trim_start=args.start, trim_end=args.end, model=args.model, engine=args.engine,
         precision=args.precision, batch_size=args.batch_size, device=args.device,
         weights=args.weights, compile=args.compile, fidelity_samples=args.fidelity_samples,
+        encoder=args.encoder, encode_preset=args.preset, crf=args.crf,
     )
 
 
 def main(args: argparse.Namespace) -> int:
-    from store.objects import FilePairStore, user_key
+    from store.keys import user_key
+    from store.objects import FilePairStore
     from workers.pipeline import run_job
 
     job = build_job(args)

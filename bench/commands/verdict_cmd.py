@@ -58,11 +58,7 @@ def render_text(analysis: Analysis) -> str:
         lines += [f"  {m.gpu} on {m.clip} (repeat {m.repeat}): {m.error or m.status}"
                   for m in analysis.failed]
     v = analysis.verdict
-    choice = v.choice
-    if isinstance(choice, dict):
-        choice = (f"{choice['below']} below {choice['threshold_frames']} frames "
-                  f"({choice['threshold_seconds']} s), {choice['above']} above")
-    lines += ["", f"verdict: {v.rule}: {choice}", v.reason]
+    lines += ["", f"verdict: {v.rule}: {v.choice.describe()}", v.reason]
     if not v.settled:
         lines.append("(not settled by the repeats)")
     return "\n".join(lines)

@@ -7,19 +7,43 @@ records serialise to plain JSON dicts carrying SCHEMA_VERSION.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
-from bench.errors import InputError
+from core.errors import InputError
 
 SCHEMA_VERSION = 1
 
-STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
-"""Timed stages in pipeline order. decode/upscale/encode overlap in the fast engine, so their sum
-can exceed the wall time; `total` in JobResult.stages is always wall time of the whole job."""
+STAGES = ("queue_wait", "fetch", "model_load", "compile", "decode", "upscale", "encode", "upload")
+"""Timed stages in pipeline order. queue_wait (waiting for a container) is measured by the client,
+the others by the worker; compile is torch.compile's warm-up at the job's shapes, paid once per
+process. decode/upscale/encode overlap in the fast engine, so their sum can exceed the wall time;
+`total` in JobResult.stages is always wall time of the whole job in the worker."""
+EVERY_JOB_STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
+"""The stages every finished video job records (queue_wait and compile only where they happen)."""
 
 ENGINES = ("fast", "reference")
+COMPILE_MODES = ("off", "on", "auto")
+"""torch.compile in the fast engine: never, always, or when the job is long enough to repay it."""
+ENCODERS = ("libx264", "nvenc", "auto")
+"""H.264 encoders: libx264 on the CPU, NVENC on cards that have it, or NVENC falling back to
+libx264 where it does not open."""
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+"""Presets libx264 accepts (NVENC gets the one of the same intent)."""
+DEFAULT_ENCODE_PRESET = "veryfast"
+"""libx264 preset of a job unless told otherwise (benchmarks/RESULTS.md: keeps up with the fast
+engine on a Modal container's 4 cores; its quality is measured per run as encode PSNR)."""
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def output_frame_count(start: float, end: float, fps: float) -> int:
+    """Frames a segment [start, end) has when written at `fps`: one every 1/fps seconds from start,
+    (end - start) x fps rounded up (6 s at 30 fps = 180, whatever the source's own rate). Plans,
+    progress and costs count frames this way, and the worker writes exactly this many."""
+    return max(0, math.ceil((end - start) * fps - 1e-6))
 
 
 @dataclass(frozen=True)
@@ -76,7 +100,7 @@ class Job:
     trim_end: float | None = None
     """End of the segment in seconds (exclusive); None means the end of the video."""
     model: str = "x4plus"
-    """Model name from workers.models.MODELS."""
+    """Model name from workers.catalog.MODELS."""
     engine: str = "fast"
     """'fast' (batched, our own) or 'reference' (realesrgan.RealESRGANer, frame by frame)."""
     precision: str = "auto"
@@ -87,12 +111,31 @@ class Job:
     """'auto' (first CUDA card, else CPU), 'cpu' or 'cuda:N'."""
     weights: str = "auto"
     """'auto' (resolve official/cache/offline), 'random' (timing-only) or a path to a .pth file."""
-    compile: bool = False
-    """Use torch.compile in the fast engine."""
+    compile: str = "off"
+    """torch.compile in the fast engine: 'off', 'on' or 'auto' (COMPILE_MODES)."""
     fidelity_samples: int = 3
     """How many frames to score for fidelity (0 turns it off)."""
+    encoder: str = "libx264"
+    """H.264 encoder (ENCODERS)."""
+    encode_preset: str = DEFAULT_ENCODE_PRESET
+    """libx264 preset ('ultrafast' ... 'veryslow'); NVENC maps it to its own speed presets."""
+    crf: int = 18
+    """Constant rate factor of libx264 (the quality NVENC's constant-quality mode aims at too)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.compile, bool):  # wire format of schema 1: compile was a bool
+            object.__setattr__(self, "compile", "on" if self.compile else "off")
+        if self.compile not in COMPILE_MODES:
+            raise InputError(f"unknown compile mode {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
+        if self.compile == "on" and self.engine != "fast":
+            raise InputError("torch.compile applies to the fast engine only, not the reference engine")
+        if self.encoder not in ENCODERS:
+            raise InputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        if self.encode_preset not in X264_PRESETS:
+            raise InputError(f"unknown encoder preset {self.encode_preset!r}; choose one of "
+                             f"{', '.join(X264_PRESETS)}")
+        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
+            raise InputError(f"crf {self.crf} must be a whole number between 0 and 51")
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.precision not in PRECISIONS:
@@ -196,6 +239,18 @@ class JobResult:
     """sha256 of the weights file used, when there was one."""
     fidelity: Fidelity | None = None
     """Fidelity on sampled frames, when measured."""
+    compile_choice: str = ""
+    """'on', 'off', or 'auto: on|off (reason)' (what the engine decided and why)."""
+    encoder: str = ""
+    """Encoder that wrote the output ('libx264' or 'h264_nvenc')."""
+    encode_preset: str = ""
+    """Preset it ran with."""
+    encode_psnr: float | None = None
+    """PSNR (dB) of the encoded output against the frames fed to the encoder, on sampled frames."""
+    cpu_cores: float | None = None
+    """CPU cores the worker could use (its affinity)."""
+    container_id: str = ""
+    """Id of the container (Modal task id) or worker process ('host:pid') that ran the job."""
     worker_started_at: float | None = None
     """Unix time the worker process/container started (for cold-start accounting)."""
     started_at: float | None = None
@@ -211,8 +266,13 @@ class JobResult:
 
     @property
     def fps_end_to_end(self) -> float | None:
+        """Frames out per second of the job, leaving out what a process pays once (loading the
+        model and compiling it), which the cold-start columns account for apart."""
         total = self.stages.get("total")
-        return self.frames_out / total if total and self.frames_out else None
+        if not total or not self.frames_out:
+            return None
+        steady = total - (self.stages.get("model_load") or 0.0) - (self.stages.get("compile") or 0.0)
+        return self.frames_out / steady if steady > 0 else None
 
     @property
     def fps_upscale(self) -> float | None:
@@ -232,6 +292,41 @@ class JobResult:
         data["fidelity"] = Fidelity(**fid) if isinstance(fid, dict) else None
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class WarmShape:
+    """The shapes a container's jobs will have, so it can compile for them before the first."""
+
+    crop: tuple[int, int]
+    """Crop width, height (the model's input)."""
+    output: tuple[int, int]
+    """Output width, height."""
+    frames: int
+    """Frames of a typical job (for compile: auto)."""
+
+    def to_text(self) -> str:
+        """'540x960>810x1440@180' (what a Modal class parameter carries)."""
+        return f"{self.crop[0]}x{self.crop[1]}>{self.output[0]}x{self.output[1]}@{self.frames}"
+
+    @classmethod
+    def from_text(cls, text: str) -> "WarmShape | None":
+        """Inverse of to_text; None for '' or anything malformed."""
+        match = re.fullmatch(r"(\d+)x(\d+)>(\d+)x(\d+)@(\d+)", text or "")
+        if not match:
+            return None
+        cw, ch, ow, oh, frames = (int(g) for g in match.groups())
+        return cls((cw, ch), (ow, oh), frames)
+
+    @classmethod
+    def of(cls, job: Job) -> "WarmShape | None":
+        """The shapes of a job whose crop and output size it states itself (None otherwise)."""
+        if not job.keyframes or job.output_width is None or job.trim_start is None \
+                or job.trim_end is None:
+            return None
+        first = job.keyframes[0]
+        return cls((first.width, first.height), (job.output_width, job.output_height),
+                   output_frame_count(job.trim_start, job.trim_end, job.fps))
 
 
 @dataclass(frozen=True)

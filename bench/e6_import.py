@@ -1,0 +1,58 @@
+"""An E6-format results file becomes a stored experiment: the mapping from the file's results to
+finished run rows (the store itself knows nothing of E6)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from bench.e6 import E6File, rate_for
+from store.db import Database
+from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
+
+
+def _config_text(config: dict, key: str) -> str | None:
+    value = config.get(key)
+    return str(value) if isinstance(value, (str, int, float)) else None
+
+
+def experiment_record_of(e6: E6File, source_name: str) -> ExperimentRecord:
+    """The experiment row of an imported file (origin 'import')."""
+    config = e6.config or {}
+    return ExperimentRecord(
+        name=f"import of {source_name}",
+        preset=_config_text(config, "preset"),
+        source=_config_text(config, "source") or _config_text(config, "video") or _config_text(config, "input"),
+        plan_json=config,
+        model=_config_text(config, "model"),
+        engine=_config_text(config, "engine"),
+        backend=_config_text(config, "backend"),
+        price_table_date=e6.timestamp[:10] or None,
+        price_table_json=dict(e6.pricing),
+        notes=f"imported from {source_name}; experiment timestamp {e6.timestamp or 'unknown'}",
+        origin="import",
+    )
+
+
+def import_e6(db: Database, e6: E6File, source_name: str) -> str:
+    """Store an E6-format results file as a new experiment (origin 'import') with one finished
+    run per result, in one transaction; return the experiment id. Each run keeps the result's
+    status and error; total and billed seconds are its elapsed time, and cost_gpu is elapsed x the
+    GPU's rate (the file's pricing, else the catalog's; None when unknown). Raises StorageError."""
+    specs: list[RunSpec] = []
+    outcomes: list[dict[str, Any]] = []
+    for r in e6.results:
+        rate = rate_for(e6, r.gpu)
+        elapsed = r.elapsed
+        done = r.frames if r.status == "succeeded" else None
+        specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
+                             price_gpu=r.gpu, repeat_index=r.repeat))
+        outcomes.append({
+            "status": r.status, "error": r.error, "cold": r.cold,
+            "frames_in": done, "frames_out": done, "frames_done": done,
+            "total_seconds": elapsed, "billed_seconds": elapsed, "fps": r.fps,
+            "cost_gpu": elapsed * rate if elapsed is not None and rate is not None else None,
+            "result_json": json.dumps(asdict(r)),
+        })
+    return insert_finished_experiment(db, experiment_record_of(e6, source_name), specs, outcomes)

@@ -1,0 +1,1 @@
+"""What every layer shares: typed errors, the Job/JobResult wire format, data paths."""

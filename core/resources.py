@@ -1,0 +1,7 @@
+"""The container a worker runs in, as both sides must agree on it: the Modal class requests this
+size and the all-in cost (bench.pricing) bills it."""
+
+DEFAULT_CPU_CORES = 4.0
+"""CPU cores per worker container (decode and H.264 encode run beside the GPU)."""
+DEFAULT_MEMORY_GIB = 16.0
+"""Memory per worker container, in GiB."""

@@ -1,0 +1,164 @@
+"""The Compare page's tables and numbers, pure (no st.* calls; unit-tested directly): the per-clip
+and failed-runs tables, which runs were cold, the monthly projection (clips per day x a mix of clip
+lengths -> $ per month per GPU), and the downloads of an experiment's exports.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import pandas as pd
+
+from bench.analysis import Analysis, monthly_projection
+from bench.formatting import as_finite, format_cost, format_seconds
+from core.errors import InputError
+from store.db import Database
+from ui.charts import measured, run_label
+
+MIX_LENGTH = "Clip length (s)"
+"""Column of the projection's mix table: length of a clip in seconds of video."""
+MIX_SHARE = "Share (%)"
+"""Column of the projection's mix table: share of the daily clips with that length."""
+COLD_NAMES = 6
+"""How many cold runs the cold/warm note names before it says 'and N more'."""
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def clip_table(analysis: Analysis | None) -> pd.DataFrame:
+    """One row per clip and GPU: runs, median time (min–max), fps, GPU cost, all-in cost,
+    speedup and break-even against the baseline, and whether it is the clip's cheapest."""
+    rows = []
+    for s in measured(analysis):
+        for st in s.stats:
+            spread = "" if st.runs < 2 else \
+                f" ({format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)})"
+            rows.append({
+                "Clip": s.clip, "Frames": s.frames, "GPU": st.gpu,
+                "Cheapest": ("yes" if s.settled else "yes, unsettled") if st.gpu == s.winner
+                else "",
+                "Runs": st.runs,
+                "Cold runs": st.cold_runs,
+                "Time (median)": format_seconds(st.median_seconds) + spread,
+                "FPS": f"{st.fps:.2f}", "GPU cost": format_cost(st.cost),
+                "All-in cost": format_cost(st.all_in_cost),
+                "Speedup": "—" if st.speedup is None else f"{st.speedup:.2f}x",
+                "Break-even": "—" if st.gpu == s.baseline_gpu else
+                format_seconds(st.break_even_seconds),
+            })
+    return pd.DataFrame(rows)
+
+
+def failed_table(analysis: Analysis | None) -> pd.DataFrame:
+    """The runs the analysis did not use (failed, interrupted, unfinished) with their reasons."""
+    if analysis is None:
+        return pd.DataFrame()
+    return pd.DataFrame([{"Clip": m.clip, "GPU": m.gpu, "Repeat": m.repeat + 1, "Status": m.status,
+                          "Reason": m.error or ""} for m in analysis.failed])
+
+
+def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
+    """Which succeeded runs were cold (start-up in their time and cost), in one sentence.
+    `imported`: the runs come from a results file, where only our own exports record cold starts
+    (an original E6 file reads as all warm, which it does not claim)."""
+    if runs is None or runs.empty:
+        return "No runs yet."
+    done = runs[runs["status"] == "succeeded"]
+    if done.empty:
+        return "No succeeded runs yet."
+    known = done[done["cold"].notna()] if "cold" in done else done.iloc[0:0]
+    if known.empty:
+        return "Cold starts were not recorded for these runs (e.g. imported results)."
+    cold = known[known["cold"].astype(bool)]
+    if cold.empty and imported:
+        return ("Imported results: the file does not mark any run as cold (original E6 files do "
+                "not record cold starts), so some times may include start-up.")
+    if cold.empty:
+        return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
+                f"start-up is in their time or cost.")
+    labels = [run_label(r) for r in cold.to_dict("records")]
+    names = ", ".join(labels[:COLD_NAMES]) + \
+        (f" and {len(labels) - COLD_NAMES} more" if len(labels) > COLD_NAMES else "")
+    return (f"{len(cold)} of {len(known)} succeeded runs were cold, so their time and cost include "
+            f"start-up (container and model load): {names}.")
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def default_mix(analysis: Analysis | None) -> pd.DataFrame:
+    """The projection's editable mix: one row per measured clip length, equal shares."""
+    clips = measured(analysis)
+    if not clips:
+        return pd.DataFrame({MIX_LENGTH: pd.Series(dtype=float), MIX_SHARE: pd.Series(dtype=float)})
+    share = round(100.0 / len(clips), 1)
+    return pd.DataFrame({MIX_LENGTH: [round(s.frames / analysis.fps, 2) for s in clips],
+                         MIX_SHARE: [share] * len(clips)})
+
+
+def mix_from_table(table: pd.DataFrame, fps: float) -> dict[float, float]:
+    """{clip frames: share} from the mix table (rows with an empty cell are skipped; equal lengths
+    add up). Raises InputError for a non-positive length, a negative share or no usable row."""
+    mix: dict[float, float] = {}
+    for row in table.to_dict("records"):
+        length, share = as_finite(row.get(MIX_LENGTH)), as_finite(row.get(MIX_SHARE))
+        if length is None or share is None:
+            continue
+        if length <= 0:
+            raise InputError(f"clip length {length:g} s must be positive")
+        if share < 0:
+            raise InputError(f"share {share:g}% of {length:g} s clips must not be negative")
+        frames = length * fps
+        mix[frames] = mix.get(frames, 0.0) + share
+    if not mix or sum(mix.values()) <= 0:
+        raise InputError("give at least one clip length with a share above 0%")
+    return mix
+
+
+def projection(analysis: Analysis | None, clips_per_day: float,
+               mix: Mapping[float, float]) -> dict[str, float]:
+    """$ per month (30 days) per GPU, by each GPU's fitted cost, for `clips_per_day` clips with
+    lengths in `mix` {frames: share}. Empty without an analysis. Raises InputError for a bad count
+    or mix."""
+    if analysis is None or not analysis.fits:
+        return {}
+    rates = {g: r for g, r in analysis.rates.items() if g in analysis.fits}
+    fits = {g: f for g, f in analysis.fits.items() if g in rates}
+    return monthly_projection(fits, rates, clips_per_day, mix)
+
+
+def projection_sentence(costs: Mapping[str, float]) -> str:
+    """'L4 is cheapest at $123.45 per month; T4 costs $150.00 (1.22x).'"""
+    if not costs:
+        return ""
+    order = sorted(costs, key=lambda g: costs[g])
+    best = order[0]
+    parts = [f"{best} is cheapest at {format_cost(costs[best])} per month"]
+    others = [f"{g} costs {format_cost(costs[g])}"
+              + (f" ({costs[g] / costs[best]:.2f}x)" if costs[best] > 0 else "")
+              for g in order[1:]]
+    return "; ".join(parts + others) + "."
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def export_files(db: Database, experiment_id: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The downloads of an experiment: ([{label, data, file_name, mime}], [why a format is not
+    available]). E6 JSON always (failed runs included); markdown findings need a succeeded run.
+    Raises InputError for an unknown id, StorageError."""
+    from bench.report import export_experiment
+
+    stem = f"experiment-{experiment_id[:8]}"
+    files = [{"label": "E6 JSON", "file_name": f"{stem}.json", "mime": "application/json",
+              "data": json.dumps(export_experiment(db, experiment_id, "json"), indent=2,
+                                 default=str)}]
+    missing = []
+    try:
+        files.append({"label": "Markdown findings", "file_name": f"{stem}-findings.md",
+                      "mime": "text/markdown", "data": export_experiment(db, experiment_id, "md")})
+    except InputError as exc:
+        missing.append(f"Markdown findings: {exc}")
+    return files, missing
