@@ -246,16 +246,27 @@ class Choice:
 
     def describe(self) -> str:
         """The choice as a phrase, the same in the CLI, the exports and the dashboard: 'L4', or
-        'T4 below 222 frames (7.4 s), L4 above' ('(then 1 more change)' added when the cheapest
-        changes again). Raises nothing."""
+        every segment of clip length with the GPU cheapest there: 'T4 for clips under 9.6 s, L4
+        from 9.6 to 12.5 s, A10 above 12.5 s' (lengths in frames when the fps is unknown).
+        Raises nothing."""
         if not self.by_length:
             return self.gpu
-        when = f" ({self.threshold_seconds:.1f} s)" if self.threshold_seconds is not None else ""
-        text = f"{self.gpu} below {self.threshold_frames} frames{when}, {self.above} above"
-        if len(self.steps) > 1:
-            more = len(self.steps) - 1
-            text += f" (then {more} more change{'s' if more > 1 else ''})"
-        return text
+        first = (self.threshold_frames, self.threshold_seconds)
+        later = [(c.frames, c.seconds) for c in self.steps[1:]]
+        bounds = [first, *later]
+        gpus = [self.gpu, self.above, *(c.to_gpu for c in self.steps[1:])]
+        in_seconds = all(seconds is not None for _, seconds in bounds)
+
+        def number(bound: tuple[float | None, float | None]) -> str:
+            frames, seconds = bound
+            return f"{seconds:.1f}" if in_seconds else f"{round(frames or 0)}"
+
+        unit = " s" if in_seconds else " frames"
+        parts = [f"{gpus[0]} for clips under {number(bounds[0])}{unit}"]
+        for gpu, low, high in zip(gpus[1:], bounds, bounds[1:]):
+            parts.append(f"{gpu} from {number(low)} to {number(high)}{unit}")
+        parts.append(f"{gpus[-1]} above {number(bounds[-1])}{unit}")
+        return ", ".join(parts)
 
     def to_json(self) -> str | dict[str, Any]:
         """The JSON form: the GPU's name, or {"below", "above", "threshold_frames",

@@ -3,6 +3,7 @@ finished run rows (the store itself knows nothing of E6)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict
 from typing import Any
@@ -15,6 +16,18 @@ from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
 def _config_text(config: dict, key: str) -> str | None:
     value = config.get(key)
     return str(value) if isinstance(value, (str, int, float)) else None
+
+
+def ran_at(e6: E6File) -> dt.datetime | None:
+    """When the file says its experiment ran (its ISO timestamp, as UTC), None when it does not
+    say or cannot be read. Raises nothing."""
+    try:
+        moment = dt.datetime.fromisoformat(e6.timestamp.strip())
+    except (ValueError, AttributeError):
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def experiment_record_of(e6: E6File, source_name: str) -> ExperimentRecord:
@@ -37,9 +50,12 @@ def experiment_record_of(e6: E6File, source_name: str) -> ExperimentRecord:
 
 def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     """Store an E6-format results file as a new experiment (origin 'import') with one finished
-    run per result, in one transaction; return the experiment id. Each run keeps the result's
-    status and error; total and billed seconds are its elapsed time, and cost_gpu is elapsed x the
-    GPU's rate (the file's pricing, else the catalog's; None when unknown). Raises StorageError."""
+    run per result, in one transaction; return the experiment id. The experiment and its runs are
+    dated by the file's timestamp (when it ran; the import time when the file has none). Each run
+    keeps the result's status and error; total and billed seconds are its elapsed time, and
+    cost_gpu is elapsed x the GPU's rate (the file's pricing, else the catalog's; None when
+    unknown). A cold start is recorded only when the file marks one: otherwise it is unknown
+    (None), never 'warm'. Raises StorageError."""
     specs: list[RunSpec] = []
     outcomes: list[dict[str, Any]] = []
     for r in e6.results:
@@ -49,10 +65,11 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
         specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
                              price_gpu=r.gpu, repeat_index=r.repeat))
         outcomes.append({
-            "status": r.status, "error": r.error, "cold": r.cold,
+            "status": r.status, "error": r.error, "cold": True if r.cold else None,
             "frames_in": done, "frames_out": done, "frames_done": done,
             "total_seconds": elapsed, "billed_seconds": elapsed, "fps": r.fps,
             "cost_gpu": elapsed * rate if elapsed is not None and rate is not None else None,
             "result_json": json.dumps(asdict(r)),
         })
-    return insert_finished_experiment(db, experiment_record_of(e6, source_name), specs, outcomes)
+    return insert_finished_experiment(db, experiment_record_of(e6, source_name), specs, outcomes,
+                                      created_at=ran_at(e6))

@@ -9,6 +9,7 @@ columns as mappings), turned into Measurements in one step; nothing is renamed o
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -16,7 +17,8 @@ import pandas as pd
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse, gpu_order
 from bench.e6 import DEFAULT_FPS
 from bench.formatting import as_finite as _number
-from bench.plan import Plan
+from bench.formatting import repeat_label
+from bench.plan import Plan, candidate_label
 from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu, gpu_for_device
 from core.errors import InputError
 from core.jsonsafe import json_safe
@@ -78,15 +80,21 @@ def plan_fps(experiment: ExperimentRow | None) -> float:
 
 
 def prices_of(experiment: ExperimentRow | None) -> PriceTable:
-    """The price table stored with the experiment (price_table_from); the catalog when there is
-    none. Raises InputError for a malformed stored table."""
+    """The price table stored with the experiment (price_table_from; an imported file's flat
+    pricing is dated by the experiment's price date); the catalog when there is none. Raises
+    InputError for a malformed stored table."""
     raw = _parsed(experiment.price_table_json) if experiment is not None else None
-    return price_table_from(raw)
+    return price_table_from(raw, experiment.price_table_date if experiment is not None else None)
 
 
-def price_table_from(raw: Any) -> PriceTable:
+FILE_PRICES_SOURCE = "the results file's own pricing"
+"""Where the prices of an imported results file come from (GPUs it does not price: the catalog)."""
+
+
+def price_table_from(raw: Any, date: str | None = None) -> PriceTable:
     """A stored price table: a PriceTable dict, or a flat {GPU: $/s} map as an imported E6 file
-    has (applied over the catalog; names the catalog does not know are left to the runs' own
+    has (applied over the catalog, dated `date` (the file's) and sourced as the file's pricing,
+    never as a user override; names the catalog does not know are left to the runs' own
     cost_gpu). Else the catalog.
 
     Raises InputError for a malformed PriceTable dict."""
@@ -102,7 +110,9 @@ def price_table_from(raw: Any) -> PriceTable:
             known[canonical_gpu(str(gpu))] = rate
         except InputError:
             continue
-    return DEFAULT_PRICES.with_overrides(known)
+    table = DEFAULT_PRICES.with_overrides(known)
+    return replace(table, date=date or "unknown date",
+                   source=f"{FILE_PRICES_SOURCE} (other GPUs: catalog of {DEFAULT_PRICES.date})")
 
 
 # --------------------------------------------------------------------------- runs -> measurements
@@ -183,9 +193,9 @@ def _first_number(run: Mapping[str, Any], keys: Sequence[str]) -> float | None:
 
 def label_variants(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Runs whose gpu label also names the model and/or engine when the runs differ in them
-    ('T4 · x4plus', 'T4 · x4plus/reference'), so the analysis compares each GPU x model x engine
-    instead of pooling them as repeats. The catalog card for the price is kept in price_gpu.
-    Runs that all share model and engine come back as given. Raises nothing."""
+    ('T4 · x4plus', 'cpu · fast', as plan.candidate_label), so the analysis compares each GPU x
+    model x engine instead of pooling them as repeats. The catalog card for the price is kept in
+    price_gpu. Runs that all share model and engine come back as given. Raises nothing."""
     models = {r.get("model") for r in runs}
     engines = {r.get("engine") for r in runs}
     if len(models) < 2 and len(engines) < 2:
@@ -193,23 +203,45 @@ def label_variants(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for run in runs:
         run = dict(run)
-        parts = ([run.get("model") or "unknown model"] if len(models) > 1 else []) + \
-            ([run.get("engine") or "unknown engine"] if len(engines) > 1 else [])
         run["price_gpu"] = run.get("price_gpu") or run["gpu"]
-        run["gpu"] = f"{run['gpu']} · {'/'.join(parts)}"
+        run["gpu"] = candidate_label(str(run["gpu"]), run.get("model"), run.get("engine"),
+                                     len(models) > 1, len(engines) > 1)
         out.append(run)
     return out
+
+
+def run_titles(runs: Runs) -> dict[str, str]:
+    """Run id -> 'cpu · fast · 0.3s · repeat 1': the candidate (label_variants over these runs),
+    the clip and the repeat, as the CLI, its log and the dashboard name a run. Raises nothing."""
+    records = label_variants(run_records(runs))
+    return {str(r.get("id")): " · ".join(p for p in (str(r.get("gpu")), str(r.get("clip")),
+                                                      repeat_label(r.get("repeat_index"))) if p)
+            for r in records}
+
+
+def short_id(run_id: Any) -> str:
+    """The first 8 characters of an id: how logs and tables name a run or experiment."""
+    return str(run_id or "")[:8]
 
 
 # --------------------------------------------------------------------------- the analysis
 
 
+def plan_candidates(experiment: ExperimentRow | None) -> list[str]:
+    """The plan's candidates in order (Plan.candidates: each GPU x variant; the first is the
+    baseline); the plan's GPU labels when the record holds no runnable plan. Raises nothing."""
+    try:
+        return plan_of(experiment).candidates() if experiment is not None else []
+    except InputError:
+        return plan_gpus(experiment)
+
+
 def baseline_of(experiment: ExperimentRow | None,
                 measurements: Sequence[Measurement]) -> str | None:
-    """The baseline GPU: the plan's first GPU that has runs, else the first GPU of the runs.
+    """The baseline: the plan's first candidate that has runs, else the first GPU of the runs.
     Raises nothing."""
     gpus = gpu_order(measurements)
-    for label in plan_gpus(experiment):
+    for label in plan_candidates(experiment):
         if label in gpus:
             return label
     return gpus[0] if gpus else None

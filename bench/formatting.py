@@ -1,4 +1,5 @@
-"""How money and durations are written everywhere (CLI tables, dashboard, exports)."""
+"""How money, durations and repeat numbers are written everywhere (CLI tables, dashboard, exports):
+one function each, so the same value reads the same on every page and in every file."""
 
 from __future__ import annotations
 
@@ -45,3 +46,23 @@ def as_finite(value: object) -> float | None:
 def format_rate(usd_per_second: float) -> str:
     """A per-second price written out in full: '$0.000164', '$0.0000131' (no exponent)."""
     return "$" + f"{usd_per_second:.10f}".rstrip("0").rstrip(".")
+
+
+def format_duration(seconds: float | None) -> str:
+    """A wall-clock span for progress lines: '8 s', '1:05', '1:02:03'; '—' for None/NaN and
+    negative values."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def repeat_label(index: object) -> str:
+    """How every reader (CLI, dashboard, exports) names a repeat: 'repeat 1' for the first
+    (stored repeat_index 0); '' when the index is unknown."""
+    number = as_finite(index)
+    return "" if number is None else f"repeat {int(number) + 1}"

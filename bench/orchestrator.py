@@ -30,7 +30,7 @@ from bench.plan import (
     Plan,
 )
 from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
-from core.errors import BackendError, InputError
+from core.errors import BackendError, InputError, UserError, one_line
 from core.job import Job, Progress
 from core.paths import run_log_path
 from store import runs as store_runs
@@ -105,13 +105,14 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
 
 
 def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
-    """One queued run per clip x GPU x repeat, repeats interleaved so a slow device drift
-    touches every GPU alike."""
+    """One queued run per clip x GPU x variant x repeat, repeats interleaved so a slow device
+    drift touches every candidate alike. A run's variant is its model and engine."""
     return [store_runs.RunSpec(clip=clip.name, gpu=gpu.label, clip_start=clip.start,
                                clip_end=clip.end, frames_expected=clip.frames(plan.fps),
                                price_gpu=gpu.price_gpu, repeat_index=repeat,
-                               model=plan.model, engine=plan.engine)
-            for repeat in range(plan.repeats) for clip in plan.clips for gpu in plan.gpus]
+                               model=variant.model, engine=variant.engine)
+            for repeat in range(plan.repeats) for clip in plan.clips for gpu in plan.gpus
+            for variant in plan.variant_list()]
 
 
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
@@ -133,8 +134,8 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
     return Job(job_id=run.id, user_id=user_id, input_key=input_key,
                output_key=output_key(run.experiment_id, run.id), keyframes=plan.keyframes,
                output_width=plan.output_width, output_height=plan.output_height, fps=plan.fps,
-               trim_start=run.clip_start, trim_end=run.clip_end, model=plan.model,
-               engine=plan.engine, precision=plan.precision, batch_size=plan.batch_size,
+               trim_start=run.clip_start, trim_end=run.clip_end, model=run.model or plan.model,
+               engine=run.engine or plan.engine, precision=plan.precision, batch_size=plan.batch_size,
                device=device, weights=plan.weights)
 
 
@@ -211,14 +212,48 @@ def make_backend(name: str, storage_config: StorageConfig) -> Backend:
 
 
 def preflight(plan: Plan, storage_config: StorageConfig, backend: Backend | None = None) -> None:
-    """Everything that can be known to fail before launch: unknown GPUs or devices, no Modal
-    token, Modal without R2 storage. Raises UserError subclasses with one line."""
+    """Everything that can be known to fail before launch: a weights file that does not exist,
+    unknown GPUs or devices, no Modal token, Modal without R2 storage. Raises UserError
+    subclasses with one line."""
+    check_weights(plan)
     if plan.backend == "modal" and storage_config.kind != "r2":
         raise BackendError("Modal workers read and write Cloudflare R2: set R2_ENDPOINT_URL, "
                            "R2_BUCKET, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (or [r2] in "
                            ".streamlit/secrets.toml)")
     backend = backend or make_backend(plan.backend, storage_config)
     backend.preflight([g.label for g in plan.gpus])
+
+
+def check_weights(plan: Plan) -> None:
+    """A weights path of a local plan must be a file on this machine (a Modal worker's path is
+    its container's). Raises InputError naming the path."""
+    if plan.backend != "local" or plan.weights in ("auto", "random"):
+        return
+    path = Path(plan.weights).expanduser()
+    if not path.is_file():
+        raise InputError(f"weights file {plan.weights} does not exist"
+                         f"{' (it is a directory)' if path.is_dir() else ''}; give a .pth file, "
+                         "'auto' or 'random'")
+
+
+def unavailable_gpus(plan: Plan, storage_config: StorageConfig,
+                     backend: Backend | None = None) -> dict[str, str]:
+    """GPU label -> why it cannot run here, for the plan's GPUs that fail preflight one by one
+    (a device this machine lacks); the others can run. Raises UserError for what stops every
+    GPU alike (weights, storage, token)."""
+    check_weights(plan)
+    if plan.backend == "modal" and storage_config.kind != "r2":
+        preflight(plan, storage_config, backend)
+    backend = backend or make_backend(plan.backend, storage_config)
+    reasons = {}
+    for gpu in plan.gpus:
+        try:
+            backend.preflight([gpu.label])
+        except UserError as exc:
+            reasons[gpu.label] = one_line(exc)
+    if len(reasons) == len(plan.gpus) and len(set(reasons.values())) == 1:
+        backend.preflight([g.label for g in plan.gpus])  # one cause for all: raise it as it is
+    return reasons
 
 
 def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,

@@ -1,4 +1,11 @@
-"""Experiment plans: clips x GPUs x repeats of one source, and the presets `e6` and `demo`.
+"""Experiment plans: clips x GPUs x variants x repeats of one source, and the presets `e6` and `demo`.
+
+What a plan compares are its candidates: every GPU (or local device) x every variant (a model and
+engine pair). A plan with one variant compares GPUs, as the original experiment did; with several
+variants each device x variant is a candidate of its own, labelled 'cpu · fast' (candidate_label),
+so the CPU-only demo compares the fast engine against the reference loop on this machine's CPU and
+its verdict, break-even and charts mean something. Runs keep the device in their gpu column and the
+variant in their model and engine columns.
 
 GPUs of a plan depend on the backend:
 - modal: catalog names ('T4', 'l4', 'a100' -> 'A100-40GB'); each is priced at its own catalog rate.
@@ -86,6 +93,39 @@ class GpuChoice:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One software setting every device of a plan runs: a model and an engine."""
+
+    model: str
+    """Model name (workers.catalog.MODELS)."""
+    engine: str
+    """'fast' or 'reference'."""
+
+    @classmethod
+    def parse(cls, text: str, model: str, engine: str) -> "Variant":
+        """'MODEL/ENGINE', or a model or an engine alone (the other taken from model/engine).
+        Raises InputError for an unknown model or engine."""
+        parts = [p.strip() for p in str(text).split("/")]
+        if len(parts) == 2:
+            return cls(parts[0] or model, parts[1] or engine)
+        if len(parts) == 1 and parts[0] in ENGINES:
+            return cls(model, parts[0])
+        if len(parts) == 1 and parts[0]:
+            get_model_spec(parts[0])
+            return cls(parts[0], engine)
+        raise InputError(f"variant {text!r} must be MODEL/ENGINE, a model or an engine")
+
+
+def candidate_label(gpu: str, model: str | None, engine: str | None, vary_model: bool,
+                    vary_engine: bool) -> str:
+    """What the analysis calls one device x variant: the GPU alone when nothing else varies, else
+    'cpu · fast', 'T4 · x4plus', 'T4 · x4plus/reference'. Raises nothing."""
+    parts = ([model or "unknown model"] if vary_model else []) + \
+        ([engine or "unknown engine"] if vary_engine else [])
+    return f"{gpu} · {'/'.join(parts)}" if parts else gpu
+
+
+@dataclass(frozen=True)
 class Plan:
     """What an experiment runs: every clip on every GPU, `repeats` times."""
 
@@ -119,18 +159,37 @@ class Plan:
     """Frames per model call (fast engine)."""
     weights: str = "auto"
     """'auto', 'random' (timing-only) or a path to a .pth file."""
+    variants: tuple[Variant, ...] = ()
+    """Model x engine settings compared on every GPU; empty means the one of model and engine
+    (when given, the first is model and engine: the baseline's)."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
 
+    def variant_list(self) -> tuple[Variant, ...]:
+        """The variants every GPU runs, in order (the first is the baseline's)."""
+        return self.variants or (Variant(self.model, self.engine),)
+
+    def candidate_of(self, gpu: str, variant: Variant) -> str:
+        """The candidate label of a GPU label and one of the plan's variants."""
+        variants = self.variant_list()
+        return candidate_label(gpu, variant.model, variant.engine,
+                               len({v.model for v in variants}) > 1,
+                               len({v.engine for v in variants}) > 1)
+
+    def candidates(self) -> list[str]:
+        """What the analysis compares: each GPU x variant, in run order (the first is the
+        baseline)."""
+        return [self.candidate_of(g.label, v) for g in self.gpus for v in self.variant_list()]
+
     @property
     def baseline(self) -> str:
-        """Label of the baseline GPU (the first)."""
-        return self.gpus[0].label
+        """Label of the baseline candidate (the first GPU with the first variant)."""
+        return self.candidates()[0]
 
     def run_count(self) -> int:
-        """Runs the plan makes: clips x GPUs x repeats."""
-        return len(self.clips) * len(self.gpus) * self.repeats
+        """Runs the plan makes: clips x GPUs x variants x repeats."""
+        return len(self.clips) * len(self.gpus) * len(self.variant_list()) * self.repeats
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict (inverse of from_dict)."""
@@ -138,6 +197,7 @@ class Plan:
         data["clips"] = [asdict(c) for c in self.clips]
         data["keyframes"] = [asdict(k) for k in self.keyframes]
         data["gpus"] = [asdict(g) for g in self.gpus]
+        data["variants"] = [asdict(v) for v in self.variants]
         return data
 
     @classmethod
@@ -150,6 +210,8 @@ class Plan:
             data["keyframes"] = tuple(Keyframe.from_dict(k) for k in data.get("keyframes") or ())
             data["gpus"] = tuple(GpuChoice(str(g["label"]), g.get("price_gpu"), str(g["backend"]))
                                  for g in data.get("gpus") or ())
+            data["variants"] = tuple(Variant(str(v["model"]), str(v["engine"]))
+                                     for v in data.get("variants") or ())
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -179,6 +241,15 @@ def validate_plan(plan: Plan) -> None:
     get_model_spec(plan.model)
     if plan.engine not in ENGINES:
         raise InputError(f"unknown engine {plan.engine!r}; choose one of {', '.join(ENGINES)}")
+    if plan.variants:
+        for v in plan.variants:
+            get_model_spec(v.model)
+            if v.engine not in ENGINES:
+                raise InputError(f"unknown engine {v.engine!r}; choose one of {', '.join(ENGINES)}")
+        if len(set(plan.variants)) != len(plan.variants):
+            raise InputError("each model/engine variant may appear once")
+        if (plan.variants[0].model, plan.variants[0].engine) != (plan.model, plan.engine):
+            raise InputError("the first variant must be the plan's model and engine")
     if plan.precision not in PRECISIONS:
         raise InputError(f"unknown precision {plan.precision!r}; choose one of {', '.join(PRECISIONS)}")
     if not (isinstance(plan.repeats, int) and plan.repeats >= 1):
@@ -268,15 +339,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": dict(
         source=DEMO_SOURCE,
         clips=(ClipSpec("0.3s", 0.2, 0.5), ClipSpec("0.6s", 0.2, 0.8), ClipSpec("1s", 0.2, 1.2)),
-        keyframes=(Keyframe(time=0.0, x=40, y=40, width=48, height=32),
-                   Keyframe(time=1.5, x=72, y=48, width=48, height=32)),
+        keyframes=(Keyframe(time=0.0, x=24, y=24, width=96, height=64),
+                   Keyframe(time=1.5, x=48, y=40, width=96, height=64)),
         output_width=None, output_height=None, fps=DEMO_SOURCE_FPS,
-        model="animevideov3", engine="fast",
-        gpus=("cpu",), backend="local", repeats=1,
+        model="animevideov3", engine="reference",
+        # The original loop (the baseline) against the fast engine, on this machine's CPU.
+        variants=(Variant("animevideov3", "reference"), Variant("animevideov3", "fast")),
+        # Three repeats: the median sets the one cold run (the model load) apart.
+        gpus=("cpu",), backend="local", repeats=3,
     ),
 }
 """Preset name -> plan fields. e6 is the original experiment; demo is its shape scaled down to run
-on a 2-core CPU in seconds (3 + 6 + 10 frames of a 48x32 crop, compact model, x4 scale)."""
+on a 2-core CPU in seconds (3 + 6 + 10 frames of a 96x64 crop, compact model, x4 scale, three
+repeats) and comparing two things any machine has: the reference engine (the original RealESRGANer
+loop, the baseline) and the fast engine, both on the CPU."""
 
 
 SCRATCH_DEFAULTS: dict[str, Any] = dict(model="x4plus", engine="fast", fps=30.0, keyframes=(),
@@ -311,6 +387,7 @@ def build_plan(preset: str | None = None, **overrides: Any) -> Plan:
         raise InputError(f"without a preset the plan needs {', '.join(missing)}")
     for key, default in SCRATCH_DEFAULTS.items():
         values.setdefault(key, default)
+    _resolve_variants(values, given)
     backend = values.setdefault("backend", "local")
     values["clips"] = _clips(values["clips"])
     values["gpus"] = _gpus(values["gpus"], backend)
@@ -322,6 +399,36 @@ def build_plan(preset: str | None = None, **overrides: Any) -> Plan:
     if "fps" in values:
         values["fps"] = _number(values["fps"], "fps")
     return Plan(**values)
+
+
+def _names(value: Any) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+def _resolve_variants(values: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """Set values' model, engine and variants from what was given: 'variants' (Variant, dicts or
+    'MODEL/ENGINE' texts), or model and engine as lists or comma lists (every model x engine);
+    a preset's compared models or engines stay unless replaced. Raises InputError for an unknown
+    model or engine."""
+    preset_variants = tuple(values.get("variants") or ()) if "variants" not in given else ()
+    if "variants" in given:
+        model, engine = str(values["model"]), str(values["engine"])
+        raw = given["variants"]
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        variants = [v if isinstance(v, Variant) else
+                    Variant(str(v["model"]), str(v["engine"])) if isinstance(v, Mapping) else
+                    Variant.parse(str(v), model, engine) for v in items if v]
+    else:
+        models = _names(given["model"]) if "model" in given else \
+            list(dict.fromkeys(v.model for v in preset_variants)) or _names(values["model"])
+        engines = _names(given["engine"]) if "engine" in given else \
+            list(dict.fromkeys(v.engine for v in preset_variants)) or _names(values["engine"])
+        variants = [Variant(m, e) for m in models for e in engines]
+    if not variants:
+        raise InputError("give at least one model/engine variant")
+    values["model"], values["engine"] = variants[0].model, variants[0].engine
+    values["variants"] = tuple(variants) if len(variants) > 1 else ()
 
 
 def with_gpus(plan: Plan, gpus: str | list[str], backend: str | None = None) -> Plan:

@@ -19,13 +19,13 @@ from bench.experiments import (
     analyse_runs,
     load_experiment,
     measurements_from_runs,
+    plan_candidates,
     plan_dict,
     plan_fps,
-    plan_gpus,
     prices_of,
     run_records,
 )
-from bench.formatting import as_finite, format_cost, format_rate
+from bench.formatting import as_finite, format_cost, format_rate, repeat_label
 from bench.pricing import PriceTable
 from core.errors import InputError
 from core.jsonsafe import json_safe
@@ -150,7 +150,7 @@ def _config(experiment: ExperimentRow, ms: Sequence[Measurement]) -> dict[str, A
     config = {k: getattr(experiment, k) for k in ("preset", "source", "model", "engine", "backend")
               if getattr(experiment, k) is not None}
     config.update(plan_dict(experiment))
-    config["gpus"] = plan_gpus(experiment) or gpu_order(ms)
+    config["gpus"] = plan_candidates(experiment) or gpu_order(ms)
     config["fps"] = plan_fps(experiment)
     return config
 
@@ -214,7 +214,7 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
                   f"(start-up included in their time and cost)" for clip, st in cold]
     if analysis.failed:
         lines += ["", "### Failed runs (not used)", ""]
-        lines += [f"- {m.gpu} on {m.clip} (repeat {m.repeat}): {m.error or m.status}"
+        lines += [f"- {m.gpu} on {m.clip} ({repeat_label(m.repeat)}): {m.error or m.status}"
                   for m in analysis.failed]
     return "\n".join(lines) + "\n"
 

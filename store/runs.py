@@ -751,14 +751,16 @@ def _parse_json(text: str | None) -> Any:
 
 
 def insert_finished_experiment(db: Database, record: ExperimentRecord, specs: Sequence[RunSpec],
-                               outcomes: Sequence[dict[str, Any]]) -> str:
+                               outcomes: Sequence[dict[str, Any]],
+                               created_at: datetime | None = None) -> str:
     """Store an experiment whose runs have already ended (an import), in one transaction; return
     its id. outcomes[i] holds the run columns of specs[i] (status, error, timings, cost, ...).
+    created_at (default now) dates the experiment and its runs: when they ran, for an import.
     Raises StorageError."""
     if len(specs) != len(outcomes):
         raise ValueError("one outcome per run spec")
-    now = _now()
-    extra = [{"finished_at": now, **outcome} for outcome in outcomes]
+    now = _utc_naive(created_at) if created_at is not None else _now()
+    extra = [{"created_at": now, "finished_at": now, **outcome} for outcome in outcomes]
 
     def apply(con: duckdb.DuckDBPyConnection) -> str:
         experiment_id = _insert_experiment(con, record, _new_id(), now)

@@ -107,7 +107,7 @@ def test_threshold_t4_l4_from_the_fit():
     assert v.choice.source == "fit"
     assert v.choice.to_json() == {"below": "T4", "above": "L4", "threshold_frames": 222,
                                   "threshold_seconds": v.choice.threshold_seconds, "source": "fit"}
-    assert v.choice.describe() == "T4 below 222 frames (7.4 s), L4 above"
+    assert v.choice.describe() == "T4 for clips under 7.4 s, L4 above 7.4 s"
     assert a.crossovers[0].frames == pytest.approx(exact)
 
 
@@ -115,7 +115,12 @@ def test_choice_describes_itself_once_for_every_reader():
     steps = (Crossover(100.0, 10 / 3, "T4", "L4"), Crossover(800.0, 80 / 3, "L4", "H100"))
     choice = Choice("T4", above="L4", threshold_frames=100, threshold_seconds=3.333, source="fit",
                     steps=steps)
-    assert choice.describe() == "T4 below 100 frames (3.3 s), L4 above (then 1 more change)"
+    # Every segment is said, not the first change alone (issue 12).
+    assert choice.describe() == "T4 for clips under 3.3 s, L4 from 3.3 to 26.7 s, H100 above 26.7 s"
+    no_fps = Choice("T4", above="L4", threshold_frames=100, steps=(
+        Crossover(100.0, None, "T4", "L4"), Crossover(800.0, None, "L4", "H100")))
+    assert no_fps.describe() == \
+        "T4 for clips under 100 frames, L4 from 100 to 800 frames, H100 above 800 frames"
     assert choice.to_json()["steps"][1] == {"frames": 800.0, "seconds": 80 / 3, "from": "L4",
                                             "to": "H100"}
     assert Choice("L4").describe() == "L4" and Choice("L4").to_json() == "L4"

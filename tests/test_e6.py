@@ -220,7 +220,7 @@ def test_findings_markdown():
     assert "| 6s | 180 | L4 **(cheapest)** | 2 | 119.5 |" in md
     assert "**single_winner**: use L4." in md
     assert "### Cost curves" in md and "- T4:" in md and "- L4:" in md
-    assert "- L4 on 15s (repeat 2): corrupt source: invalid data" in md
+    assert "- L4 on 15s (repeat 3): corrupt source: invalid data" in md  # repeat_index 2
     assert "T4 on 6s: 1 of 2 runs were cold" in md
     assert "log-only note" not in md  # markdown names only the context fields
 

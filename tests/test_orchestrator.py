@@ -47,16 +47,18 @@ def test_demo_preset_via_cli_stores_succeeded_runs_with_every_stage(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert len(out["runs"]) == 3
+    assert len(out["runs"]) == 18  # 3 clips x 2 engines x 3 repeats
     for run in out["runs"]:
         assert run["status"] == "succeeded" and run["error"] is None
         assert set(EVERY_JOB_STAGES) | {"total"} <= set(run["stages"])
         assert run["cost"] > 0 and run["gpu"] == "cpu"
-    assert out["verdict"]["rule"] == "keep_baseline"
+    # The two engines are the candidates on this one CPU: a verdict between them.
+    assert set(out["analysis"]["rates"]) == {"cpu · reference", "cpu · fast"}
+    assert out["verdict"]["baseline"] == "cpu · reference"
     db = Database(tmp_path / "data" / "bench.duckdb")
     stored = store_runs.list_runs(db, experiment_id=out["experiment_id"])
-    assert list(stored["status"]) == ["succeeded"] * 3
-    assert stored["cold"].sum() == 1  # one warm worker: only the first run loads the model
+    assert list(stored["status"]) == ["succeeded"] * 18
+    assert stored["cold"].sum() == 2  # one warm worker: each engine's first run loads it
     history = subprocess.run([sys.executable, "-m", "bench", "history", "--json"], cwd=tmp_path,
                              env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(history.stdout)["experiments"][0]["id"] == out["experiment_id"]
@@ -170,7 +172,7 @@ def test_workers_of_a_killed_executor_exit_and_their_runs_become_interrupted(env
     import time
 
     db, config, storage = env
-    plan = build_plan("demo", weights="random", clips="long:0.0:1.5")
+    plan = build_plan("demo", weights="random", clips="long:0.0:1.5", engine="fast", repeats=1)
     experiment_id, (run_id,) = create_experiment(db, plan, prepare_source(plan.source, storage))
     executor = subprocess.Popen([sys.executable, "-m", "bench", "execute", experiment_id, "--db",
                                  str(db.path)], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})

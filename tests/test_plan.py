@@ -31,18 +31,44 @@ def test_e6_preset_is_the_original_experiment():
     assert plan.run_count() == 6
 
 
-def test_demo_preset_is_tiny_and_local():
+def test_demo_preset_is_tiny_and_local_and_compares_two_engines():
     plan = build_plan("demo")
     assert plan.backend == "local" and plan.gpus == (GpuChoice("cpu", None, "local"),)
-    assert plan.source == "demo" and plan.model == "animevideov3" and plan.engine == "fast"
+    assert plan.source == "demo" and plan.model == "animevideov3" and plan.engine == "reference"
     assert plan.output_width is None and plan.output_height is None
     frames = [c.frames(plan.fps) for c in plan.clips]
     assert frames == [3, 6, 10]
     assert all(c.end <= DEMO_SOURCE_SECONDS for c in plan.clips)
     w, h = DEMO_SOURCE_SIZE
     for k in plan.keyframes:
-        assert k.width * k.height <= 48 * 32
+        assert k.width * k.height <= 96 * 64
         assert k.x + k.width <= w and k.y + k.height <= h
+    # One CPU, two candidates: the reference loop (baseline) and the fast engine.
+    assert plan.candidates() == ["cpu · reference", "cpu · fast"]
+    assert plan.baseline == "cpu · reference"
+    assert plan.run_count() == 3 * 2 * 3
+
+
+def test_variants_are_a_plan_dimension():
+    from bench.orchestrator import run_specs
+    from bench.plan import Plan, Variant
+
+    plan = build_plan(None, source="x.mp4", clips="a:0:1", gpus="cpu,cuda:0=T4",
+                      model="x4plus,animevideov3", engine="fast")
+    assert plan.variants == (Variant("x4plus", "fast"), Variant("animevideov3", "fast"))
+    assert plan.candidates() == ["cpu · x4plus", "cpu · animevideov3", "cuda:0 · x4plus",
+                                 "cuda:0 · animevideov3"]
+    assert Plan.from_dict(plan.to_dict()) == plan
+    specs = run_specs(plan)
+    assert [(s.gpu, s.model, s.engine) for s in specs] == [
+        ("cpu", "x4plus", "fast"), ("cpu", "animevideov3", "fast"),
+        ("cuda:0", "x4plus", "fast"), ("cuda:0", "animevideov3", "fast")]
+    # A preset's compared engines stay unless replaced; one engine given: no variants.
+    assert build_plan("demo", model="x4plus").candidates() == ["cpu · reference", "cpu · fast"]
+    assert build_plan("demo", engine="fast").candidates() == ["cpu"]
+    assert build_plan("e6").candidates() == ["T4", "L4"]  # GPUs stay the candidates
+    with pytest.raises(InputError, match="unknown engine"):
+        build_plan("demo", engine="fast,slow")
 
 
 def test_overrides_and_strings():

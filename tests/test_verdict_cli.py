@@ -66,8 +66,8 @@ def test_json(results_file):
 def test_text_and_tolerance(results_file):
     proc = bench("verdict", str(results_file))
     assert proc.returncode == 0, proc.stderr
-    assert "verdict: threshold: T4 below 222 frames" in proc.stdout
-    assert "L4 on 30s (repeat 0): CUDA out of memory" in proc.stdout
+    assert "verdict: threshold: T4 for clips under 7.4 s, L4 above 7.4 s" in proc.stdout
+    assert "L4 on 30s (repeat 1): CUDA out of memory" in proc.stdout  # repeats count from 1
     lines = [line for line in proc.stdout.splitlines() if line.startswith("6s ")]
     assert len(lines) == 2 and lines[0].split()[2] == "T4"
     # With a 20% tolerance the costs tie on every clip and the faster L4 is chosen.

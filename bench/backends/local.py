@@ -110,7 +110,11 @@ class LocalBackend:
         events = self._ctx.Queue()
         lanes: dict[str, _DeviceLane] = {}
         for sub in submissions:
-            device = validate_device(sub.gpu)
+            try:
+                device = validate_device(sub.gpu)
+            except InputError as exc:  # a device this machine lacks fails only its own runs
+                sink.failed(sub.run_id, str(exc))
+                continue
             lanes.setdefault(device, _DeviceLane(device, [])).pending.append(sub)
         try:
             for lane in lanes.values():

@@ -8,13 +8,14 @@ import math
 from typing import Any
 
 from bench.commands.common import add_db_option, db_path
+from bench.formatting import format_cost, repeat_label
 from store.db import Database
 from store.runs import history
 
 RUN_COLUMNS = (
-    ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "rep", "{}"), ("status", "status", "{}"),
-    ("device_name", "device", "{}"), ("total_seconds", "total s", "{:.2f}"), ("fps", "fps", "{:.2f}"),
-    ("cost_gpu", "cost $", "{:.5f}"), ("error", "error", "{}"),
+    ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "repeat", repeat_label),
+    ("status", "status", "{}"), ("device_name", "device", "{}"), ("total_seconds", "total s", "{:.2f}"),
+    ("fps", "fps", "{:.2f}"), ("cost_gpu", "cost", format_cost), ("error", "error", "{}"),
 )
 """(field, heading, format) of each column of the runs table."""
 
@@ -52,11 +53,11 @@ def render(data: dict[str, Any]) -> str:
     return "\n\n".join(blocks)
 
 
-def _cell(value: Any, fmt: str) -> str:
+def _cell(value: Any, fmt: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     try:
-        return fmt.format(value)
+        return fmt(value) if callable(fmt) else fmt.format(value)
     except (ValueError, TypeError):
         return str(value)
 

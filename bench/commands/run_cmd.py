@@ -25,8 +25,11 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "optionally =CARD for its price, e.g. cuda:0=H100)")
     parser.add_argument("--clips", default=None, help="NAME:START:END,... in seconds of the source")
     parser.add_argument("--source", default=None, help="local video file, object key USER/PATH, or 'demo'")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--engine", choices=ENGINES, default=None)
+    parser.add_argument("--model", default=None,
+                        help="a model, or several (a,b) to compare each on every device")
+    parser.add_argument("--engine", default=None,
+                        help=f"{' or '.join(ENGINES)}, or both (reference,fast) to compare them "
+                             "on every device")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
     parser.add_argument("--precision", default=None)
@@ -41,8 +44,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.orchestrator import (
         create_experiment,
         execute_experiment,
-        preflight,
         prepare_source,
+        unavailable_gpus,
     )
     from bench.price_settings import load_prices
     from store import runs as store_runs
@@ -60,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     recover_gone_runs(db)
     storage_config = load_storage_config()
     try:
-        preflight(plan, storage_config)
+        unavailable = unavailable_gpus(plan, storage_config)
         source_key = prepare_source(plan.source, open_object_store(storage_config))
     except UserError as exc:
         experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name)
@@ -68,14 +71,20 @@ def main(args: argparse.Namespace) -> int:
             store_runs.fail_run(db, run_id, one_line(exc))
         return _report(db, experiment_id, plan, args, launch_error=one_line(exc))
     experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name)
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    for run_id, gpu in zip(runs["id"], runs["gpu"]):  # a missing device fails only its own runs
+        if gpu in unavailable:
+            store_runs.fail_run(db, run_id, unavailable[gpu])
     listener = None
     if not args.json:
+        from bench.experiments import run_titles
         from bench.progress_display import ProgressDisplay
 
-        runs = store_runs.list_runs(db, experiment_id=experiment_id)
-        labels = {r.id: f"{r.gpu} {r.clip} #{r.repeat_index + 1}" for r in runs.itertuples()}
+        labels = run_titles(runs)
         listener = ProgressDisplay(labels)
         print(f"experiment {experiment_id}: {len(labels)} run(s) on {plan.backend}", file=sys.stderr)
+        for gpu, reason in unavailable.items():
+            print(f"not run on {gpu}: {reason}", file=sys.stderr)
     execute_experiment(db, experiment_id, storage_config, listener=listener)
     return _report(db, experiment_id, plan, args)
 
@@ -83,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
 def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             launch_error: str | None = None) -> int:
     from bench.commands.verdict_cmd import render_text
-    from bench.experiments import analyse_experiment
+    from bench.experiments import analyse_experiment, run_titles
     from bench.report import run_summaries
 
     runs = run_summaries(db, experiment_id)
@@ -99,9 +108,9 @@ def _report(db, experiment_id: str, plan, args: argparse.Namespace,
     else:
         if analysis:
             print(render_text(analysis))
+        titles = run_titles(runs)
         for run in failed:
-            print(f"failed: {run['gpu']} {run['clip']} #{run['repeat_index'] + 1}: {run['error']}",
-                  file=sys.stderr)
+            print(f"failed: {titles[str(run['id'])]}: {run['error']}", file=sys.stderr)
         if why_not and not analysis:
             print(f"no verdict: {why_not}", file=sys.stderr)
         print(f"experiment {experiment_id} stored in {db.path}")

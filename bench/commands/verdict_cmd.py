@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from bench.e6 import analyse_e6, load_e6
-from bench.formatting import format_cost
+from bench.formatting import format_cost, repeat_label
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +37,8 @@ def main(args: argparse.Namespace) -> int:
 
 def render_text(analysis: Analysis) -> str:
     """The per-clip table, failed runs and the verdict as plain text. Raises nothing."""
-    header = f"{'clip':<8} {'frames':>6}  {'gpu':<10} {'runs':>4} {'time s':>9} {'fps':>7} " \
+    width = max([10, *(len(g) for g in analysis.gpus)])
+    header = f"{'clip':<8} {'frames':>6}  {'gpu':<{width}} {'runs':>4} {'time s':>9} {'fps':>7} " \
              f"{'cost':>11} {'speedup':>7} {'break-even s':>12}"
     lines = [f"baseline {analysis.baseline_gpu}; rates " +
              ", ".join(f"{g} ${r:.6f}/s" for g, r in analysis.rates.items()), "", header,
@@ -47,7 +48,7 @@ def render_text(analysis: Analysis) -> str:
             mark = " *" if st.gpu == s.winner else ""
             speedup = f"{st.speedup:.2f}x" if st.speedup is not None else "-"
             even = f"{st.break_even_seconds:.1f}" if st.break_even_seconds is not None else "-"
-            lines.append(f"{s.clip:<8} {s.frames:>6}  {st.gpu:<10} {st.runs:>4} "
+            lines.append(f"{s.clip:<8} {s.frames:>6}  {st.gpu:<{width}} {st.runs:>4} "
                          f"{st.median_seconds:>9.1f} {st.fps:>7.2f} {format_cost(st.cost):>11} "
                          f"{speedup:>7} {even:>12}{mark}")
         if not s.stats:
@@ -55,7 +56,7 @@ def render_text(analysis: Analysis) -> str:
     lines.append("* cheapest on the clip")
     if analysis.failed:
         lines += ["", "failed (not used):"]
-        lines += [f"  {m.gpu} on {m.clip} (repeat {m.repeat}): {m.error or m.status}"
+        lines += [f"  {m.gpu} on {m.clip} ({repeat_label(m.repeat)}): {m.error or m.status}"
                   for m in analysis.failed]
     v = analysis.verdict
     lines += ["", f"verdict: {v.rule}: {v.choice.describe()}", v.reason]
