@@ -110,8 +110,11 @@ def test_projection_chart_empty():
 def test_time_bars_grouped_with_repeat_spread(with_repeats):
     fig = charts.time_bars(with_repeats)
     assert fig.layout.barmode == "group"
-    assert [t.name for t in fig.data] == ["T4", "L4"]
+    # The first repeat of each clip is cold: its bars are hatched and the legend says why.
+    assert [t.name for t in fig.data] == ["T4", "L4", charts.COLD_LEGEND]
     t4 = fig.data[0]
+    assert list(t4.marker.pattern.shape) == [charts.COLD_PATTERN] * 3
+    assert "1 cold: start-up included" in t4.customdata[0][1]
     assert list(t4.x) == ["6s", "15s", "30s"]
     assert list(t4.y) == [190, 465, 920]
     # min..max over repeats as asymmetric error bars around the median.
@@ -146,7 +149,8 @@ def test_clip_bars_rejects_an_unknown_metric(with_repeats):
 
 def test_break_even_marks_candidate_against_baseline(with_repeats):
     fig = charts.break_even_chart(with_repeats)
-    bars, ticks = fig.data
+    bars, ticks, legend = fig.data
+    assert legend.name == charts.COLD_LEGEND
     assert [list(a) for a in bars.x] == [["6s", "15s", "30s"], ["L4", "L4", "L4"]]
     assert list(ticks.y) == pytest.approx([190 * T4 / L4, 465 * T4 / L4, 920 * T4 / L4])
     assert ticks.y[0] / 190 == pytest.approx(0.739, abs=1e-3)
@@ -195,7 +199,7 @@ def test_stage_breakdown_stacks_each_stage_per_succeeded_run():
     assert [t.name for t in fig.data] == ["fetch", "model load", "decode", "upscale", "encode",
                                          "upload"]
     upscale = fig.data[3]
-    assert list(upscale.y) == ["6s · T4 · #1", "6s · T4 · #2"]
+    assert list(upscale.y) == ["6s · T4 · repeat 1 (cold)", "6s · T4 · repeat 2"]
     assert list(upscale.x) == [150.0, 148.0]
     assert upscale.orientation == "h"
 
@@ -288,9 +292,11 @@ def test_clip_table_and_failed_table(with_repeats):
     table = compare_view.clip_table(with_repeats)
     assert len(table) == 6
     l4_6s = table[(table["Clip"] == "6s") & (table["GPU"] == "L4")].iloc[0]
-    assert l4_6s["Time (median)"] == "115.0 s (110.0 s–120.0 s)"
+    assert l4_6s["Time (median)"] == "115.0 s" and l4_6s["Spread"] == "110.0 s–120.0 s"
     assert l4_6s["GPU cost"] == charts.format_cost(115 * L4)
-    assert l4_6s["Cheapest"] == "yes" and l4_6s["Cold runs"] == 1
+    assert l4_6s["Cheapest"] == "yes" and l4_6s["Runs"] == "2 (1 cold)"
+    # The key columns come first, so a narrow screen shows them without scrolling.
+    assert tuple(table.columns[:5]) == compare_view.CLIP_KEY_COLUMNS
     failed = compare_view.failed_table(with_repeats)
     assert failed.iloc[0]["Reason"] == "CUDA out of memory"
     assert compare_view.clip_table(None).empty
@@ -299,12 +305,12 @@ def test_clip_table_and_failed_table(with_repeats):
 def test_choice_text():
     assert Choice("L4").describe() == "L4"
     assert Choice("T4", above="L4", threshold_frames=222, threshold_seconds=7.4).describe() == \
-        "T4 below 222 frames (7.4 s), L4 above"
+        "T4 for clips under 7.4 s, L4 above 7.4 s"
 
 
 def test_cold_warm_note():
     note = compare_view.cold_warm_note(runs_frame())
-    assert note.startswith("1 of 2 succeeded runs were cold") and "6s · T4 · #1" in note
+    assert note.startswith("1 of 2 succeeded runs were cold") and note.endswith(": 6s · T4 · repeat 1.")
     frame = runs_frame()
     frame["cold"] = None
     assert "not recorded" in compare_view.cold_warm_note(frame)
@@ -397,8 +403,13 @@ def test_every_chart_serialises(with_repeats, threshold):
 def test_cold_warm_note_of_imported_results_claims_nothing():
     frame = runs_frame()
     frame["cold"] = False
-    assert "do not record cold starts" in compare_view.cold_warm_note(frame, imported=True)
+    assert "marks no run as cold" in compare_view.cold_warm_note(frame, imported=True)
     assert compare_view.cold_warm_note(frame).startswith("All 2 succeeded runs were warm")
+    frame["cold"] = frame["cold"].astype(object)
+    frame.loc[1, "cold"] = None  # imports leave cold unknown: not counted as warm
+    assert "1 run(s) do not record whether they were cold" in compare_view.cold_warm_note(frame)
+    chart = charts.cold_warm_chart(frame)
+    assert [t.name for t in chart.data] == ["Warm", "Not recorded"]
 
 
 def test_cost_latency_scatter_of_one_clip(with_repeats):

@@ -3,7 +3,10 @@
 No st.* calls here: pages draw what these return, and tests call them directly. Every function
 accepts empty input (None, an Analysis without measured clips, an empty DataFrame) and then returns
 a figure that says so ("No succeeded runs yet") instead of an empty plot. Costs are in US dollars
-with a "$" tick format, times in seconds of wall time.
+with a "$" tick format, times in seconds of wall time; amounts in hovers and labels are written by
+bench.formatting.format_cost, as in every table. Cold runs (start-up paid) are kept apart in every
+chart: hatched bars and open markers where a median includes one, '(cold)' on a run's own bar,
+their own series in the cold-vs-warm chart.
 """
 
 from __future__ import annotations
@@ -18,17 +21,23 @@ from plotly.colors import qualitative
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
 from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds  # noqa: F401 (re-exported for pages)
+from bench.formatting import repeat_label
 from core.job import STAGES
 from store.runs import STAGE_COLUMNS
 
 EMPTY_MESSAGE = "No succeeded runs yet"
 """What an empty chart says."""
 COST_TICKS = "$.4~g"
-"""d3 format of $ axes and hovers: 4 significant digits, trailing zeros dropped ($0.0304)."""
+"""d3 format of $ axis ticks: 4 significant digits, trailing zeros dropped ($0.0304), as
+format_cost writes amounts under a dollar (hovers use format_cost itself)."""
 PALETTE = qualitative.Plotly
 """Colours of GPUs, in plan order (the same GPU has the same colour in every chart)."""
 STAGE_COLOURS = dict(zip(STAGES, qualitative.Safe))
 """Colour of each pipeline stage in the stage breakdown."""
+COLD_PATTERN = "/"
+"""Bar pattern of a median that includes a cold run."""
+COLD_LEGEND = "hatched: includes a cold start"
+"""Legend entry explaining the hatching."""
 METRICS = {
     "seconds": ("Time per clip", "Wall time (s)"),
     "fps": ("Frames per second per clip", "Throughput (frames/s)"),
@@ -110,7 +119,8 @@ def _metric(stats, frames: int, metric: str) -> tuple[float, float, float]:
 
 def clip_bars(analysis: Analysis | None, metric: str = "seconds") -> go.Figure:
     """Grouped bars per clip, one bar per GPU, of its median time, fps or GPU cost, with the
-    spread over repeats (min..max) as error bars. metric: 'seconds', 'fps' or 'cost'.
+    spread over repeats (min..max) as error bars; a bar whose runs include a cold start is
+    hatched. metric: 'seconds', 'fps' or 'cost'.
 
     Raises ValueError for another metric."""
     if metric not in METRICS:
@@ -122,7 +132,7 @@ def clip_bars(analysis: Analysis | None, metric: str = "seconds") -> go.Figure:
     colours = gpu_colours(analysis.gpus)
     fig = go.Figure()
     for gpu in analysis.gpus:
-        xs, ys, lo, hi, text = [], [], [], [], []
+        xs, ys, lo, hi, text, patterns = [], [], [], [], [], []
         for s in clips:
             stats = s.get(gpu)
             if stats is None:
@@ -132,28 +142,44 @@ def clip_bars(analysis: Analysis | None, metric: str = "seconds") -> go.Figure:
             ys.append(value)
             lo.append(below)
             hi.append(above)
-            text.append(f"{stats.runs} run{'s' if stats.runs != 1 else ''}")
+            text.append([_value_text(metric, value), _runs_text(stats)])
+            patterns.append(COLD_PATTERN if stats.cold_runs else "")
         if not xs:
             continue
         fig.add_bar(name=gpu, x=xs, y=ys, marker_color=colours[gpu], customdata=text,
+                    marker_pattern_shape=patterns,
                     error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo),
-                    hovertemplate=_hover(metric, gpu))
+                    hovertemplate=f"{gpu} on %{{x}}: %{{customdata[0]}} (%{{customdata[1]}})"
+                                  "<extra></extra>")
     fig.update_layout(barmode="group")
+    _cold_legend(fig, [st for s in clips for st in s.stats])
     _layout(fig, f"{title} (median; bars show the min..max over repeats)", "Clip", y_title)
     if metric == "cost":
         fig.update_yaxes(tickformat=cost_tickformat(s.cost_max for s in _all_stats(clips)))
     return fig
 
 
+def _value_text(metric: str, value: float) -> str:
+    return {"seconds": format_seconds, "fps": lambda v: f"{v:.2f} frames/s",
+            "cost": format_cost}[metric](value)
+
+
+def _runs_text(stats) -> str:
+    text = f"{stats.runs} run{'s' if stats.runs != 1 else ''}"
+    return text + (f", {stats.cold_runs} cold: start-up included" if stats.cold_runs else "")
+
+
+def _cold_legend(fig: go.Figure, stats: Sequence) -> None:
+    """A legend entry explaining the hatching, when some bar is hatched."""
+    if any(st.cold_runs for st in stats):
+        fig.add_bar(name=COLD_LEGEND, x=[None], y=[None], marker_color="white",
+                    marker_pattern_shape=COLD_PATTERN, marker_line_color="grey",
+                    hoverinfo="skip")
+
+
 def _all_stats(clips: Sequence[ClipSummary]) -> list:
     """Every GpuClipStats of the clips."""
     return [st for s in clips for st in s.stats]
-
-
-def _hover(metric: str, gpu: str) -> str:
-    value = {"seconds": "%{y:.1f} s", "fps": "%{y:.2f} frames/s",
-             "cost": "%{y:" + COST_TICKS + "}"}[metric]
-    return f"{gpu} on %{{x}}: {value} (%{{customdata}})<extra></extra>"
 
 
 def time_bars(analysis: Analysis | None) -> go.Figure:
@@ -190,6 +216,7 @@ def break_even_chart(analysis: Analysis | None) -> go.Figure:
     fig = go.Figure()
     fig.add_bar(name="Measured time", x=x, y=[st.median_seconds for _, st in rows],
                 marker_color=["#2ca02c" if b else "#d62728" for b in beats],
+                marker_pattern_shape=[COLD_PATTERN if st.cold_runs else "" for _, st in rows],
                 customdata=[("cheaper" if b else "dearer") + f" than {analysis.baseline_gpu}"
                             for b in beats],
                 hovertemplate="%{x}: %{y:.1f} s, %{customdata}<extra></extra>")
@@ -199,6 +226,7 @@ def break_even_chart(analysis: Analysis | None) -> go.Figure:
                                 color="black"),
                     hovertemplate="%{x}: break-even %{y:.1f} s<extra></extra>")
     fig.update_xaxes(tickangle=0)
+    _cold_legend(fig, [st for _, st in rows])
     return _layout(fig, f"{title} ({analysis.baseline_gpu}): green bars run under break-even "
                    "(cheaper), red over", "Clip · GPU", "Wall time (s)", legend="")
 
@@ -223,17 +251,22 @@ def cost_curves(analysis: Analysis | None, points: int = 60) -> go.Figure:
         rate = analysis.rates.get(gpu)
         if rate is None:
             continue
-        fig.add_scatter(name=f"{gpu} (fit)", x=[n / fps for n in grid],
-                        y=[fitted_cost(fit, rate, n) for n in grid], mode="lines",
+        costs = [fitted_cost(fit, rate, n) for n in grid]
+        fig.add_scatter(name=f"{gpu} (fit)", x=[n / fps for n in grid], y=costs, mode="lines",
                         line=dict(color=colours.get(gpu)), legendgroup=gpu,
-                        hovertemplate=f"{gpu}: %{{y:{COST_TICKS}}} for a %{{x:.1f}} s clip"
+                        customdata=[format_cost(c) for c in costs],
+                        hovertemplate=f"{gpu}: %{{customdata}} for a %{{x:.1f}} s clip"
                                       "<extra>fit</extra>")
-        dots = [(s.frames / fps, s.get(gpu).cost) for s in clips if s.get(gpu) is not None]
-        fig.add_scatter(name=f"{gpu} (measured)", x=[d[0] for d in dots], y=[d[1] for d in dots],
-                        mode="markers", marker=dict(color=colours.get(gpu), size=9),
+        dots = [(s.frames / fps, s.get(gpu)) for s in clips if s.get(gpu) is not None]
+        fig.add_scatter(name=f"{gpu} (measured)", x=[d[0] for d in dots],
+                        y=[d[1].cost for d in dots], mode="markers",
+                        marker=dict(color=colours.get(gpu), size=9,
+                                    symbol=["circle-open" if d[1].cold_runs else "circle"
+                                            for d in dots]),
+                        customdata=[[format_cost(d[1].cost), _runs_text(d[1])] for d in dots],
                         legendgroup=gpu, showlegend=False,
-                        hovertemplate=f"{gpu} measured: %{{y:{COST_TICKS}}} for %{{x:.1f}} s"
-                                      "<extra></extra>")
+                        hovertemplate=f"{gpu} measured: %{{customdata[0]}} for %{{x:.1f}} s "
+                                      "(%{customdata[1]})<extra></extra>")
     _mark_crossovers(fig, analysis)
     _layout(fig, title, "Clip length (s of video)", "GPU cost per clip ($)", legend="")
     fig.update_yaxes(tickformat=cost_tickformat(y for t in fig.data for y in t.y),
@@ -255,7 +288,8 @@ def _mark_crossovers(fig: go.Figure, analysis: Analysis) -> None:
         return
     fig.add_scatter(name="Crossover", x=xs, y=ys, mode="markers", text=labels,
                     marker=dict(symbol="diamond", size=13, color="black"),
-                    hovertemplate="%{text}: %{y:" + COST_TICKS + "}<extra></extra>")
+                    customdata=[format_cost(y) for y in ys],
+                    hovertemplate="%{text}: %{customdata}<extra></extra>")
     for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
         fig.add_annotation(x=x, y=y, text=label, showarrow=True, arrowhead=2, ax=-40,
                            ay=-45 - 25 * (i % 3), bgcolor="rgba(255,255,255,0.85)",
@@ -265,13 +299,11 @@ def _mark_crossovers(fig: go.Figure, analysis: Analysis) -> None:
 # --------------------------------------------------------------------------- stages
 
 
-def run_label(row: Mapping) -> str:
-    """'clip · GPU · #repeat' (plus model/engine when the row names them)."""
-    parts = [str(row.get("clip")), str(row.get("gpu"))]
-    repeat = row.get("repeat_index")
-    if repeat is not None and not (isinstance(repeat, float) and math.isnan(repeat)):
-        parts.append(f"#{int(repeat) + 1}")
-    return " · ".join(parts)
+def run_label(row: Mapping, mark_cold: bool = True) -> str:
+    """'clip · GPU · repeat N', and '(cold)' when the run paid for a start-up (mark_cold)."""
+    parts = [str(row.get("clip")), str(row.get("gpu")), repeat_label(row.get("repeat_index"))]
+    cold = mark_cold and row.get("cold") is True
+    return " · ".join(p for p in parts if p) + (" (cold)" if cold else "")
 
 
 def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:
@@ -313,27 +345,36 @@ def _unique_labels(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- cold vs warm
 
 
+COLD_SERIES = ((True, "Cold (start-up included)", "#1f77b4"), (False, "Warm", "#ff7f0e"),
+               (None, "Not recorded", "#b0b0b0"))
+"""(cold flag, series name, colour) of the cold-vs-warm chart: runs that do not record whether
+they were cold (imported results) are their own series, never counted as warm."""
+
+
 def cold_warm_chart(runs: pd.DataFrame | None) -> go.Figure:
-    """Per clip and GPU, the median seconds of its cold runs (start-up paid) beside its warm ones."""
+    """Per clip and GPU, the median seconds of its cold runs (start-up paid) beside its warm ones
+    and those that do not record it."""
     title = "Cold vs warm runs"
     rows = _succeeded(runs)
     if rows.empty:
         return empty_figure(title)
-    groups: dict[tuple[str, str], dict[bool, list[float]]] = {}
+    groups: dict[tuple[str, str], dict[bool | None, list[float]]] = {}
     for r in rows.to_dict("records"):
         seconds = _run_seconds(r)
         if seconds is None:
             continue
-        cold = bool(r.get("cold")) if r.get("cold") is not None and not \
-            (isinstance(r.get("cold"), float) and math.isnan(r.get("cold"))) else False
-        groups.setdefault((str(r["clip"]), str(r["gpu"])), {True: [], False: []})[cold].append(seconds)
+        flag = r.get("cold")
+        cold = None if flag is None or (isinstance(flag, float) and math.isnan(flag)) else bool(flag)
+        groups.setdefault((str(r["clip"]), str(r["gpu"])),
+                          {True: [], False: [], None: []})[cold].append(seconds)
     if not groups:
         return empty_figure(title)
     keys = list(groups)
     x = [[k[0] for k in keys], [k[1] for k in keys]]
     fig = go.Figure()
-    for cold, name, colour in ((True, "Cold (start-up included)", "#1f77b4"),
-                               (False, "Warm", "#ff7f0e")):
+    for cold, name, colour in COLD_SERIES:
+        if not any(groups[k][cold] for k in keys):
+            continue
         ys = [_median(groups[k][cold]) for k in keys]
         counts = [len(groups[k][cold]) for k in keys]
         fig.add_bar(name=name, x=x, y=ys, marker_color=colour, customdata=counts,
@@ -376,13 +417,16 @@ def cost_latency_scatter(analysis: Analysis | None, clip: str | None = None) -> 
         fig.add_scatter(name=s.clip, x=[st.cost for st in s.stats],
                         y=[st.median_seconds for st in s.stats], mode="markers+text",
                         text=[st.gpu for st in s.stats], textposition="top center",
-                        marker=dict(symbol=symbols[i % len(symbols)], size=12,
+                        marker=dict(symbol=[symbols[i % len(symbols)] + ("-open" if st.cold_runs
+                                                                        else "") for st in s.stats],
+                                    size=12,
                                     color=[colours[st.gpu] for st in s.stats],
                                     line=dict(width=[3 if st.gpu in front else 0 for st in s.stats],
                                               color="black")),
                         legendgroup=s.clip,
-                        hovertemplate=f"%{{text}} on {s.clip}: %{{x:{COST_TICKS}}}, %{{y:.1f}} s"
-                                      "<extra></extra>")
+                        customdata=[[format_cost(st.cost), _runs_text(st)] for st in s.stats],
+                        hovertemplate=f"%{{text}} on {s.clip}: %{{customdata[0]}}, %{{y:.1f}} s "
+                                      "(%{customdata[1]})<extra></extra>")
     _layout(fig, f"{title} (ringed: not beaten on both)", "GPU cost per clip ($)",
             "Wall time (s)", legend="Clip")
     fig.update_xaxes(tickformat=cost_tickformat(st.cost for st in _all_stats(clips)))
@@ -404,7 +448,8 @@ def monthly_projection_chart(costs: Mapping[str, float] | None, clips_per_day: f
     fig.add_bar(x=order, y=[costs[g] for g in order], marker_color=[colours[g] for g in order],
                 text=[format_cost(costs[g]) for g in order], textposition="outside",
                 cliponaxis=False, showlegend=False,
-                hovertemplate="%{x}: %{y:" + COST_TICKS + "} per month<extra></extra>")
+                customdata=[format_cost(costs[g]) for g in order],
+                hovertemplate="%{x}: %{customdata} per month<extra></extra>")
     per_day = f"{clips_per_day:g} clips/day, " if clips_per_day else ""
     _layout(fig, f"{title} ({per_day}30 days, GPU-only, by the fit)", "GPU", "$ per month")
     fig.update_yaxes(tickformat=cost_tickformat(costs.values()), rangemode="tozero")

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from bench.analysis import Analysis, monthly_projection
-from bench.formatting import as_finite, format_cost, format_seconds
+from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
 from core.errors import InputError
 from store.db import Database
 from ui.charts import measured, run_label
@@ -27,62 +27,93 @@ COLD_NAMES = 6
 # --------------------------------------------------------------------------- tables
 
 
+CLIP_KEY_COLUMNS = ("Clip", "GPU", "GPU cost", "Time (median)", "FPS")
+"""The per-clip table's key columns: first, so a narrow screen shows them without scrolling."""
+
+
 def clip_table(analysis: Analysis | None) -> pd.DataFrame:
-    """One row per clip and GPU: runs, median time (min–max), fps, GPU cost, all-in cost,
-    speedup and break-even against the baseline, and whether it is the clip's cheapest."""
+    """One row per clip and candidate (GPU, or GPU x variant), key columns first: GPU cost,
+    median time, fps; then whether it is the clip's cheapest, the spread over repeats, runs (and
+    how many were cold), all-in cost, speedup and break-even against the baseline."""
     rows = []
     for s in measured(analysis):
         for st in s.stats:
             spread = "" if st.runs < 2 else \
-                f" ({format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)})"
+                f"{format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)}"
             rows.append({
-                "Clip": s.clip, "Frames": s.frames, "GPU": st.gpu,
-                "Cheapest": ("yes" if s.settled else "yes, unsettled") if st.gpu == s.winner
+                "Clip": s.clip, "GPU": st.gpu, "GPU cost": format_cost(st.cost),
+                "Time (median)": format_seconds(st.median_seconds), "FPS": f"{st.fps:.2f}",
+                "Cheapest": ("yes" if s.settled else "yes (unsettled)") if st.gpu == s.winner
                 else "",
-                "Runs": st.runs,
-                "Cold runs": st.cold_runs,
-                "Time (median)": format_seconds(st.median_seconds) + spread,
-                "FPS": f"{st.fps:.2f}", "GPU cost": format_cost(st.cost),
+                "Spread": spread,
+                "Runs": f"{st.runs}" + (f" ({st.cold_runs} cold)" if st.cold_runs else ""),
                 "All-in cost": format_cost(st.all_in_cost),
                 "Speedup": "—" if st.speedup is None else f"{st.speedup:.2f}x",
                 "Break-even": "—" if st.gpu == s.baseline_gpu else
                 format_seconds(st.break_even_seconds),
+                "Frames": s.frames,
             })
     return pd.DataFrame(rows)
+
+
+def certainty(analysis: Analysis) -> tuple[str, str]:
+    """How far the verdict can be trusted, as (kind, sentence): 'info' when there is nothing to
+    compare (one candidate) or each candidate ran once per clip (no spread to test the order
+    against), 'warning' when the repeats leave some clip's order open, 'success' when they settle
+    every clip."""
+    v = analysis.verdict
+    measured_gpus = [g for g in analysis.gpus if g in analysis.fits]
+    if len(measured_gpus) < 2:
+        only = measured_gpus[0] if measured_gpus else analysis.baseline_gpu
+        return "info", (f"Only {only} was measured, so there is nothing to compare it with: add "
+                        "another GPU, engine or model to the plan.")
+    if not v.settled:
+        return "warning", (f"Not settled: the repeats' cost ranges overlap on "
+                           f"{', '.join(v.unsettled_clips)}; run more repeats to separate them.")
+    runs = [st.runs for s in measured(analysis) for st in s.stats]
+    if runs and min(runs) < 2:
+        return "info", ("Not tested against run-to-run spread: some candidates ran once per clip. "
+                        "Run 3 or more repeats to know whether the order holds.")
+    return "success", (f"Settled: no clip's winner changes within the repeats' spread "
+                       f"(baseline {v.baseline_gpu}, tolerance {v.tolerance:.0%}).")
 
 
 def failed_table(analysis: Analysis | None) -> pd.DataFrame:
     """The runs the analysis did not use (failed, interrupted, unfinished) with their reasons."""
     if analysis is None:
         return pd.DataFrame()
-    return pd.DataFrame([{"Clip": m.clip, "GPU": m.gpu, "Repeat": m.repeat + 1, "Status": m.status,
-                          "Reason": m.error or ""} for m in analysis.failed])
+    return pd.DataFrame([{"Clip": m.clip, "GPU": m.gpu, "Status": m.status,
+                          "Reason": m.error or "", "Repeat": repeat_label(m.repeat)}
+                         for m in analysis.failed])
 
 
 def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
     """Which succeeded runs were cold (start-up in their time and cost), in one sentence.
-    `imported`: the runs come from a results file, where only our own exports record cold starts
-    (an original E6 file reads as all warm, which it does not claim)."""
+    `imported`: the runs come from a results file, which records a cold start only when it marks
+    one (original E6 files never do): the others are unknown, not warm."""
     if runs is None or runs.empty:
         return "No runs yet."
     done = runs[runs["status"] == "succeeded"]
     if done.empty:
         return "No succeeded runs yet."
     known = done[done["cold"].notna()] if "cold" in done else done.iloc[0:0]
+    unknown = len(done) - len(known)
     if known.empty:
-        return "Cold starts were not recorded for these runs (e.g. imported results)."
+        return ("Cold starts were not recorded for these runs (imported results: original E6 "
+                "files do not record them), so some times may include start-up.")
     cold = known[known["cold"].astype(bool)]
+    tail = f" {unknown} run(s) do not record whether they were cold." if unknown else ""
     if cold.empty and imported:
-        return ("Imported results: the file does not mark any run as cold (original E6 files do "
-                "not record cold starts), so some times may include start-up.")
+        return ("Imported results: the file marks no run as cold, so some times may include "
+                "start-up." + tail)
     if cold.empty:
         return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
-                f"start-up is in their time or cost.")
-    labels = [run_label(r) for r in cold.to_dict("records")]
+                f"start-up is in their time or cost." + tail)
+    labels = [run_label(r, mark_cold=False) for r in cold.to_dict("records")]
     names = ", ".join(labels[:COLD_NAMES]) + \
         (f" and {len(labels) - COLD_NAMES} more" if len(labels) > COLD_NAMES else "")
     return (f"{len(cold)} of {len(known)} succeeded runs were cold, so their time and cost include "
-            f"start-up (container and model load): {names}.")
+            f"start-up (container and model load; the charts hatch them): {names}." + tail)
 
 
 # --------------------------------------------------------------------------- projection

@@ -1,6 +1,7 @@
 """The Run page's live view, pure (no st.* calls; unit-tested directly): stored run rows -> one
-progress row per run and the experiment's overall progress; the background process's log; the
-Modal runs nobody is collecting any more.
+progress row per run (with the time it has been running) and the experiment's overall progress
+(elapsed time and an estimate of the time left); the background process's log; the Modal runs
+nobody is collecting any more.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import math
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
+from bench.experiments import run_titles
 from bench.formatting import as_finite as _float
-from bench.formatting import format_cost, format_seconds
+from bench.formatting import format_cost, format_duration, format_seconds
 from core.paths import run_log_path
 from core.status import ACTIVE_STATUSES, FAILED_STATUSES, RUN_STATUSES
 from ui.statuses import STATUS_ICONS, UNKNOWN_ICON
@@ -52,6 +55,11 @@ class ExperimentProgress:
     """Frames upscaled so far over all runs."""
     frames_total: int = 0
     """Frames all runs will produce."""
+    elapsed_s: float | None = None
+    """Seconds since the first run started (to the last run's end once finished); None before."""
+    remaining_s: float | None = None
+    """Estimated seconds left: frames still to do at the pace so far (None until frames are
+    done, 0 once finished)."""
 
     @property
     def runs(self) -> int:
@@ -64,12 +72,28 @@ class ExperimentProgress:
         return self.runs > 0 and not any(self.counts.get(s, 0) for s in ACTIVE_STATUSES)
 
     @property
+    def failures(self) -> int:
+        """Runs that failed or were interrupted."""
+        return sum(self.counts.get(s, 0) for s in FAILED_STATUSES)
+
+    @property
     def fraction(self) -> float:
         """Frames done over frames total (0 when unknown)."""
         return min(1.0, self.frames_done / self.frames_total) if self.frames_total else 0.0
 
+    def timing(self) -> str:
+        """'0:14 elapsed, about 0:20 left' (while running), 'took 0:34' (finished), '' before."""
+        if self.elapsed_s is None:
+            return ""
+        if self.finished:
+            return f"took {format_duration(self.elapsed_s)}"
+        left = "estimating the time left" if self.remaining_s is None else \
+            f"about {format_duration(self.remaining_s)} left"
+        return f"{format_duration(self.elapsed_s)} elapsed, {left}"
+
     def headline(self) -> str:
-        """'3 of 5 runs finished · 2 succeeded, 1 failed · 12/30 frames'."""
+        """'3 of 5 runs finished · 2 succeeded, 1 failed · 12/30 frames · 0:14 elapsed, about
+        0:20 left'."""
         if not self.runs:
             return "No runs in this experiment"
         ended = sum(n for s, n in self.counts.items() if s not in ACTIVE_STATUSES)
@@ -79,7 +103,20 @@ class ExperimentProgress:
             parts.append(", ".join(states))
         if self.frames_total:
             parts.append(f"{self.frames_done}/{self.frames_total} frames")
+        if self.timing():
+            parts.append(self.timing())
         return " · ".join(parts)
+
+
+def utc_now() -> datetime:
+    """Now as the store writes times: UTC without a zone."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or (not isinstance(value, datetime) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
 
 
 def _int(value: Any) -> int | None:
@@ -96,10 +133,9 @@ def _text(value: Any) -> str | None:
 
 
 def run_title(row: Mapping[str, Any]) -> str:
-    """'cpu · 0.3s · #1' for a run row."""
-    repeat = _int(row.get("repeat_index"))
-    return " · ".join([str(row.get("gpu")), str(row.get("clip"))]
-                      + ([f"#{repeat + 1}"] if repeat is not None else []))
+    """'cpu · 0.3s · repeat 1' for a run row on its own (progress_rows names the variant too when
+    an experiment compares several: 'cpu · fast · 0.3s · repeat 1')."""
+    return run_titles([dict(row)]).get(str(row.get("id")), "")
 
 
 def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
@@ -113,10 +149,12 @@ def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
     return done, total
 
 
-def progress_row(row: Mapping[str, Any]) -> ProgressRow:
-    """One run row (a list_runs record) as a progress row."""
+def progress_row(row: Mapping[str, Any], title: str | None = None,
+                 now: datetime | None = None) -> ProgressRow:
+    """One run row (a list_runs record) as a progress row; `title` names it (default run_title),
+    `now` (UTC, default now) dates a running run's time."""
     status = str(row.get("status"))
-    label = run_title(row)
+    label = title or run_title(row)
     done, total = frames_of(row)
     error = _text(row.get("error"))
     icon = STATUS_ICONS.get(status, UNKNOWN_ICON)
@@ -131,7 +169,7 @@ def progress_row(row: Mapping[str, Any]) -> ProgressRow:
         if cost is not None:
             details.append(format_cost(cost))
         if row.get("cold") is True:
-            details.append("cold start")
+            details.append("cold start (model load included)")
         text = f"{icon} {label} — succeeded: " + ", ".join(details)
     elif status in FAILED_STATUSES:
         fraction = min(1.0, done / total) if total else 0.0
@@ -140,36 +178,71 @@ def progress_row(row: Mapping[str, Any]) -> ProgressRow:
         fraction = min(1.0, done / total) if total else 0.0
         stage = _text(row.get("progress_stage"))
         doing = STAGE_WORDS.get(stage or "", stage or "starting")
-        text = f"{icon} {label} — {doing}: {done}/{total or '?'} frames"
+        started = _time(row.get("started_at"))
+        running = f" · {format_duration(((now or utc_now()) - started).total_seconds())}" \
+            if started is not None else ""
+        text = f"{icon} {label} — {doing}: {done}/{total or '?'} frames{running}"
     else:
         fraction = 0.0
         text = f"{icon} {label} — {status}" + (f" ({total} frames)" if total else "")
     return ProgressRow(str(row.get("id")), label, status, fraction, text, error)
 
 
-def progress_rows(runs: pd.DataFrame | None) -> list[ProgressRow]:
-    """A progress row per run of a list_runs DataFrame, in plan order."""
+def progress_rows(runs: pd.DataFrame | None, now: datetime | None = None) -> list[ProgressRow]:
+    """A progress row per run of a list_runs DataFrame, in plan order, named as run_titles names
+    them."""
     if runs is None or runs.empty:
         return []
     frame = runs.sort_values("seq") if "seq" in runs else runs
-    return [progress_row(r) for r in frame.to_dict("records")]
+    titles = run_titles(frame)
+    return [progress_row(r, titles.get(str(r.get("id"))), now) for r in frame.to_dict("records")]
 
 
-def experiment_progress(runs: pd.DataFrame | None) -> ExperimentProgress:
-    """Counts per status and frames done/total over the experiment's runs."""
+def experiment_progress(runs: pd.DataFrame | None, now: datetime | None = None) -> ExperimentProgress:
+    """Counts per status, frames done/total, the time since the first run started and the time
+    left at the pace so far (frames per second of elapsed time) over the experiment's runs."""
     if runs is None or runs.empty:
         return ExperimentProgress()
     counts: dict[str, int] = {}
     done_sum = total_sum = 0
+    starts, ends = [], []
     for row in runs.to_dict("records"):
         status = str(row.get("status"))
         counts[status] = counts.get(status, 0) + 1
         done, total = frames_of(row)
         done_sum += min(done, total) if total else done
         total_sum += total
+        started, ended = _time(row.get("started_at")), _time(row.get("finished_at"))
+        if started is not None:
+            starts.append(started)
+        if ended is not None:
+            ends.append(ended)
     ordered = {s: counts[s] for s in RUN_STATUSES if s in counts}
     ordered.update({s: n for s, n in counts.items() if s not in ordered})
-    return ExperimentProgress(ordered, done_sum, total_sum)
+    progress = ExperimentProgress(ordered, done_sum, total_sum)
+    if not starts:
+        return progress
+    end = max(ends) if progress.finished and ends else (now or utc_now())
+    elapsed = max(0.0, (end - min(starts)).total_seconds())
+    remaining = None
+    if progress.finished:
+        remaining = 0.0
+    elif done_sum and elapsed > 0:
+        remaining = max(0, total_sum - done_sum) * elapsed / done_sum
+    return ExperimentProgress(ordered, done_sum, total_sum, elapsed, remaining)
+
+
+def run_log_lines(db_path: Path | str, experiment_id: str, run_id: str) -> list[str]:
+    """The background process's log lines about one run (execute names each run with its short
+    id in brackets); [] when there are none."""
+    from bench.experiments import short_id
+
+    tag = f"[{short_id(run_id)}]"
+    try:
+        text = run_log_path(db_path, experiment_id).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if tag in line]
 
 
 # --------------------------------------------------------------------------- background process

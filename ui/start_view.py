@@ -1,0 +1,101 @@
+"""The start page's data, pure (no st.* calls; unit-tested directly): the bundled example
+experiments (every examples/*.json results file, loaded into the history once each) and the latest
+answer the history holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.analysis import Analysis
+from bench.e6 import load_e6
+from bench.e6_import import import_e6
+from bench.experiments import analyse_experiment
+from core.errors import InputError
+from store import runs as store_runs
+from store.db import Database
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+"""The bundled example results files (E6 format), one experiment each."""
+INTRO = ("Which GPU — or engine, or model — upscales your clips with Real-ESRGAN cheapest, and "
+         "from which clip length does another one win? Run the same clips on each and read the "
+         "verdict.")
+"""The one line that says what the tool answers."""
+LATEST_SCAN = 10
+"""How many of the newest experiments the start page looks through for the latest verdict."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One bundled results file."""
+
+    path: Path
+    """The file."""
+    title: str
+    """config.title, else the file name."""
+    notes: str
+    """config.notes: what the numbers are and where they come from ('' when it says nothing)."""
+
+    @property
+    def import_name(self) -> str:
+        """The name its import gets in the history (e6_import: 'import of examples/NAME')."""
+        return f"import of {self.source_name}"
+
+    @property
+    def source_name(self) -> str:
+        """'examples/NAME.json'."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def examples(folder: Path = EXAMPLES_DIR) -> list[Example]:
+    """Every *.json of the folder, by name; a file whose config cannot be read is listed by its
+    name (loading it then says what is wrong). Raises nothing."""
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        config = {}
+        try:
+            config = json.loads(path.read_text(encoding="utf-8")).get("config") or {}
+        except (OSError, ValueError, AttributeError):
+            pass
+        config = config if isinstance(config, dict) else {}
+        found.append(Example(path, str(config.get("title") or path.stem),
+                             str(config.get("notes") or "")))
+    return found
+
+
+def missing_examples(db: Database, folder: Path = EXAMPLES_DIR) -> list[Example]:
+    """The examples not yet in the history (by their import name). Raises StorageError."""
+    names = set(store_runs.list_experiments(db)["name"]) if db.path.exists() else set()
+    return [e for e in examples(folder) if e.import_name not in names]
+
+
+def load_examples(db: Database, folder: Path = EXAMPLES_DIR) -> tuple[list[str], list[str]]:
+    """Import every example not yet in the history; returns (ids of the experiments now holding
+    the examples, newest first by when they ran; one line per file that could not be loaded).
+    Loading twice adds nothing. Raises StorageError."""
+    problems = []
+    for example in missing_examples(db, folder):
+        try:
+            import_e6(db, load_e6(example.path), example.source_name)
+        except InputError as exc:
+            problems.append(str(exc))
+    wanted = {e.import_name for e in examples(folder)}
+    stored = store_runs.list_experiments(db) if db.path.exists() else None
+    ids = [] if stored is None else [r["id"] for r in stored.to_dict("records") if r["name"] in wanted]
+    return ids, problems
+
+
+def latest_answer(db: Database) -> tuple[str, Analysis] | None:
+    """(experiment id, analysis) of the newest experiment that has a verdict, among the
+    LATEST_SCAN newest; None when there is none. Raises StorageError."""
+    if not db.path.exists():
+        return None
+    for row in store_runs.list_experiments(db, limit=LATEST_SCAN).to_dict("records"):
+        if not row["succeeded"]:
+            continue
+        analysis, _, _ = analyse_experiment(db, row["id"])
+        if analysis is not None:
+            return row["id"], analysis
+    return None
