@@ -20,8 +20,7 @@ from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
 from bench.formatting import as_finite as _number
-from bench.formatting import format_cost, format_seconds  # noqa: F401 (re-exported for pages)
-from bench.formatting import repeat_label
+from bench.formatting import format_cost, format_seconds, repeat_label  # noqa: F401 (re-exported for pages)
 from core.job import STAGES
 from store.runs import STAGE_COLUMNS
 
