@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
+from bench.experiments import label_variants, run_records
 from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds, repeat_label  # noqa: F401 (re-exported for pages)
 from core.job import STAGES
@@ -313,7 +314,7 @@ def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:
     rows = _succeeded(runs)
     if rows.empty:
         return empty_figure(title)
-    records = rows.to_dict("records")
+    records = label_variants(run_records(rows))
     labels = _unique_labels([run_label(r) for r in records])
     fig = go.Figure()
     for stage in STAGES:
@@ -358,7 +359,7 @@ def cold_warm_chart(runs: pd.DataFrame | None) -> go.Figure:
     if rows.empty:
         return empty_figure(title)
     groups: dict[tuple[str, str], dict[bool | None, list[float]]] = {}
-    for r in rows.to_dict("records"):
+    for r in label_variants(run_records(rows)):
         seconds = _run_seconds(r)
         if seconds is None:
             continue

@@ -1,16 +1,16 @@
 """Compare: one experiment (?experiment=ID, else the latest) or the runs picked on History.
 
-Shows the verdict card (rule, choice, reason, settled; tolerance slider), the per-clip table, the
-charts of ui/charts.py, which runs were cold, the monthly projection, an output video, the same
-frame of each model/engine side by side, and the exports. The page only reads the store and draws;
-the analysis comes from bench.experiments, the tables and numbers from ui.compare_view, the outputs
-from ui.output_view.
+Shows the verdict card (what to use, why, how settled, the rule as a tag; tolerance slider), the
+per-clip table, the charts of ui/charts.py, which runs were cold, the monthly projection, an output
+video, the same frame of each model/engine side by side, and the exports. On an empty history it
+offers the bundled example experiments. The page only reads the store and draws; the analysis
+comes from bench.experiments, the tables and numbers from ui.compare_view, the outputs from
+ui.output_view.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -20,9 +20,8 @@ from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
-from store.keys import output_object_key
-from ui import charts, compare_view, output_view, state
-from ui.labels import experiment_label, variant_label
+from ui import charts, compare_view, output_view, start_view, state, widgets
+from ui.labels import DETAIL_PATH, experiment_label, page_url, variant_label
 
 # session_state key of the run ids picked on the History page (a docstring here would be
 # drawn by Streamlit's magic).
@@ -56,7 +55,8 @@ def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | N
 
 
 def experiment_caption(experiment_id: str) -> None:
-    """One line about the experiment: source, model, engine, backend, price table."""
+    """One line about the experiment (source, model, engine, backend, price table), and what an
+    imported file says about its own numbers."""
     row = store_runs.get_experiment(state.database(), experiment_id)
     if row is None:
         return
@@ -67,6 +67,9 @@ def experiment_caption(experiment_id: str) -> None:
              f"prices of {row.price_table_date}" if row.price_table_date else None,
              "imported" if row.origin == "import" else None]
     st.caption(" · ".join(p for p in parts if p))
+    notes = experiments.plan_dict(row).get("notes") if row.origin == "import" else None
+    if notes:
+        st.info(str(notes), icon=":material/description:")
 
 
 LIVE_SECONDS = 3.0
@@ -95,21 +98,12 @@ def watch_runs(active_ids: tuple[str, ...]) -> None:
 
 
 def verdict_card(analysis: Analysis | None, why: str | None) -> None:
-    """The decision: the rule that fired, the choice, the reason, and whether it is settled."""
-    st.subheader("Verdict")
+    """The decision (ui.widgets.verdict_card), or why there is none yet."""
     if analysis is None:
+        st.subheader("Verdict")
         st.info(f"No verdict yet: {why}. Runs that succeed appear here — start one on the Run page.")
         return
-    v = analysis.verdict
-    st.markdown(f"**Rule: `{v.rule}`** — {v.title}")
-    st.markdown(f"### Use: {v.choice.describe()}")
-    st.write(v.reason)
-    if v.settled:
-        st.success(f"Settled: no clip's winner changes within the repeats' spread "
-                   f"(baseline {v.baseline_gpu}, tolerance {v.tolerance:.0%}).")
-    else:
-        st.warning(f"Not settled: the repeats' cost ranges overlap on "
-                   f"{', '.join(v.unsettled_clips)}; run more repeats to separate them.")
+    widgets.verdict_card(analysis)
 
 
 def any_imported(runs: pd.DataFrame) -> bool:
@@ -125,12 +119,23 @@ def any_imported(runs: pd.DataFrame) -> bool:
 def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
     """Per-clip table, failed runs, cold/warm note."""
     st.subheader("Per clip")
-    st.dataframe(compare_view.clip_table(analysis), hide_index=True)
+    st.dataframe(compare_view.clip_table(analysis), hide_index=True, height="content",
+                 column_config={
+                     "Clip": st.column_config.TextColumn(pinned=True),
+                     "GPU": st.column_config.TextColumn("GPU", pinned=True,
+                                                        help="The candidate: a GPU or device, "
+                                                             "with the engine or model when "
+                                                             "several are compared"),
+                     "Cheapest": st.column_config.TextColumn(width="medium"),
+                     "Spread": st.column_config.TextColumn(
+                         help="Fastest to slowest repeat"),
+                 })
     st.caption(compare_view.cold_warm_note(runs, imported=any_imported(runs)))
     failed = compare_view.failed_table(analysis)
     if not failed.empty:
         with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
-            st.dataframe(failed, hide_index=True)
+            st.dataframe(failed, hide_index=True, height="content",
+                         column_config={"Reason": st.column_config.TextColumn(width="large")})
 
 
 def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
@@ -186,31 +191,6 @@ def frame_of(path: str, mtime: float, index: int):
     return output_view.read_frame(path, index)
 
 
-def _output_store_and_key(row: dict):
-    from store.objects import open_object_store
-
-    experiment = store_runs.get_experiment(state.database(), str(row["experiment_id"]))
-    key = output_object_key(experiment.source if experiment else None, str(row["output_key"]))
-    return open_object_store(state.storage_config()), key
-
-
-def output_path(runs: pd.DataFrame, row: dict) -> Path:
-    """Local path of a run's output (downloaded from object storage if remote). Raises
-    StorageError."""
-    store, key = _output_store_and_key(row)
-    return store.get(key)
-
-
-def output_media(row: dict) -> str:
-    """What st.video plays: a presigned URL for R2 (the browser streams it from the bucket), a
-    local file path otherwise. Raises StorageError."""
-    store, key = _output_store_and_key(row)
-    presign = getattr(store, "presigned_url", None)
-    if presign is not None and store.exists(key):
-        return presign(key)
-    return str(store.get(key))
-
-
 def video_section(runs: pd.DataFrame) -> None:
     """An output video of a chosen run."""
     st.subheader("Output preview")
@@ -229,11 +209,9 @@ def video_section(runs: pd.DataFrame) -> None:
         size = f"{int(row['output_width'])}x{int(row['output_height'])}" \
             if not pd.isna(row.get("output_width")) and not pd.isna(row.get("output_height")) else ""
         st.caption(" · ".join(p for p in (size, output_view.fidelity_text(row)) if p))
+        st.markdown(f"[Run details]({page_url(DETAIL_PATH, run=run_id)})")
     with player:
-        try:
-            st.video(output_media(row))
-        except UserError as exc:
-            st.error(one_line(exc))
+        widgets.output_video(row)
 
 
 def side_by_side_section(runs: pd.DataFrame) -> None:
@@ -256,7 +234,7 @@ def side_by_side_section(runs: pd.DataFrame) -> None:
     for column, row in zip(st.columns(len(group)), group.to_dict("records")):
         with column:
             try:
-                path = output_path(runs, row)
+                path = widgets.output_path(row)
                 image = frame_of(str(path), os.path.getmtime(path), index)
             except UserError as exc:
                 st.error(one_line(exc))
@@ -280,10 +258,11 @@ def exports_section(subject: tuple[str, str | list[str]]) -> None:
     except UserError as exc:
         st.error(one_line(exc))
         return
-    for column, f in zip(st.columns(len(files)), files):
-        with column:
+    with widgets.button_row():
+        for f in files:
             st.download_button(f"Download {f['label']}", f["data"], file_name=f["file_name"],
-                               mime=f["mime"], key=f"export_{f['file_name']}")
+                               mime=f["mime"], key=f"export_{f['file_name']}", wrap=True,
+                               icon=":material/download:")
     for reason in missing:
         st.caption(f"Not available — {reason}")
 
@@ -297,6 +276,7 @@ def analyse(subject: tuple[str, str | list[str]], tolerance: float):
 
 
 def main() -> None:
+    widgets.page_style()
     st.title("Compare")
     try:
         experiments = store_runs.list_experiments(state.database())
@@ -305,8 +285,10 @@ def main() -> None:
         return
     subject = choose_subject(experiments)
     if subject is None:
-        st.info("No experiments yet — start one on the Run page, or import an E6 results file on "
-                "the History page.")
+        st.markdown(start_view.INTRO)
+        st.info("No experiments yet — load the bundled examples, start one on the Run page, or "
+                "import an E6 results file on the History page.")
+        widgets.examples_offer("compare_load_examples")
         return
     if subject[0] == "experiment":
         experiment_caption(str(subject[1]))

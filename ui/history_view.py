@@ -1,6 +1,7 @@
 """The History page's data, pure (no st.* calls; unit-tested directly): the run filters as a
-store.runs.list_runs query, the runs table, the failed runs with their reasons, and reading an
-uploaded E6 results file into a new experiment.
+store.runs.list_runs query, the experiments and runs tables (key columns first, each row linked to
+its experiment's comparison or the run's detail page), the failed runs with their reasons, and
+reading an uploaded E6 results file into a new experiment.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from bench.experiments import label_variants, run_records, run_titles
+from bench.formatting import format_cost, format_seconds, repeat_label
 from core.errors import InputError
-from core.status import FAILED_STATUSES
+from core.status import ACTIVE_STATUSES, FAILED_STATUSES
 from store.db import Database
-from ui.charts import format_cost, format_seconds
-from ui.labels import text_of
+from ui.labels import COMPARE_PATH, DETAIL_PATH, page_url, text_of, when
+
+RUN_LINK = "Run"
+"""Column of the runs tables linking to the run's detail page (shows the short run id)."""
+EXPERIMENT_LINK = "Compare"
+"""Column of the experiments table linking to its comparison."""
+RUN_KEY_COLUMNS = (RUN_LINK, "Clip", "GPU", "Status", "Time", "GPU cost")
+"""The runs table's key columns: first, so a narrow screen shows them without scrolling."""
+EXPERIMENT_KEY_COLUMNS = ("Experiment", "Ran at", "Runs", "Succeeded", "Failed")
+"""The experiments table's key columns."""
 
 HISTORY_RUN_LIMIT = 1000
 """Most runs the History page lists at once (newest first); filters reach the others."""
@@ -39,41 +50,68 @@ def runs_query(gpus: Sequence[str] = (), models: Sequence[str] = (), statuses: S
                 statuses=list(statuses) or None, since=since, until=until, limit=limit)
 
 
+def experiments_display(experiments: pd.DataFrame) -> pd.DataFrame:
+    """The experiments table, newest first: name, when it ran (an import: when its file says),
+    run counts, origin, then a link to its comparison."""
+    return pd.DataFrame([{
+        "Experiment": r.get("name"), "Ran at": when(r.get("created_at")),
+        "Runs": int(r.get("runs", 0)), "Succeeded": int(r.get("succeeded", 0)),
+        "Failed": int(r.get("failed", 0)) + int(r.get("interrupted", 0)),
+        "Active": sum(int(r.get(s, 0)) for s in ACTIVE_STATUSES),
+        "Origin": r.get("origin"), "Backend": text_of(r.get("backend")),
+        "Model": text_of(r.get("model")), "Preset": text_of(r.get("preset")),
+        EXPERIMENT_LINK: page_url(COMPARE_PATH, experiment=str(r.get("id"))),
+    } for r in experiments.to_dict("records")],
+        columns=[*EXPERIMENT_KEY_COLUMNS, "Active", "Origin", "Backend", "Model", "Preset",
+                 EXPERIMENT_LINK])
+
+
 def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
-    """The History table: one readable row per run."""
+    """The History table: one readable row per run, key columns first (a link to the run's
+    detail page, clip, candidate, status, time, cost), then repeat, device, model, engine,
+    experiment and when it ran."""
+    candidates = {str(r.get("id")): r.get("gpu") for r in label_variants(run_records(runs))}
     rows = []
     for r in runs.to_dict("records"):
         seconds = r.get("billed_seconds")
         if seconds is None or pd.isna(seconds):
             seconds = r.get("total_seconds")
-        created = r.get("created_at")
         rows.append({
-            "Experiment": r.get("experiment_name"),
-            "Created": pd.Timestamp(created).strftime("%Y-%m-%d %H:%M") if created is not None
-            and not pd.isna(created) else "",
-            "Clip": r.get("clip"), "GPU": r.get("gpu"),
-            "Device": text_of(r.get("device_name")),
-            "Model": text_of(r.get("model")), "Engine": text_of(r.get("engine")),
-            "Repeat": int(r["repeat_index"]) + 1 if r.get("repeat_index") is not None else None,
+            RUN_LINK: page_url(DETAIL_PATH, run=str(r.get("id"))),
+            "Clip": r.get("clip"), "GPU": candidates.get(str(r.get("id")), r.get("gpu")),
             "Status": r.get("status"),
             "Time": format_seconds(None if seconds is None or pd.isna(seconds) else float(seconds)),
             "GPU cost": format_cost(None if r.get("cost_gpu") is None or pd.isna(r.get("cost_gpu"))
                                     else float(r["cost_gpu"])),
-            "Run id": r.get("id"),
+            "Repeat": repeat_label(r.get("repeat_index")),
+            "Device": text_of(r.get("device_name")),
+            "Model": text_of(r.get("model")), "Engine": text_of(r.get("engine")),
+            "Experiment": r.get("experiment_name"), "Ran at": when(r.get("created_at")),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*RUN_KEY_COLUMNS, "Repeat", "Device", "Model", "Engine",
+                                       "Experiment", "Ran at"])
 
 
 def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Failed and interrupted runs with their reasons."""
+    """Failed and interrupted runs with their reasons, each linked to its detail page."""
     if runs.empty:
         return pd.DataFrame()
     bad = runs[runs["status"].isin(FAILED_STATUSES)]
-    return pd.DataFrame([{"Experiment": r.get("experiment_name"), "Clip": r.get("clip"),
-                          "GPU": r.get("gpu"), "Status": r.get("status"),
+    titles = run_titles(bad)
+    return pd.DataFrame([{RUN_LINK: page_url(DETAIL_PATH, run=str(r.get("id"))),
+                          "Run name": titles.get(str(r.get("id")), ""), "Status": r.get("status"),
                           "Reason": text_of(r.get("error")) or "(no reason stored)",
-                          "Run id": r.get("id")}
+                          "Experiment": r.get("experiment_name")}
                          for r in bad.to_dict("records")])
+
+
+def run_id_of_link(link: str) -> str:
+    """The run id a RUN_LINK cell points at."""
+    return link.rsplit("run=", 1)[-1]
+
+
+LINK_ID_PATTERN = r"[?&](?:run|experiment)=(\w{8})"
+"""What a link column shows of its URL: the short id (bench.experiments.short_id)."""
 
 
 def import_e6_upload(db: Database, data: bytes, name: str) -> str:

@@ -169,7 +169,7 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
         if cost is not None:
             details.append(format_cost(cost))
         if row.get("cold") is True:
-            details.append("cold start (model load included)")
+            details.append("cold start")
         text = f"{icon} {label} — succeeded: " + ", ".join(details)
     elif status in FAILED_STATUSES:
         fraction = min(1.0, done / total) if total else 0.0

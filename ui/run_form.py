@@ -61,11 +61,12 @@ DEMO_INFO = SourceInfo(DEMO_SOURCE_SIZE[0], DEMO_SOURCE_SIZE[1], DEMO_SOURCE_FPS
 
 def preset_form(preset: str) -> dict[str, Any]:
     """The Run form's values for a preset: source kind and value, clips and keyframes tables,
-    whether to keep the model's scale, output size, fps, model, engine, backend, GPUs, repeats.
-    Raises InputError for an unknown preset."""
+    whether to keep the model's scale, output size, fps, the models and engines compared, backend,
+    GPUs, repeats. Raises InputError for an unknown preset."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[preset]
+    variants = build_plan(preset).variant_list()
     source = values["source"]
     width, height = values["output_width"], values["output_height"]
     if width is None:  # the model's scale; the size fields start at x4 of the first crop
@@ -80,8 +81,8 @@ def preset_form(preset: str) -> dict[str, Any]:
         "output_width": width,
         "output_height": height,
         "fps": float(values["fps"]),
-        "model": values["model"],
-        "engine": values["engine"],
+        "models": list(dict.fromkeys(v.model for v in variants)),
+        "engines": list(dict.fromkeys(v.engine for v in variants)),
         "backend": values["backend"],
         "gpus": list(values["gpus"]),
         "repeats": int(values["repeats"]),
@@ -162,8 +163,8 @@ def local_gpu_spec(device: str, price_card: str | None) -> str:
 
 
 def plan_from_form(form: Mapping[str, Any]) -> Plan:
-    """The plan the form describes, marked with a preset only when it equals that preset.
-    Raises InputError for anything the plan rejects."""
+    """The plan the form describes (every chosen model x engine runs on every GPU), marked with a
+    preset only when it equals that preset. Raises InputError for anything the plan rejects."""
     kind = form["source_kind"]
     if kind == "demo":
         source = DEMO_SOURCE
@@ -178,11 +179,19 @@ def plan_from_form(form: Mapping[str, Any]) -> Plan:
         keyframes=keyframes_from_table(form["keyframes"]),
         output_width=None if scale else form.get("output_width"),
         output_height=None if scale else form.get("output_height"),
-        fps=form["fps"], model=form["model"], engine=form["engine"], backend=form["backend"],
+        fps=form["fps"], model=_chosen(form["models"], "model"),
+        engine=_chosen(form["engines"], "engine"), backend=form["backend"],
         gpus=list(form["gpus"]), repeats=form["repeats"],
         weights=form.get("weights") or "auto", precision=form.get("precision") or "auto",
         batch_size=form.get("batch_size") or None,
     ))
+
+
+def _chosen(values: Any, what: str) -> list[str]:
+    items = [values] if isinstance(values, str) else list(values or ())
+    if not items:
+        raise InputError(f"choose at least one {what}")
+    return [str(v) for v in items]
 
 
 def matching_preset(plan: Plan) -> Plan:

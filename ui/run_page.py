@@ -1,9 +1,11 @@
-"""Run page: set up a benchmark (source, clips, crop, output, model, GPUs, repeats, backend), launch
-it in the background, and watch its runs and charts fill in live.
+"""Run page: set up a benchmark (source, clips, crop, output, models and engines, GPUs, repeats,
+backend), launch it in the background, and watch its runs and charts fill in live.
 
 Nothing long runs in this script: Run stores the experiment and starts `python -m bench execute`
 (orchestrator.launch_detached); a fragment polls the store every second. The experiment id lives in
-the URL (?experiment=ID), so a reload picks the live view up again.
+the URL (?experiment=ID), so a reload (or a new tab) picks the live view up again. The live view
+comes first on the page, the form folded under it; without an experiment the page lists the ones
+running now and the latest, then the form.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from core.errors import UserError, one_line
 from core.job import ENGINES, PRECISIONS
 from core.status import FAILED_STATUSES
 from store import runs as store_runs
-from ui import charts, crop_preview, live_run, run_form, state
+from ui import charts, crop_preview, live_run, run_form, state, widgets
+from ui.labels import DETAIL_PATH, RUN_PATH, experiment_label, page_url
 from workers.catalog import MODELS
 
 # (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
@@ -30,9 +33,11 @@ from workers.catalog import MODELS
 POLL_SECONDS = 1.0
 # Form fields kept in session_state as 'run_<field>' (the widgets' keys).
 FORM_KEYS = ("source_kind", "source", "scale_output", "output_width", "output_height", "fps",
-             "model", "engine", "backend", "repeats")
-# The Compare page's script (as named in dashboard.py's navigation).
-COMPARE_PAGE = "ui/compare_page.py"
+             "models", "engines", "backend", "repeats")
+# Form widgets keep their values while hidden (Modal and back) and across pages.
+KEEP = "session"
+# How many of the latest experiments the page lists when none is selected.
+RECENT = 5
 
 
 # --------------------------------------------------------------------------- cached look-ups
@@ -86,6 +91,10 @@ def _init_form() -> None:
         st.session_state.setdefault("run_modal_gpus", ["T4", "L4"])
         st.session_state.setdefault("run_local_gpus", ["cpu"])
         _apply_preset()
+    if "run_clips_base" not in st.session_state:  # the tables' starting rows (not widgets)
+        values = run_form.preset_form(st.session_state["run_preset"])
+        st.session_state["run_clips_base"] = values["clips"]
+        st.session_state["run_keyframes_base"] = values["keyframes"]
 
 
 # --------------------------------------------------------------------------- the form
@@ -94,17 +103,17 @@ def _init_form() -> None:
 def _source_section() -> tuple[str, str]:
     st.subheader("Source")
     kind = st.radio("Source video", list(run_form.SOURCE_KINDS), key="run_source_kind",
-                    format_func=run_form.SOURCE_KINDS.get, horizontal=True)
+                    format_func=run_form.SOURCE_KINDS.get, horizontal=True, persist_state=KEEP)
     if kind == "demo":
         st.caption(f"A synthetic clip ({run_form.DEMO_INFO.describe()}) with moving detail, "
                    "generated on this machine.")
         return kind, ""
     if kind == "file":
         source = st.text_input("Path to a video file on this machine", key="run_source",
-                               placeholder="/path/to/video.mp4")
+                               placeholder="/path/to/video.mp4", persist_state=KEEP)
     else:
         source = st.text_input("Object key (USER/PATH in the configured storage)", key="run_source",
-                               placeholder="modal_test/test_videos/clip.mp4")
+                               placeholder="modal_test/test_videos/clip.mp4", persist_state=KEEP)
     return kind, source.strip()
 
 
@@ -145,51 +154,58 @@ def _crop_section() -> pd.DataFrame:
 
 
 def _output_section() -> None:
-    st.subheader("Output and model")
+    st.subheader("Output, models and engines")
     left, middle, right = st.columns(3)
     with left:
-        scale = st.checkbox("Keep the model's scale", key="run_scale_output",
+        scale = st.checkbox("Keep the model's scale", key="run_scale_output", persist_state=KEEP,
                             help="Off: resize the upscaled frames to the size below.")
         size = st.columns(2)
         size[0].number_input("Width (px)", min_value=16, step=2, key="run_output_width",
-                             disabled=scale)
+                             disabled=scale, persist_state=KEEP)
         size[1].number_input("Height (px)", min_value=16, step=2, key="run_output_height",
-                             disabled=scale)
+                             disabled=scale, persist_state=KEEP)
     with middle:
         st.number_input("Frames per second", min_value=1.0, max_value=240.0, step=1.0,
-                        key="run_fps", help="Frame rate of the source's clips and of the output.")
-        st.selectbox("Model", MODELS, key="run_model")
+                        key="run_fps", persist_state=KEEP,
+                        help="Frame rate of the source's clips and of the output.")
+        st.multiselect("Models (each is compared)", MODELS, key="run_models", persist_state=KEEP)
     with right:
-        st.selectbox("Engine", ENGINES, key="run_engine",
-                     help="fast: batched, half precision on GPUs; reference: the original "
-                          "RealESRGANer loop, frame by frame.")
+        st.multiselect("Engines (each is compared)", ENGINES, key="run_engines", persist_state=KEEP,
+                       help="fast: batched, half precision on GPUs; reference: the original "
+                            "RealESRGANer loop, frame by frame. Every model x engine runs on "
+                            "every GPU, each a candidate of the verdict; the first is the "
+                            "baseline's.")
         st.number_input("Repeats", min_value=1, max_value=20, step=1, key="run_repeats",
-                        help="Runs of each clip on each GPU; medians and spreads come from these.")
+                        persist_state=KEEP,
+                        help="Runs of each clip on each candidate; medians and spreads come "
+                             "from these.")
     with st.expander("Advanced"):
         cols = st.columns(3)
-        cols[0].selectbox("Precision", PRECISIONS, key="run_precision")
-        cols[1].text_input("Weights", value="auto", key="run_weights",
+        cols[0].selectbox("Precision", PRECISIONS, key="run_precision", persist_state=KEEP)
+        cols[1].text_input("Weights", value="auto", key="run_weights", persist_state=KEEP,
                            help="auto (official, cached or converted), random (timing only) "
                                 "or a path to a .pth file")
         cols[2].number_input("Batch size (fast engine)", min_value=1, max_value=64, value=4,
-                             key="run_batch_size")
+                             key="run_batch_size", persist_state=KEEP)
 
 
 def _gpu_section() -> list[str]:
     st.subheader("Where to run")
-    backend = st.radio("Backend", BACKENDS, key="run_backend", horizontal=True,
+    backend = st.radio("Backend", BACKENDS, key="run_backend", horizontal=True, persist_state=KEEP,
                        format_func={"local": "local (this machine)", "modal": "Modal (cloud GPUs)"}.get)
     prices = state.prices()
     if backend == "modal":
         gpus = st.multiselect("GPUs (the first is the baseline)", list(prices.gpus),
-                              key="run_modal_gpus",
+                              key="run_modal_gpus", persist_state=KEEP,
                               format_func=lambda g: run_form.gpu_label(g, prices))
         st.caption(f"Prices of {prices.date} — {prices.source}. Edit them on the Settings page.")
         return gpus
     devices = _local_devices()
-    st.session_state["run_local_gpus"] = [d for d in st.session_state.get("run_local_gpus", [])
-                                          if d in devices]
-    chosen = st.multiselect("Devices (the first is the baseline)", devices, key="run_local_gpus")
+    if "run_local_gpus" in st.session_state:
+        st.session_state["run_local_gpus"] = [d for d in st.session_state["run_local_gpus"]
+                                              if d in devices]
+    chosen = st.multiselect("Devices (the first is the baseline)", devices, key="run_local_gpus",
+                            persist_state=KEEP)
     specs = []
     for device in chosen:
         if device == "cpu":
@@ -198,7 +214,8 @@ def _gpu_section() -> list[str]:
             specs.append(device)
             continue
         options = ["(match the device's name)", *prices.gpus]
-        card = st.selectbox(f"Price {device} as", options, key=f"run_price_{device}")
+        card = st.selectbox(f"Price {device} as", options, key=f"run_price_{device}",
+                            persist_state=KEEP)
         specs.append(run_form.local_gpu_spec(device, None if card == options[0] else card))
     return specs
 
@@ -235,7 +252,8 @@ def _preview_section(kind: str, source: str, plan: Plan, info: run_form.SourceIn
 
 
 def _launch(plan: Plan, name: str) -> None:
-    """Store the experiment and start its runs in the background; select it."""
+    """Store the experiment and start its runs in the background; select it (the rerun that
+    follows draws its live view at the top of the page)."""
     from bench.orchestrator import create_experiment, launch_detached, prepare_source
     from store.objects import open_object_store
 
@@ -274,16 +292,6 @@ def _plan_and_problems(values: dict) -> tuple[Plan | None, run_form.SourceInfo |
 # --------------------------------------------------------------------------- live view
 
 
-def _verdict_card(analysis, finished: bool) -> None:
-    verdict = analysis.verdict
-    with st.container(border=True):
-        st.markdown(f"**Verdict{'' if finished else ' so far'}: {verdict.title}** "
-                    f"(rule `{verdict.rule}`)")
-        st.markdown(f"Use **{verdict.choice.describe()}**. {verdict.reason}")
-        if not verdict.settled:
-            st.caption("Not settled: the repeats overlap, so the order may change with more runs.")
-
-
 def _titled(figure, title: str):
     """The figure with a title short enough for a half-width column."""
     figure.update_layout(title_text=title)
@@ -303,24 +311,44 @@ def _live_charts(analysis, runs: pd.DataFrame) -> None:
     right.plotly_chart(charts.stage_breakdown(runs), width="stretch", key="live_stages")
 
 
+def _overall_bar(overall: live_run.ExperimentProgress) -> None:
+    """The experiment's progress bar; red once runs have failed."""
+    value = overall.fraction if not overall.finished else 1.0
+    if overall.failures:
+        with st.container(key=widgets.FAILED_PROGRESS_KEY):
+            st.progress(value, text=f":red[{overall.headline()}]")
+    else:
+        st.progress(value, text=overall.headline())
+
+
 def _live_view(experiment_id: str, was_active: bool) -> None:
-    """Progress of every run and the charts so far; reruns the page once everything has ended."""
+    """Progress of every run (elapsed time and the time left) and the charts so far; reruns the
+    page once everything has ended."""
     analysis, why, runs = analyse_experiment(state.database(), experiment_id)
     overall = live_run.experiment_progress(runs)
-    st.progress(overall.fraction if not overall.finished else 1.0, text=overall.headline())
-    for row in live_run.progress_rows(runs):
+    _overall_bar(overall)
+    rows = live_run.progress_rows(runs)
+    for row in rows:  # failures first and always in view, with their reasons
         if row.status in FAILED_STATUSES:
-            st.error(row.text)
-        else:
-            st.progress(row.fraction, text=row.text)
+            st.error(row.text + _details(row.run_id))
+    going = [r for r in rows if r.status not in FAILED_STATUSES]
+    label = f"Each run ({len(going)})" if not overall.finished else \
+        f"Each run ({len(going)}, all ended)"
+    with st.expander(label, expanded=not overall.finished, icon=":material/list:"):
+        for row in going:
+            st.progress(row.fraction, text=row.text + _details(row.run_id))
     if analysis is None:
         st.caption("Charts appear here as soon as a run succeeds." if not overall.finished
                    else f"No charts: {why}.")
     else:
+        widgets.verdict_card(analysis, "Verdict" if overall.finished else "Verdict so far")
         _live_charts(analysis, runs)
-        _verdict_card(analysis, overall.finished)
     if was_active and overall.finished:
         st.rerun()
+
+
+def _details(run_id: str) -> str:
+    return f" · [details]({page_url(DETAIL_PATH, run=run_id)})"
 
 
 def _reattach_offer(experiment_id: str, runs) -> None:
@@ -341,11 +369,19 @@ def _experiment_section(experiment_id: str) -> None:
     db = state.database()
     experiment = store_runs.get_experiment(db, experiment_id)
     if experiment is None:
-        st.warning(f"No experiment {experiment_id} in {state.db_path()}: start a run above.")
+        st.warning(f"No experiment {experiment_id} in {state.db_path()}: start a run below.")
         return
     st.subheader(f"Experiment: {experiment.name}")
     st.caption(f"id {experiment.id} · {experiment.backend} backend · started "
                f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
+    with widgets.button_row():
+        if st.button("Compare", key="run_compare", icon=":material/bar_chart:", wrap=True,
+                     help="Open the comparison of this experiment."):
+            widgets.switch_page(widgets.COMPARE_PAGE, **{state.EXPERIMENT_PARAM: experiment_id})
+        if st.button("Close", key="run_close", icon=":material/close:", wrap=True,
+                     help="Back to the running and latest experiments and a new run."):
+            state.select_experiment(None)
+            st.rerun()
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     active = not live_run.experiment_progress(runs).finished
     if active:
@@ -353,21 +389,33 @@ def _experiment_section(experiment_id: str) -> None:
         _reattach_offer(experiment_id, runs)
     st.fragment(run_every=POLL_SECONDS if active else None)(_live_view)(experiment_id, active)
     log = live_run.launch_log_tail(state.db_path(), experiment_id)
-    if log:
-        with st.expander("Background process log"):
+    with st.expander("Background process log"):
+        if log:
             st.code(log, language=None)
+        else:
+            st.caption("Nothing logged: runs started from the CLI print to its terminal instead.")
 
 
-# --------------------------------------------------------------------------- page
+def _recent_section() -> None:
+    """What is running now and the latest experiments, each a link to its live view."""
+    db = state.database()
+    if not db.path.exists():
+        return
+    active = store_runs.active_runs(db)
+    recent = store_runs.list_experiments(db, limit=RECENT)
+    if recent.empty:
+        return
+    running = set(active["experiment_id"]) if not active.empty else set()
+    st.subheader("Running now" if running else "Latest experiments")
+    rows = recent.to_dict("records")
+    for row in sorted(rows, key=lambda r: r["id"] not in running):
+        widgets.page_link(widgets.RUN_PAGE, RUN_PATH,
+                          ("Running: " if row["id"] in running else "") + experiment_label(row),
+                          icon=":material/autorenew:" if row["id"] in running else
+                          ":material/history:", **{state.EXPERIMENT_PARAM: row["id"]})
 
 
-def main() -> None:
-    st.title("Run a benchmark")
-    _init_form()
-    st.selectbox("Preset", list(PRESETS), key="run_preset", on_change=_apply_preset,
-                 help="Fills the form below; change anything afterwards.",
-                 format_func=lambda p: {"demo": "demo — a few frames on this machine's CPU",
-                                        "e6": "e6 — the original T4 vs L4 experiment on Modal"}.get(p, p))
+def _form_section() -> None:
     kind, source = _source_section()
     clips = _clips_section(float(st.session_state.get("run_fps") or 1.0))
     keyframes = _crop_section()
@@ -382,27 +430,51 @@ def main() -> None:
                          placeholder="e.g. x4plus on T4 vs L4, 3 clips")
     if plan is not None and not problems:
         st.caption(f"{plan.run_count()} run{'s' if plan.run_count() != 1 else ''}: "
-                   f"{len(plan.clips)} clip(s) x {len(plan.gpus)} GPU(s) x {plan.repeats} repeat(s) "
-                   f"on the {plan.backend} backend; baseline {plan.baseline}.")
+                   f"{len(plan.clips)} clip(s) x {len(plan.candidates())} candidate(s) "
+                   f"({', '.join(plan.candidates())}) x {plan.repeats} repeat(s) on the "
+                   f"{plan.backend} backend; baseline {plan.baseline}.")
     for problem in problems:
         st.warning(f"Cannot run yet: {problem}")
-    selected = state.selected_experiment()
-    buttons = st.columns([1, 1, 6])
-    if buttons[0].button("Run", type="primary", key="run_launch", disabled=bool(problems),
-                         width="stretch"):
+    if st.button("Run", type="primary", key="run_launch", disabled=bool(problems),
+                 icon=":material/play_arrow:"):
         try:
             _launch(plan, name)
-            selected = state.selected_experiment()
         except UserError as exc:
             st.error(one_line(exc))
-    if buttons[1].button("Compare", key="run_compare", disabled=not selected,
-                         width="stretch", help="Open the comparison of the experiment below."):
-        st.switch_page(COMPARE_PAGE, query_params={state.EXPERIMENT_PARAM: selected})
+        else:
+            # The form folds away (keeping what was run as its tables' rows), so the page is the
+            # live view at its top: nothing to scroll to.
+            st.session_state["run_clips_base"] = clips
+            st.session_state["run_keyframes_base"] = keyframes
+            st.session_state["run_table_version"] = st.session_state.get("run_table_version", 0) + 1
+            st.session_state["run_fold_form"] = True
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- page
+
+
+def main() -> None:
+    widgets.page_style()
+    st.title("Run a benchmark")
+    _init_form()
+    selected = state.selected_experiment()
+    if st.session_state.pop("run_fold_form", False):
+        st.session_state["run_show_form"] = False
     if selected:
         _experiment_section(selected)
+        st.divider()
+        show = st.toggle("Set up another run", key="run_show_form")
     else:
-        st.info("No experiment started yet — set one up above and press Run. "
-                "Past experiments are on the History page.")
+        _recent_section()
+        show = True
+    if show:
+        st.selectbox("Preset", list(PRESETS), key="run_preset", on_change=_apply_preset,
+                     help="Fills the form below; change anything afterwards.", persist_state=KEEP,
+                     format_func=lambda p: {
+                         "demo": "demo — two engines on this machine's CPU, in seconds",
+                         "e6": "e6 — the original T4 vs L4 experiment on Modal"}.get(p, p))
+        _form_section()
 
 
 main()

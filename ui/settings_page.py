@@ -15,7 +15,7 @@ from bench.price_settings import prices_path
 from bench.pricing import DEFAULT_PRICES
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES, FAILED_STATUSES
-from ui import state
+from ui import state, widgets
 from ui.settings_view import (
     CATALOG,
     GPU,
@@ -30,6 +30,9 @@ from ui.settings_view import (
     price_frame,
     run_counts,
 )
+
+# Width of one metric tile: they wrap onto a new line instead of cutting their numbers.
+METRIC_WIDTH = 170
 
 
 def _prices_section() -> None:
@@ -46,16 +49,16 @@ def _prices_section() -> None:
         price_frame(prices), key=f"settings_prices_{version}", hide_index=True, width="stretch",
         disabled=[GPU, HOURLY, MEMORY, MODAL, CATALOG],
         column_config={
-            RATE: st.column_config.NumberColumn(RATE, min_value=0.0, format="$%.6f", step=0.000001,
+            GPU: st.column_config.TextColumn(GPU, pinned=True),
+            RATE: st.column_config.NumberColumn(RATE, min_value=0.0, format="$%.7g", step=0.000001,
                                                 help="What one GPU costs per second of run time"),
-            HOURLY: st.column_config.NumberColumn(HOURLY, format="$%.2f"),
-            CATALOG: st.column_config.NumberColumn(CATALOG, format="$%.6f"),
         })
     st.caption(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
                f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make the "
                "all-in cost; a local cpu run is priced at the core rate).")
-    save, reset, _ = st.columns([1, 1, 4])
-    if save.button("Save prices", type="primary", key="settings_save_prices", width="stretch"):
+    buttons = widgets.button_row()
+    if buttons.button("Save prices", type="primary", key="settings_save_prices", wrap=True,
+                      icon=":material/save:"):
         try:
             updated = apply_price_edits(frame, prices)
         except UserError as exc:
@@ -67,8 +70,8 @@ def _prices_section() -> None:
                 state.set_prices(updated)
                 st.session_state["settings_price_version"] = version + 1
                 st.rerun()
-    if reset.button("Reset to catalog", key="settings_reset_prices", width="stretch",
-                    disabled=prices == DEFAULT_PRICES):
+    if buttons.button("Reset to catalog", key="settings_reset_prices", wrap=True,
+                      icon=":material/restart_alt:", disabled=prices == DEFAULT_PRICES):
         state.set_prices(DEFAULT_PRICES)
         st.session_state["settings_price_version"] = version + 1
         st.rerun()
@@ -109,18 +112,19 @@ def _database_section() -> None:
     except UserError as exc:
         st.error(one_line(exc))
         return
-    cols = st.columns(5)
-    cols[0].metric("Size", human_size(facts["size"]))
-    cols[1].metric("Experiments", counts["experiments"])
-    cols[2].metric("Runs", counts["runs"])
-    cols[3].metric("Succeeded", counts["succeeded"])
-    cols[4].metric("Failed or interrupted", sum(counts[s] for s in FAILED_STATUSES))
+    with st.container(horizontal=True, wrap=True):  # wraps instead of cutting the numbers
+        for label, value in (("Size", human_size(facts["size"])),
+                             ("Experiments", counts["experiments"]), ("Runs", counts["runs"]),
+                             ("Succeeded", counts["succeeded"]),
+                             ("Failed or interrupted", sum(counts[s] for s in FAILED_STATUSES))):
+            st.metric(label, value, width=METRIC_WIDTH, border=True)
     active = sum(counts[s] for s in ACTIVE_STATUSES)
     if active:
         st.caption(f"{active} run(s) queued or running now.")
 
 
 def main() -> None:
+    widgets.page_style()
     st.title("Settings")
     _prices_section()
     _storage_section()

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from bench.formatting import format_cost, format_rate
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import InputError
 from core.status import RUN_STATUSES
@@ -21,14 +22,16 @@ GPU, RATE, HOURLY, MEMORY, MODAL, CATALOG = ("GPU", "$ per second", "$ per hour"
 
 
 def price_frame(prices: PriceTable, catalog: PriceTable = DEFAULT_PRICES) -> pd.DataFrame:
-    """The price table as the editor shows it: one row per GPU with its rate, the hourly price,
-    memory, Modal's GPU string and the catalog's rate for comparison."""
+    """The price table as the editor shows it: one row per GPU with its rate (the number edited),
+    the hourly price, memory, Modal's GPU string and the catalog's rate for comparison (both
+    written by bench.formatting, as every other page writes money)."""
     rows = []
     for name, gpu in prices.gpus.items():
         base = catalog.gpus.get(name)
-        rows.append({GPU: name, RATE: gpu.usd_per_second, HOURLY: gpu.usd_per_second * 3600,
+        rows.append({GPU: name, RATE: gpu.usd_per_second,
+                     HOURLY: format_cost(gpu.usd_per_second * 3600),
                      MEMORY: gpu.memory_gb, MODAL: gpu.modal_gpu,
-                     CATALOG: base.usd_per_second if base else math.nan})
+                     CATALOG: format_rate(base.usd_per_second) if base else "—"})
     return pd.DataFrame(rows, columns=[GPU, RATE, HOURLY, MEMORY, MODAL, CATALOG])
 
 

@@ -1,0 +1,108 @@
+"""Run detail (/run-detail?run=ID, a permalink): one run's outcome, where it ran (device,
+container, worker), its stages, what the background process logged about it, its output video
+and fidelity. Reached from the links of the Run page's progress rows, History and Compare. The
+data comes from ui.run_detail_view and ui.live_run."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from bench.experiments import run_titles
+from core.errors import UserError, one_line
+from store import runs as store_runs
+from ui import charts, live_run, output_view, run_detail_view, state, widgets
+from ui.labels import COMPARE_PATH, RUN_PATH, run_label_long
+
+# Query parameter naming the run (a comment, not a docstring: Streamlit's magic would draw it).
+RUN_PARAM = "run"
+# How many recent runs the picker offers when the URL names none.
+RECENT_RUNS = 50
+
+
+def _pick_run() -> str | None:
+    """The run named in the URL, else one picked from the latest runs (then put in the URL)."""
+    wanted = st.query_params.get(RUN_PARAM)
+    if wanted:
+        return wanted
+    db = state.database()
+    runs = store_runs.list_runs(db, limit=RECENT_RUNS) if db.path.exists() else pd.DataFrame()
+    if runs.empty:
+        st.info("No runs yet: start one on the Run page.")
+        return None
+    labels = {r["id"]: run_label_long(r) for r in runs.to_dict("records")}
+    chosen = st.selectbox("Run", list(labels), format_func=labels.get, index=None,
+                          placeholder="Choose one of the latest runs", key="detail_pick")
+    if chosen:
+        st.query_params[RUN_PARAM] = chosen
+    return chosen
+
+
+def _summary(row: dict, title: str) -> None:
+    kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning}.get(
+        row["status"], st.info)
+    kind(live_run.progress_row(row, title).text)
+
+
+def main() -> None:
+    widgets.page_style()
+    st.title("Run detail")
+    try:
+        run_id = _pick_run()
+        if run_id is None:
+            return
+        runs = store_runs.list_runs(state.database(), run_ids=[run_id])
+    except UserError as exc:
+        st.error(one_line(exc))
+        return
+    if runs.empty:
+        st.warning(f"No run {run_id} in {state.db_path()}.")
+        return
+    row = runs.to_dict("records")[0]
+    experiment_id = str(row["experiment_id"])
+    # Named as among its experiment's runs ('cpu · fast · ...' when engines are compared).
+    siblings = store_runs.list_runs(state.database(), experiment_id=experiment_id)
+    title = run_titles(siblings).get(run_id) or run_titles(runs)[run_id]
+    st.subheader(title)
+    st.caption(f"Experiment: {row.get('experiment_name')} · run {run_id}")
+    link = run_detail_view.permalink(st.context.url, run_id)
+    st.markdown(f"Permalink: [{link}]({link})")
+    with widgets.button_row():
+        widgets.page_link(widgets.RUN_PAGE, RUN_PATH, "Its experiment, live",
+                          icon=":material/play_arrow:", **{state.EXPERIMENT_PARAM: experiment_id})
+        widgets.page_link(widgets.COMPARE_PAGE, COMPARE_PATH, "Its comparison",
+                          icon=":material/bar_chart:", **{state.EXPERIMENT_PARAM: experiment_id})
+    _summary(row, title)
+
+    st.subheader("Where and what ran")
+    st.dataframe(run_detail_view.run_facts(row), hide_index=True, height="content",
+                 column_config={"Fact": st.column_config.TextColumn(pinned=True),
+                                "Value": st.column_config.TextColumn(width="large")})
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Stages")
+        stages = run_detail_view.stage_table(row)
+        if stages.empty:
+            st.caption("No stage timings recorded (the run did not start, or it was imported).")
+        else:
+            st.dataframe(stages, hide_index=True, height="content")
+            st.plotly_chart(charts.stage_breakdown(runs), key="detail_stages")
+    with right:
+        st.subheader("Output")
+        fidelity = output_view.fidelity_text(row)
+        st.markdown(f"Fidelity: {fidelity}")
+        if output_view.runs_with_output(runs).empty:
+            st.caption("No output video stored for this run.")
+        else:
+            widgets.output_video(row)
+
+    st.subheader("Log")
+    lines = live_run.run_log_lines(state.db_path(), experiment_id, run_id)
+    if lines:
+        st.code("\n".join(lines), language=None)
+    else:
+        st.caption("No log lines about this run: runs started from the CLI print to its terminal, "
+                   "and imported runs have none.")
+
+
+main()
