@@ -21,6 +21,7 @@ from bench.orchestrator import (
 )
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
+from core.errors import InputError
 from core.job import EVERY_JOB_STAGES, Job
 from store import runs as store_runs
 from store.config import StorageConfig
@@ -190,3 +191,30 @@ def test_workers_of_a_killed_executor_exit_and_their_runs_become_interrupted(env
     assert run.status in ("interrupted", "succeeded")  # it may have finished just before the kill
     if run.status == "interrupted":
         assert str(worker_pid) in run.error
+
+
+def test_a_device_this_machine_lacks_fails_only_its_own_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_OFFLINE": "1",
+           "BENCH_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "demo", "--json",
+                           "--gpus", "cuda:7=H100,cpu", "--engine", "fast", "--repeats", "1",
+                           "--weights", "random"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 1  # some runs failed
+    by_gpu = {}
+    for run in out["runs"]:
+        by_gpu.setdefault(run["gpu"], []).append(run)
+    assert {r["status"] for r in by_gpu["cpu"]} == {"succeeded"}
+    assert {r["status"] for r in by_gpu["cuda:7"]} == {"failed"}
+    assert all("no local device 'cuda:7'" in r["error"] for r in by_gpu["cuda:7"])
+    assert out["verdict"] is not None
+
+
+def test_a_weights_file_that_does_not_exist_is_refused_before_launch(env, tmp_path):
+    from bench.orchestrator import preflight
+
+    db, config, storage = env
+    plan = build_plan("demo", weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(InputError, match="weights file .*nope.pth does not exist"):
+        preflight(plan, config)

@@ -19,6 +19,7 @@ from tests.ui_helpers import (  # noqa: F401
     page_text,
     plotly_figures,
     populated_db,
+    verdict_rule,
 )
 from ui import charts, compare_view
 
@@ -41,8 +42,34 @@ def e6_page(populated_db, **query):
 def test_empty_database_says_what_to_do(bench_env):
     at = app(PAGE)
     assert_no_exception(at)
-    assert "No experiments yet — start one on the Run page" in page_text(at)
+    text = page_text(at)
+    assert "No experiments yet — load the bundled examples, start one on the Run page" in text
+    assert "Which GPU — or engine, or model — upscales your clips" in text  # the one-line intro
     assert not plotly_figures(at)
+    assert at.button(key="compare_load_examples").label == "Load the example experiments"
+
+
+def test_examples_load_once_and_the_dashboard_lands_on_their_verdict(bench_env):
+    """An empty history: the start page offers the bundled examples; loading them opens Compare
+    on a real verdict (the original T4/L4 numbers: L4 on every clip)."""
+    from store.db import Database
+    from store.runs import list_experiments
+    from ui import start_view
+
+    at = app("dashboard.py")
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Upscale GPU Bench"]
+    assert start_view.INTRO in page_text(at)
+    at.button(key="start_load_examples").click().run()
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Compare"]
+    assert "### Use L4" in page_text(at) and verdict_rule(at) == "single_winner"
+    assert "The seed experiment's reported numbers" in page_text(at)
+    experiments = list_experiments(Database(bench_env))
+    names = [e.import_name for e in start_view.examples()]
+    assert sorted(experiments["name"]) == sorted(names)  # every examples/*.json, once
+    assert start_view.load_examples(Database(bench_env))[1] == []
+    assert len(list_experiments(Database(bench_env))) == len(names)  # loading again adds nothing
 
 
 def test_e6_experiment_verdict_table_and_every_chart(populated_db):
@@ -50,10 +77,11 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     assert_no_exception(at)
     assert not at.error
     text = page_text(at)
-    assert "Rule: `single_winner`" in text
-    assert "Use: L4" in text
+    assert verdict_rule(at) == "single_winner" and "One GPU wins every clip" in text
+    assert "### Use L4" in text
     assert "L4 is cheapest on every clip" in text
-    assert "Settled" in text
+    # One run per GPU and clip: not claimed as settled.
+    assert "Not tested against run-to-run spread" in text and "Settled" not in text
     shown = titles(at)
     for title in CHART_TITLES:
         assert any(t.startswith(title) for t in shown), (title, shown)
@@ -64,7 +92,12 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     # The failed L4 run is listed with its reason, not used.
     assert "1 run(s) not used" in text
     assert "CUDA out of memory" in at.dataframe[1].value["Reason"].tolist()
-    assert "original E6 files do not record cold starts" in text
+    assert "original E6 files do not record them" in text
+    # Imported runs do not say whether they were cold: their own series, never "Warm".
+    cold_warm = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Cold"))
+    assert [t["name"] for t in cold_warm["data"]] == ["Not recorded"]
+    # The per-clip table shows every row (no inner scroll) with the key columns first.
+    assert tuple(table.columns[:5]) == compare_view.CLIP_KEY_COLUMNS
 
 
 def test_default_is_the_latest_experiment_and_the_url_follows(populated_db):
@@ -72,8 +105,10 @@ def test_default_is_the_latest_experiment_and_the_url_follows(populated_db):
     assert_no_exception(at)
     assert at.selectbox(key="compare_experiment").value == populated_db.latest
     assert at.query_params["experiment"] == populated_db.latest
-    # The latest is the CPU experiment: one clip, one device, the baseline kept.
-    assert "Rule: `keep_baseline`" in page_text(at)
+    # The latest is the CPU experiment: one clip, one device, the baseline kept, and the page
+    # says there was nothing to compare it with instead of calling it settled.
+    assert verdict_rule(at) == "keep_baseline"
+    assert "Only cpu was measured, so there is nothing to compare" in page_text(at)
 
 
 def test_unknown_experiment_in_url_falls_back_with_a_warning(populated_db):
@@ -89,7 +124,7 @@ def test_tolerance_slider_changes_the_rule(populated_db):
     at.slider(key="compare_tolerance").set_value(20).run()
     assert_no_exception(at)
     text = page_text(at)
-    assert "Rule: `within_tolerance`" in text and "the fastest, L4" in text
+    assert verdict_rule(at) == "within_tolerance" and "the fastest, L4" in text
 
 
 def test_runs_picked_on_history_are_compared(populated_db):
@@ -228,8 +263,9 @@ def test_demo_run_compares_with_charts_and_video(demo_db):
     at = app(PAGE, query={"experiment": demo_db.latest})
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
-    text = page_text(at)
-    assert "Rule: `" in text
+    # The demo compares two engines on this CPU: a verdict between two candidates.
+    assert verdict_rule(at) in ("within_tolerance", "keep_baseline", "single_winner", "threshold")
+    assert set(at.dataframe[0].value["GPU"]) == {"cpu · reference", "cpu · fast"}
     stages = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Where"))
     assert {t["name"] for t in stages["data"]} >= {"decode", "upscale", "encode"}
     assert len(at.get("video")) == 1
@@ -249,3 +285,20 @@ def test_runs_still_going_are_announced_until_they_finish(populated_db):
     at.run()
     assert_no_exception(at)
     assert "still queued or running" not in page_text(at)
+
+
+def test_an_imported_experiment_exports_the_files_date_and_prices(populated_db):
+    """Not the import time, not a 'user override': the file's own timestamp and pricing."""
+    from bench.report import export_experiment
+    from store.db import Database
+
+    db = Database(populated_db.path)
+    experiment_id = populated_db.experiment_ids[0]
+    document = export_experiment(db, experiment_id, "json")
+    assert document["timestamp"] == E6_SAMPLE["timestamp"]
+    table = document["bench"]["price_table"]
+    assert table["date"] == "2025-08-14" and "results file's own pricing" in table["source"]
+    assert "user override" not in json.dumps(document)
+    markdown = export_experiment(db, experiment_id, "md")
+    assert "Prices: the results file's own pricing" in markdown and "2025-08-14" in markdown
+    assert "user override" not in markdown

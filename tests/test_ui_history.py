@@ -63,13 +63,18 @@ def test_filters_narrow_the_runs(populated_db, widget, value, rows):
         assert len(at.dataframe[2].value) == rows  # the failed runs follow the filters
 
 
-def test_date_filter(populated_db):
+def test_date_filter_lists_an_import_under_the_day_its_file_says_it_ran(populated_db):
     today = dt.datetime.now(dt.timezone.utc).date()
     at = app(PAGE)
     at.date_input(key="filter_from").set_value(today - dt.timedelta(days=1))
     at.date_input(key="filter_to").set_value(today + dt.timedelta(days=1)).run()
     assert_no_exception(at)
-    assert len(runs_table(at)) == 9
+    assert len(runs_table(at)) == 2  # the cpu runs; the import ran on 2025-08-14
+    ran = dt.date(2025, 8, 14)
+    at.date_input(key="filter_from").set_value(ran)
+    at.date_input(key="filter_to").set_value(ran).run()
+    assert_no_exception(at)
+    assert len(runs_table(at)) == 7 and set(runs_table(at)["Ran at"]) == {"2025-08-14 10:22"}
     at.date_input(key="filter_from").set_value(today + dt.timedelta(days=2))
     at.date_input(key="filter_to").set_value(today + dt.timedelta(days=3)).run()
     assert_no_exception(at)
@@ -81,7 +86,7 @@ def test_picking_runs_stores_them_for_compare(populated_db):
     assert at.button(key="history_compare_runs").disabled
     options = at.multiselect(key="history_pick").options
     assert len(options) == 9
-    ids = runs_table(at)["Run id"].tolist()[:3]
+    ids = [history_view.run_id_of_link(link) for link in runs_table(at)["Run"].tolist()[:3]]
     at.multiselect(key="history_pick").set_value(ids).run()
     assert at.button(key="history_compare_runs").label == "Compare 3 picked run(s)"
     at.button(key="history_compare_runs").click().run()
@@ -135,3 +140,61 @@ def test_import_of_a_bad_file_is_one_line_input_error(bench_env, data, message):
         history_view.import_e6_upload(db, data, "e6.json")
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert list_experiments(db).empty
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_rows_link_to_their_experiment_and_run_and_labels_tell_runs_apart(populated_db):
+    at = app(PAGE)
+    assert_no_exception(at)
+    experiments = at.dataframe[0].value
+    assert tuple(experiments.columns[:5]) == history_view.EXPERIMENT_KEY_COLUMNS
+    assert all(link.startswith("compare?experiment=") for link in experiments["Compare"])
+    runs = runs_table(at)
+    assert tuple(runs.columns[:6]) == history_view.RUN_KEY_COLUMNS
+    assert all(link.startswith("run-detail?run=") for link in runs["Run"])
+    assert set(runs["Repeat"]) == {"repeat 1"}
+    from store.db import Database
+    from store.runs import list_runs
+    from ui.labels import run_label_long
+
+    labels = [run_label_long(r) for r in list_runs(Database(populated_db.path)).to_dict("records")]
+    assert len(set(labels)) == len(labels) == 9  # every run told apart (short id, experiment)
+    assert len(at.multiselect(key="history_pick").options) == 9
+    failed = at.dataframe[2].value
+    assert all(link.startswith("run-detail?run=") for link in failed["Run"])
+
+
+def test_an_import_says_where_it_went_with_a_link(bench_env):
+    at = app(PAGE)
+    at.session_state["history_imported"] = ("e6.json", "0123456789abcdef")
+    at.run()
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "Imported e6.json as experiment 01234567" in text
+    assert "(compare?experiment=0123456789abcdef)" in text
+
+
+def test_one_repeat_numbering_in_the_cli_the_dashboard_and_the_exports(populated_db):
+    """Repeats count from 1 everywhere: 'repeat 1' is the first run of a clip on a GPU."""
+    import subprocess
+    import sys
+
+    from bench.experiments import run_titles
+    from bench.report import export_experiment
+    from store.db import Database
+    from store.runs import list_runs
+    from tests.ui_helpers import ROOT
+    from ui.labels import run_label_long
+
+    db = Database(populated_db.path)
+    runs = list_runs(db, experiment_id=populated_db.experiment_ids[0])
+    first = runs.to_dict("records")[0]
+    assert run_titles(runs)[first["id"]].endswith("· repeat 1")
+    assert "· repeat 1 ·" in run_label_long(first)
+    markdown = export_experiment(db, populated_db.experiment_ids[0], "md")
+    assert "- L4 on 30s (repeat 1): CUDA out of memory" in markdown
+    cli = subprocess.run([sys.executable, "-m", "bench", "history", "--db", str(populated_db.path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and "repeat 1" in cli.stdout and "rep " not in cli.stdout

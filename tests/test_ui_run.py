@@ -4,6 +4,7 @@ runs complete."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import numpy as np
@@ -16,17 +17,20 @@ from bench.plan import build_plan
 from core.errors import InputError
 from core.paths import run_log_path
 from tests.ui_helpers import (  # noqa: F401
+    ROOT,
     app,
     assert_no_exception,
     bench_env,
+    demo_db,
     page_text,
     plotly_figures,
     populated_db,
+    verdict_rule,
 )
-from ui import crop_preview, live_run, run_form
+from ui import crop_preview, live_run, run_form, widgets
 
 RUN_PAGE = "ui/run_page.py"
-DEMO_WAIT_SECONDS = 120.0
+DEMO_WAIT_SECONDS = 240.0
 
 
 def _row(**values):
@@ -43,12 +47,19 @@ def _row(**values):
 def test_progress_row_per_status():
     queued = live_run.progress_row(_row())
     assert (queued.fraction, queued.status) == (0.0, "queued")
-    assert "T4 · 6s · #1" in queued.text and "180 frames" in queued.text
+    assert "T4 · 6s · repeat 1" in queued.text and "180 frames" in queued.text
 
+    started = dt.datetime(2026, 12, 1, 12, 0, 0)
     running = live_run.progress_row(_row(status="running", frames_done=45, frames_total=180,
-                                         progress_stage="upscale"))
+                                         progress_stage="upscale", started_at=started),
+                                    now=started + dt.timedelta(seconds=75))
     assert running.fraction == pytest.approx(0.25)
-    assert "upscaling: 45/180 frames" in running.text
+    assert "upscaling: 45/180 frames · 1:15" in running.text
+    # Loading the model shows no frames yet, but the time it has taken so far.
+    loading = live_run.progress_row(_row(status="running", frames_done=0, frames_total=3,
+                                         progress_stage="model_load", started_at=started),
+                                    now=started + dt.timedelta(seconds=12))
+    assert loading.text.endswith("loading the model: 0/3 frames · 12 s")
 
     done = live_run.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
                                       frames_out=180, billed_seconds=185.2, fps=0.972,
@@ -59,7 +70,30 @@ def test_progress_row_per_status():
     failed = live_run.progress_row(_row(status="failed", repeat_index=1, frames_done=10,
                                         frames_total=180, error="CUDA out of\nmemory"))
     assert failed.error == "CUDA out of memory"
-    assert "T4 · 6s · #2 — failed: CUDA out of memory" in failed.text
+    assert "T4 · 6s · repeat 2 — failed: CUDA out of memory" in failed.text
+
+
+def test_experiment_progress_has_elapsed_time_and_an_estimate_of_the_time_left():
+    t0 = dt.datetime(2026, 12, 1, 12, 0, 0)
+    runs = pd.DataFrame([
+        _row(id="a", seq=0, status="succeeded", frames_out=100, frames_total=100, started_at=t0,
+             finished_at=t0 + dt.timedelta(seconds=30)),
+        _row(id="b", seq=1, status="running", frames_done=50, frames_total=100,
+             started_at=t0 + dt.timedelta(seconds=30)),
+        _row(id="c", seq=2, status="queued", frames_expected=150, started_at=None),
+    ])
+    overall = live_run.experiment_progress(runs, now=t0 + dt.timedelta(seconds=60))
+    # 150 of 350 frames in 60 s: 200 frames left at that pace take 80 s.
+    assert (overall.elapsed_s, overall.remaining_s) == (60.0, pytest.approx(80.0))
+    assert overall.headline().endswith("150/350 frames · 1:00 elapsed, about 1:20 left")
+    nothing_yet = live_run.experiment_progress(runs.assign(frames_done=0, status="running",
+                                                           frames_out=None),
+                                               now=t0 + dt.timedelta(seconds=8))
+    assert nothing_yet.timing() == "8 s elapsed, estimating the time left"
+    done = runs.assign(status="succeeded", finished_at=t0 + dt.timedelta(seconds=95))
+    assert live_run.experiment_progress(done).timing() == "took 1:35"
+    assert live_run.experiment_progress(runs.assign(status="queued", started_at=None)).timing() == ""
+    assert live_run.experiment_progress(runs.assign(status="failed")).failures == 3
 
 
 def test_experiment_progress_counts_frames_and_knows_when_it_is_finished():
@@ -107,7 +141,15 @@ def test_demo_form_builds_the_demo_plan():
     assert run_form.plan_from_form(form).preset is None
     form["scale_output"] = False  # the size fields start at x4 of the first crop box
     plan = run_form.plan_from_form(form)
-    assert (plan.output_width, plan.output_height) == (192, 128)
+    assert (plan.output_width, plan.output_height) == (384, 256)
+    # Two engines chosen: each is a candidate on the CPU; one engine: the GPUs alone.
+    assert (form["models"], form["engines"]) == (["animevideov3"], ["reference", "fast"])
+    assert plan.candidates() == ["cpu · reference", "cpu · fast"]
+    form["engines"] = ["fast"]
+    assert run_form.plan_from_form(form).candidates() == ["cpu"]
+    form["engines"] = []
+    with pytest.raises(InputError, match="choose at least one engine"):
+        run_form.plan_from_form(form)
 
 
 def test_e6_form_keeps_size_and_gpus():
@@ -178,11 +220,11 @@ def test_crop_preview_draws_the_interpolated_box_on_demo_frames():
     assert times == [0.2, 0.6, 1.1]  # first frame of the clips, the middle, their last frame
     for _, _, image in shots:
         assert image.shape == (120, 160, 3)
-    # At 0.2 s the box is interpolated between (40,40) at 0 s and (72,48) at 1.5 s: x 44, y 41.
+    # At 0.2 s the box is interpolated between (24,24) at 0 s and (48,40) at 1.5 s: x 27, y 26.
     box, first = shots[0][1], shots[0][2]
-    assert (box.x, box.y, box.width, box.height) == (44, 41, 48, 32)
-    assert tuple(first[41, 50]) == crop_preview.BOX_COLOURS[0]  # top edge
-    assert tuple(first[41 + 31, 44]) == crop_preview.BOX_COLOURS[0]  # bottom-left corner
+    assert (box.x, box.y, box.width, box.height) == (27, 26, 96, 64)
+    assert tuple(first[26, 50]) == crop_preview.BOX_COLOURS[0]  # top edge
+    assert tuple(first[26 + 63, 27]) == crop_preview.BOX_COLOURS[0]  # bottom-left corner
     assert tuple(first[60, 60]) != crop_preview.BOX_COLOURS[0]  # inside is untouched
 
 
@@ -205,10 +247,9 @@ def test_page_renders_on_an_empty_database(bench_env):  # noqa: F811
     at = app(RUN_PAGE)
     assert_no_exception(at)
     text = page_text(at)
-    assert "No experiment started yet" in text
     assert "Frames at 10 fps: 0.3s 3 · 0.6s 6 · 1s 10" in text
+    assert "3 clip(s) x 2 candidate(s) (cpu · reference, cpu · fast) x 3 repeat(s)" in text
     assert not at.button(key="run_launch").disabled
-    assert at.button(key="run_compare").disabled
     assert not [w.value for w in at.warning]
     assert len(at.get("image")) == 3  # the crop preview: three frames with their boxes
     assert not bench_env.exists(), "rendering the form must not create the database"
@@ -220,19 +261,26 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
     assert_no_exception(at)
     text = page_text(at)
     assert "Experiment: import of e6-sample.json" in text
-    assert "L4 · 30s · #1 — failed: CUDA out of memory" in [e.value for e in at.error]
-    assert "Verdict: One GPU wins every clip** (rule `single_winner`)" in text
-    assert "Use **L4**" in text
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("L4 · 30s · repeat 1 — failed: CUDA out of memory · [details]"
+                            "(run-detail?run=") for e in errors), errors
+    assert verdict_rule(at) == "single_winner" and "### Use L4" in text
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
     assert any(t.startswith("Time per clip") for t in titles)
     assert any(t.startswith("GPU cost per clip") for t in titles)
     assert not at.button(key="run_compare").disabled
+    # A run failed: the overall bar is drawn red (a keyed container the page style colours).
+    assert at.get("progress")[0].proto.text.startswith(":red[7 of 7 runs finished")
+    assert f".st-key-{widgets.FAILED_PROGRESS_KEY}" in widgets.STYLE
+    assert not at.toggle(key="run_show_form").value  # the form is folded under the live view
 
     at = app(RUN_PAGE, query={"experiment": cpu})
     assert_no_exception(at)
     bars = [p.proto.text for p in at.get("progress")]
-    assert any("cpu · short · #1 — succeeded: 5 frames, 2.5 s" in b and "$0.00041" in b for b in bars)
-    assert "cpu · long · #1 — failed: decode failed: corrupt input" in [e.value for e in at.error]
+    assert any("cpu · short · repeat 1 — succeeded: 5 frames, 2.5 s" in b and "$0.00041" in b
+               for b in bars)
+    assert any(e.startswith("cpu · long · repeat 1 — failed: decode failed: corrupt input")
+               for e in (e.value for e in at.error))
 
 
 def _half_done_experiment(db_path) -> str:
@@ -263,8 +311,10 @@ def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, 
     at = app(RUN_PAGE, query={"experiment": experiment_id})
     assert_no_exception(at)
     bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
-    assert bars[0] == ("1 of 2 runs finished · 1 running, 1 succeeded · 8/15 frames", 53)
-    assert any("cpu · long · #1 — upscaling: 3/10 frames" in text and value == 30
+    headline, value = bars[0]
+    assert headline.startswith("1 of 2 runs finished · 1 running, 1 succeeded · 8/15 frames · ")
+    assert "elapsed, about" in headline and value == 53  # elapsed time and the time left
+    assert any("cpu · long · repeat 1 — upscaling: 3/10 frames · " in text and value == 30
                for text, value in bars)
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
     assert {"Time per clip", "GPU cost per clip", "Frames per second per clip"} <= set(titles)
@@ -274,7 +324,7 @@ def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, 
 def test_unknown_experiment_in_the_url_says_what_to_do(populated_db):  # noqa: F811
     at = app(RUN_PAGE, query={"experiment": "nope"})
     assert_no_exception(at)
-    assert any("No experiment nope" in w.value and "start a run above" in w.value for w in at.warning)
+    assert any("No experiment nope" in w.value and "start a run below" in w.value for w in at.warning)
 
 
 def test_modal_without_token_warns_and_disables_run(bench_env):  # noqa: F811
@@ -306,9 +356,9 @@ def test_local_file_source_is_probed_and_the_crop_checked_against_it(bench_env, 
     at.radio(key="run_source_kind").set_value("file").run()
     at.text_input(key="run_source").input(str(tiny_clip)).run()
     assert_no_exception(at)
-    # The demo's crop keyframes (x up to 72) do not fit this 64x48 clip.
+    # The demo's 96x64 crop does not fit this 64x48 clip.
     warnings = [w.value for w in at.warning]
-    assert any("keyframe 2 (t=1.5 s)" in w and "outside the frame 64x48" in w for w in warnings), warnings
+    assert any("crop 96x64 is larger than the frame 64x48" in w for w in warnings), warnings
     assert at.button(key="run_launch").disabled
 
 
@@ -336,30 +386,60 @@ def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: 
     experiment_id = experiment_id[0] if isinstance(experiment_id, list) else experiment_id
     assert "Experiment: demo: animevideov3 on cpu" in page_text(at)
 
+    # The form folded away: the live view is the page.
+    assert not at.toggle(key="run_show_form").value
+    assert not [b for b in at.button if b.key == "run_launch"]
+
     runs = _wait_for_runs(bench_env, experiment_id)
     log = live_run.launch_log_tail(bench_env, experiment_id)
-    assert list(runs["status"]) == ["succeeded"] * 3, (list(runs["error"]), log)
-    assert list(runs["clip"]) == ["0.3s", "0.6s", "1s"]
+    assert list(runs["status"]) == ["succeeded"] * 18, (list(runs["error"]), log)
+    assert list(runs["clip"][:6]) == ["0.3s", "0.3s", "0.6s", "0.6s", "1s", "1s"]
+    assert list(runs["engine"][:2]) == ["reference", "fast"]
+    # The background process logs each run under its title and short id.
+    first = runs.iloc[0]
+    lines = live_run.run_log_lines(bench_env, experiment_id, first["id"])
+    assert lines and all(line.startswith("cpu · reference · 0.3s · repeat 1 [") for line in lines)
 
     at.run()  # a reload: the URL still names the experiment, the store has the results
     assert_no_exception(at)
     text = page_text(at)
     bars = [p.proto.text for p in at.get("progress")]
-    assert bars[0].startswith("3 of 3 runs finished · 3 succeeded")
-    assert all("succeeded" in b for b in bars[1:]) and len(bars) == 4
-    assert "(rule `" in text and "Verdict:" in text
+    assert bars[0].startswith("18 of 18 runs finished · 18 succeeded") and "took " in bars[0]
+    assert all("succeeded" in b for b in bars[1:]) and len(bars) == 19
+    assert verdict_rule(at) and "### Use " in text and "cpu · " in text
     assert any(f["layout"]["title"]["text"].startswith("Time per clip") for f in plotly_figures(at))
 
 
-def test_dashboard_opens_on_the_run_page_and_compare_jumps_to_the_experiment(populated_db):  # noqa: F811
+def test_run_page_has_its_own_address_and_compare_jumps_to_the_experiment(populated_db):  # noqa: F811
     e6 = populated_db.experiment_ids[0]
     at = app("dashboard.py", query={"experiment": e6})
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Upscale GPU Bench"]  # the start page, at /
+    pages = [p.url_path for p in _dashboard_pages()]
+    assert "run" in pages and "compare" in pages and "run-detail" in pages  # /run exists
+    at.switch_page("ui/run_page.py").run()
     assert_no_exception(at)
     assert [t.value for t in at.title] == ["Run a benchmark"]
     at.button(key="run_compare").click().run()
     assert_no_exception(at)
     assert [t.value for t in at.title] == ["Compare"]
     assert at.query_params["experiment"] in (e6, [e6])
+
+
+def _dashboard_pages():
+    """The pages dashboard.py registers (read without running Streamlit)."""
+    import ast
+
+    tree = ast.parse((ROOT / "dashboard.py").read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page":
+            keywords = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+
+            class _Page:
+                url_path = keywords.get("url_path", "")
+            found.append(_Page)
+    return found
 
 
 # --------------------------------------------------------------------------- Modal runs left behind
@@ -404,3 +484,63 @@ def test_run_page_offers_to_reattach_to_orphaned_modal_runs(bench_env):
     assert_no_exception(at)
     assert "still running remotely" in page_text(at)
     assert any(b.label.startswith("Reattach") for b in at.button)
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_switching_to_modal_and_back_keeps_the_local_devices(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    assert at.multiselect(key="run_local_gpus").value == ["cpu"]
+    at.radio(key="run_backend").set_value("modal").run()
+    assert_no_exception(at)
+    at.radio(key="run_backend").set_value("local").run()
+    assert_no_exception(at)
+    assert at.multiselect(key="run_local_gpus").value == ["cpu"]
+    assert not any("no GPUs given" in w.value for w in at.warning)
+
+
+def test_a_weights_file_that_does_not_exist_stops_the_launch(bench_env, tmp_path):  # noqa: F811
+    at = app(RUN_PAGE)
+    at.text_input(key="run_weights").input(str(tmp_path / "missing.pth")).run()
+    assert_no_exception(at)
+    assert any(f"weights file {tmp_path / 'missing.pth'} does not exist" in w.value
+               for w in at.warning)
+    assert at.button(key="run_launch").disabled
+
+
+def test_a_new_tab_lists_the_running_and_latest_experiments(bench_env, monkeypatch):  # noqa: F811
+    experiment_id = _half_done_experiment(bench_env)
+    monkeypatch.setattr(liveness, "worker_is_alive", lambda run, host=None: True)
+    at = app(RUN_PAGE)  # no ?experiment=: what a new tab opens
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "Running now" in text and "No experiment started yet" not in text
+    assert f"(run?experiment={experiment_id})" in text and "Running: half done" in text
+
+
+def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo_db):  # noqa: F811
+    from store.db import Database
+    from store.runs import list_runs
+
+    runs = list_runs(Database(demo_db.path), experiment_id=demo_db.latest)
+    run = runs.iloc[1]  # the fast engine's first run
+    log = run_log_path(demo_db.path, demo_db.latest)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"cpu · fast · 0.3s · repeat 1 [{run['id'][:8]}]  started\nother line\n")
+    at = app("ui/run_detail_page.py", query={"run": run["id"]})
+    assert_no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    text = page_text(at)
+    assert "cpu · fast · 0.3s · repeat 1" in [s.value for s in at.subheader]
+    assert f"run-detail?run={run['id']}" in text  # the permalink
+    facts = dict(zip(at.dataframe[0].value["Fact"], at.dataframe[0].value["Value"]))
+    assert facts["Engine"] == "fast" and facts["Device"] and facts["Container / worker"]
+    assert facts["Repeat"] == "repeat 1" and facts["GPU cost"].startswith("$")
+    stages = at.dataframe[1].value
+    assert {"upscale", "encode", "total (worker)"} <= set(stages["Stage"])
+    assert "Fidelity: PSNR" in text
+    assert [c.value for c in at.code] == [f"cpu · fast · 0.3s · repeat 1 [{run['id'][:8]}]  started"]
+    assert len(at.get("video")) == 1
+    unknown = app("ui/run_detail_page.py", query={"run": "nope"})
+    assert any("No run nope" in w.value for w in unknown.warning)

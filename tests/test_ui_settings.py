@@ -28,7 +28,9 @@ def test_price_frame_lists_the_catalog_with_hourly_prices():
     frame = settings.price_frame(DEFAULT_PRICES)
     assert list(frame[settings.GPU])[:2] == ["T4", "L4"]
     t4 = frame.iloc[0]
-    assert t4[settings.RATE] == 0.000164 and t4[settings.HOURLY] == pytest.approx(0.5904)
+    # Money is written by the one formatter every page uses (the Run page's GPU label too).
+    assert t4[settings.RATE] == 0.000164 and t4[settings.HOURLY] == "$0.5904"
+    assert t4[settings.CATALOG] == "$0.000164"
     assert t4[settings.MODAL] == "T4" and t4[settings.MEMORY] == 16
 
 

@@ -204,6 +204,15 @@ def plotly_figures(at) -> list[dict[str, Any]]:
     return figures
 
 
+def verdict_rule(at) -> str | None:
+    """The rule tag of the page's verdict card (ui.widgets.verdict_card draws it as a badge)."""
+    for md in at.markdown:
+        text = str(md.value)
+        if text.startswith(":gray-badge[") and text.endswith("]"):
+            return text[len(":gray-badge["):-1]
+    return None
+
+
 def dataframes(at) -> list[Any]:
     """The DataFrames shown by st.dataframe / st.table / st.data_editor."""
     return [el.value for el in at.dataframe] + [el.value for el in at.table]

@@ -25,8 +25,8 @@ def _pick_run() -> str | None:
     wanted = st.query_params.get(RUN_PARAM)
     if wanted:
         return wanted
-    db = state.database()
-    runs = store_runs.list_runs(db, limit=RECENT_RUNS) if db.path.exists() else pd.DataFrame()
+    runs = store_runs.list_runs(state.database(), limit=RECENT_RUNS) \
+        if state.db_path().exists() else pd.DataFrame()
     if runs.empty:
         st.info("No runs yet: start one on the Run page.")
         return None

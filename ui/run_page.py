@@ -398,9 +398,9 @@ def _experiment_section(experiment_id: str) -> None:
 
 def _recent_section() -> None:
     """What is running now and the latest experiments, each a link to its live view."""
-    db = state.database()
-    if not db.path.exists():
+    if not state.db_path().exists():  # drawing the page never creates the database
         return
+    db = state.database()
     active = store_runs.active_runs(db)
     recent = store_runs.list_experiments(db, limit=RECENT)
     if recent.empty:

@@ -26,9 +26,11 @@ def main() -> None:
     st.title("Upscale GPU Bench")
     st.markdown(start_view.INTRO)
     try:
-        db = state.database()
-        answer = start_view.latest_answer(db)
-        missing = start_view.missing_examples(db)
+        if state.db_path().exists():  # drawing the page never creates the database
+            db = state.database()
+            answer, missing = start_view.latest_answer(db), start_view.missing_examples(db)
+        else:
+            answer, missing = None, start_view.examples()
     except UserError as exc:
         st.error(one_line(exc))
         return

@@ -67,7 +67,7 @@ def examples(folder: Path = EXAMPLES_DIR) -> list[Example]:
 
 def missing_examples(db: Database, folder: Path = EXAMPLES_DIR) -> list[Example]:
     """The examples not yet in the history (by their import name). Raises StorageError."""
-    names = set(store_runs.list_experiments(db)["name"]) if db.path.exists() else set()
+    names = set(store_runs.list_experiments(db)["name"])
     return [e for e in examples(folder) if e.import_name not in names]
 
 
@@ -82,16 +82,13 @@ def load_examples(db: Database, folder: Path = EXAMPLES_DIR) -> tuple[list[str],
         except InputError as exc:
             problems.append(str(exc))
     wanted = {e.import_name for e in examples(folder)}
-    stored = store_runs.list_experiments(db) if db.path.exists() else None
-    ids = [] if stored is None else [r["id"] for r in stored.to_dict("records") if r["name"] in wanted]
-    return ids, problems
+    stored = store_runs.list_experiments(db)
+    return [r["id"] for r in stored.to_dict("records") if r["name"] in wanted], problems
 
 
 def latest_answer(db: Database) -> tuple[str, Analysis] | None:
     """(experiment id, analysis) of the newest experiment that has a verdict, among the
     LATEST_SCAN newest; None when there is none. Raises StorageError."""
-    if not db.path.exists():
-        return None
     for row in store_runs.list_experiments(db, limit=LATEST_SCAN).to_dict("records"):
         if not row["succeeded"]:
             continue
