@@ -1,8 +1,11 @@
-"""A real browser against `streamlit run dashboard.py`: run the demo from the Run page, watch the
-progress, see the comparison charts appear, then visit Compare, History and Settings.
+"""A real browser against `streamlit run dashboard.py`, as a newcomer meets it: an empty history ->
+load the bundled examples -> the Compare page's verdict -> the CPU demo run with its live elapsed
+time and ETA -> History -> a run's detail page (and Settings). Every page is checked at 1440 and
+800 px wide: no button or link label is cut, no metric is cut, and no table hides its key columns
+off to the right.
 
 Debian's chromium (/usr/bin/chromium, installed by scripts/test.sh) driven by the playwright Python
-package; screenshots of every step go to test-artifacts/browser/ (gitignored).
+package; screenshots of every step at both widths go to test-artifacts/browser/ (gitignored).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.ui_helpers import MODAL_VARS, R2_VARS, ROOT
+from ui import compare_view, history_view
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -27,8 +31,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 SERVER_START_SECONDS = 60.0
-DEMO_MS = 150_000  # the demo's three runs on this shared 2-core CPU
+DEMO_MS = 150_000  # the demo's 18 short runs on this shared 2-core CPU
 STEP_MS = 60_000
+WIDE, NARROW = 1440, 800
+WIDTHS = (WIDE, NARROW)
+HEIGHT = 1000
+KEY_COLUMNS = {
+    "Clip": compare_view.CLIP_KEY_COLUMNS,  # Compare's per-clip table
+    "Experiment": history_view.EXPERIMENT_KEY_COLUMNS,
+    history_view.RUN_LINK: history_view.RUN_KEY_COLUMNS,
+    "Fact": ("Fact", "Value"),
+    "Stage": ("Stage", "Seconds"),
+    "GPU": ("GPU", "$ per second", "$ per hour"),  # the Settings price editor
+}
+"""A table (known by its first column) -> the columns it must show without scrolling. Any other
+table must show every column."""
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="chromium not installed (scripts/test.sh installs it)")
@@ -56,7 +73,8 @@ def _wait_healthy(port: int, process: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture
 def dashboard(tmp_path: Path):
-    """`streamlit run dashboard.py` on a free port with its data in tmp_path; yields the URL."""
+    """`streamlit run dashboard.py` on a free port with an empty history in tmp_path; yields the
+    URL."""
     port = _free_port()
     data, home = tmp_path / "data", tmp_path / "home"
     data.mkdir()
@@ -86,90 +104,181 @@ def dashboard(tmp_path: Path):
 
 
 @pytest.fixture
-def page():
-    """A chromium page 1400x1000, closed afterwards."""
+def browser():
+    """A chromium browser context, closed afterwards."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport=VIEWPORT)
+            yield chromium.new_context(viewport={"width": WIDE, "height": HEIGHT})
         finally:
-            browser.close()
+            chromium.close()
 
 
-VIEWPORT = {"width": 1400, "height": 1000}
 # Streamlit scrolls its main area inside the page, so a "full page" screenshot shows only the
 # viewport: grow the viewport to the content's height for the shot, then restore it.
 _CONTENT_HEIGHT = """() => Math.max(document.body.scrollHeight, ...Array.from(
     document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]'),
     e => e.scrollHeight))"""
 
+# Labels of buttons and links whose text is wider than its box (an ellipsis), or that reach past
+# the right edge of the window; metric values likewise.
+_CUT_LABELS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const cut = [];
+  const clipped = el => el.scrollWidth > el.clientWidth + 1 &&
+      getComputedStyle(el).overflowX !== 'visible';
+  const targets = main.querySelectorAll(
+      'button, a[data-testid="stPageLink-NavLink"], [data-testid="stMetricValue"], ' +
+      '[data-testid="stMetricLabel"]');
+  for (const el of targets) {
+    if (el.closest('[data-testid="stElementToolbar"]')) continue;  // icon-only table tools
+    const box = el.getBoundingClientRect();
+    const text = (el.innerText || '').trim();
+    if (!text || box.width === 0 || box.height === 0) continue;
+    const parts = [el, ...el.querySelectorAll('*')].filter(
+        e => Array.from(e.childNodes).some(n => n.nodeType === 3 && n.textContent.trim()));
+    if ([el, ...parts].some(clipped)) cut.push(text);
+    else if (box.right > window.innerWidth + 1) cut.push(text + ' (past the edge)');
+  }
+  return cut;
+}"""
 
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = min(max(int(page.evaluate(_CONTENT_HEIGHT)), VIEWPORT["height"]), 12_000)
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
-    page.wait_for_timeout(500)  # let plotly re-lay out its charts at the new size
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size(VIEWPORT)
+# Each visible table: its column headers as rendered (glide-data-grid renders the columns in view,
+# the last one possibly in part) and whether it scrolls sideways.
+_TABLES = """() => Array.from(document.querySelectorAll('[data-testid="stDataFrame"]'))
+  .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().height > 0)
+  .map(e => {
+    const scroller = e.querySelector('.dvn-scroller');
+    return {headers: Array.from(e.querySelectorAll('th[role=columnheader]'), t => t.textContent),
+            scrolls: !!scroller && scroller.scrollWidth > scroller.clientWidth + 1};
+  })"""
 
 
 def _settle(page) -> None:
     """Wait until Streamlit is not running the script (the 'Running...' status is gone)."""
+    page.wait_for_timeout(300)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=STEP_MS)
 
 
-def _shot_while_running(page) -> None:
-    """A screenshot while the first run has finished and the others go on, when the browser
-    catches that moment (a fast machine may finish the runs between two polls: no shot then)."""
-    headline = page.get_by_text(re.compile(r"^[1-3] of 3 runs finished"))
-    headline.first.wait_for(timeout=DEMO_MS)
-    if not headline.first.inner_text().startswith("3 of 3"):
-        _shot(page, "02b-running-charts-filling")
+def _shot(page, name: str, width: int) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    height = min(max(int(page.evaluate(_CONTENT_HEIGHT)), HEIGHT), 12_000)
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(500)  # let plotly re-lay out its charts at the new size
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{width}px.png"), full_page=True)
+    page.set_viewport_size({"width": width, "height": HEIGHT})
 
 
-def test_run_the_demo_watch_progress_and_compare(dashboard, page):
-    page.goto(dashboard + "/", timeout=STEP_MS)  # Run is the default page
-    page.get_by_role("heading", name="Run a benchmark").wait_for(timeout=STEP_MS)
-    page.get_by_text("No experiment started yet").wait_for(timeout=STEP_MS)
-    page.get_by_text("Frames at 10 fps").wait_for(timeout=STEP_MS)
+def _layout_problems(page) -> list[str]:
+    """Cut labels and tables hiding key columns on the page as it is drawn now."""
+    problems = [f"cut label: {text!r}" for text in page.evaluate(_CUT_LABELS)]
+    for table in page.evaluate(_TABLES):
+        headers = table["headers"]
+        if not headers:
+            continue
+        key = KEY_COLUMNS.get(headers[0])
+        if key is None:
+            if table["scrolls"]:
+                problems.append(f"table {headers} scrolls sideways at this width")
+            continue
+        # Without sideways scrolling every rendered column is whole; with it the last rendered
+        # one may be cut: a key column must come before it.
+        whole = headers if not table["scrolls"] else headers[:-1]
+        hidden = [c for c in key if c not in whole]
+        if hidden:
+            problems.append(f"table {headers[0]!r} hides key column(s) {hidden} (shows {headers})")
+    return problems
+
+
+def _check_and_shoot(page, name: str) -> None:
+    """At 1440 and 800 px: screenshot, and fail on cut labels or hidden key columns."""
+    problems = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": HEIGHT})
+        page.wait_for_timeout(700)  # the grids re-measure their columns
+        problems += [f"{name} at {width}px: {p}" for p in _layout_problems(page)]
+        _shot(page, name, width)
+    page.set_viewport_size({"width": WIDE, "height": HEIGHT})
+    assert not problems, "\n".join(problems)
+
+
+def test_a_newcomer_walks_from_examples_to_a_run_detail(dashboard, browser):
+    page = browser.new_page()
+
+    # 1. An empty history: the start page says what the tool answers and offers the examples.
+    page.goto(dashboard + "/", timeout=STEP_MS)
+    page.get_by_role("heading", name="Upscale GPU Bench").wait_for(timeout=STEP_MS)
+    page.get_by_text("Which GPU — or engine, or model — upscales").wait_for(timeout=STEP_MS)
     _settle(page)
-    _shot(page, "01-run-form")
+    _check_and_shoot(page, "01-start-empty-history")
 
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("runs finished").first.wait_for(timeout=STEP_MS)
-    assert "experiment=" in page.url
-    _shot(page, "02-progress")
-
-    _shot_while_running(page)
-    page.get_by_text("3 of 3 runs finished").wait_for(timeout=DEMO_MS)
-    page.locator(".js-plotly-plot svg.main-svg").first.wait_for(timeout=STEP_MS)
-    page.get_by_text("Verdict:").wait_for(timeout=STEP_MS)
-    _settle(page)
-    assert page.get_by_text("3 succeeded").count() >= 1
-    assert page.get_by_text("failed:").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 4
-    _shot(page, "03-finished-with-charts")
-
-    page.reload()  # nothing is lost: the URL names the experiment, the store has the results
-    page.get_by_text("3 of 3 runs finished").wait_for(timeout=STEP_MS)
-    page.locator(".js-plotly-plot svg.main-svg").first.wait_for(timeout=STEP_MS)
-
-    page.get_by_role("button", name="Compare", exact=True).click()
+    # 2. Load them: Compare opens on a real verdict.
+    page.get_by_role("button", name=re.compile("Load the example experiments")).click()
     page.wait_for_url("**/compare?*experiment=*", timeout=STEP_MS)
+    page.get_by_role("heading", name="Use L4").wait_for(timeout=STEP_MS)
     page.locator(".js-plotly-plot svg.main-svg").first.wait_for(timeout=STEP_MS)
     _settle(page)
-    assert page.locator(".js-plotly-plot").count() >= 3
-    _shot(page, "04-compare")
+    assert page.get_by_text("The seed experiment's reported numbers").count() >= 1
+    _check_and_shoot(page, "02-compare-verdict-of-the-examples")
 
+    # 3. The CPU demo from the Run page (its own address): live progress with elapsed and ETA.
+    page.goto(dashboard + "/run", timeout=STEP_MS)
+    page.get_by_role("heading", name="Run a benchmark").wait_for(timeout=STEP_MS)
+    page.get_by_text("Frames at 10 fps").wait_for(timeout=STEP_MS)
+    assert page.get_by_text("Page not found").count() == 0
+    _settle(page)
+    _check_and_shoot(page, "03-run-form")
+    page.get_by_role("button", name=re.compile(r"Run$")).click()
+    live = page.get_by_text(re.compile(r"elapsed, (about \S+ left|estimating the time left)"))
+    live.first.wait_for(timeout=STEP_MS)
+    assert "experiment=" in page.url
+    # Once frames are done, the headline estimates the time left; a fast machine may finish
+    # between two polls, so the shot takes whichever moment the page shows.
+    eta = page.get_by_text(re.compile(r"^\d+ of 18 runs finished .* elapsed, about \S+ left"))
+    try:
+        eta.first.wait_for(timeout=20_000)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError; finished before a poll
+        pass
+    _shot(page, "04-demo-running-with-elapsed-and-eta", WIDE)
+    page.get_by_text(re.compile("18 of 18 runs finished")).first.wait_for(timeout=DEMO_MS)
+    page.get_by_role("heading", name=re.compile(r"^Use cpu")).wait_for(timeout=STEP_MS)
+    page.locator(".js-plotly-plot svg.main-svg").first.wait_for(timeout=STEP_MS)
+    _settle(page)
+    assert page.get_by_text("18 succeeded").count() >= 1
+    _check_and_shoot(page, "05-demo-finished-with-verdict")
+
+    # 4. History: every run, linked to its detail page.
     page.goto(dashboard + "/history", timeout=STEP_MS)
     page.get_by_role("heading", name="History").wait_for(timeout=STEP_MS)
+    page.get_by_text(re.compile(r"run\(s\); open one")).wait_for(timeout=STEP_MS)
     _settle(page)
-    _shot(page, "05-history")
+    _check_and_shoot(page, "06-history")
 
-    page.goto(dashboard + "/settings", timeout=STEP_MS)
-    page.get_by_role("heading", name="Settings").wait_for(timeout=STEP_MS)
-    page.get_by_text("Experiments").first.wait_for(timeout=STEP_MS)
-    _settle(page)
-    _shot(page, "06-settings")
+    # 5. A run's detail page, from the first row's link in the runs table (a new tab).
+    runs_table = page.locator('[data-testid="stDataFrame"]').nth(1)
+    runs_table.scroll_into_view_if_needed()
+    box = runs_table.bounding_box()
+    link = (box["x"] + 30, box["y"] + 35 + 17)  # under the header row: the first run's id
+    page.mouse.move(*link)  # the grid draws the link on hover; a click on it opens a new tab
+    page.wait_for_timeout(300)
+    with browser.expect_page(timeout=STEP_MS) as opened:
+        page.mouse.click(*link)
+    detail = opened.value
+    detail.set_viewport_size({"width": WIDE, "height": HEIGHT})
+    detail.wait_for_url("**/run-detail?run=*", timeout=STEP_MS)
+    detail.get_by_role("heading", name="Run detail").wait_for(timeout=STEP_MS)
+    detail.get_by_text("Permalink:").wait_for(timeout=STEP_MS)
+    detail.get_by_role("heading", name="Stages").wait_for(timeout=STEP_MS)
+    detail.locator('[data-testid="stVideo"]').wait_for(timeout=STEP_MS)
+    _settle(detail)
+    assert detail.get_by_text(re.compile(r"\[[0-9a-f]{8}\]\s+done, \d+ frames")).count() >= 1
+    _check_and_shoot(detail, "07-run-detail")
+
+    # 6. Settings: buttons and metrics whole at both widths.
+    detail.goto(dashboard + "/settings", timeout=STEP_MS)
+    detail.get_by_role("heading", name="Settings").wait_for(timeout=STEP_MS)
+    detail.get_by_text("Experiments").first.wait_for(timeout=STEP_MS)
+    _settle(detail)
+    _check_and_shoot(detail, "08-settings")

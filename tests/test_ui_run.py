@@ -83,9 +83,16 @@ def test_experiment_progress_has_elapsed_time_and_an_estimate_of_the_time_left()
         _row(id="c", seq=2, status="queued", frames_expected=150, started_at=None),
     ])
     overall = live_run.experiment_progress(runs, now=t0 + dt.timedelta(seconds=60))
-    # 150 of 350 frames in 60 s: 200 frames left at that pace take 80 s.
-    assert (overall.elapsed_s, overall.remaining_s) == (60.0, pytest.approx(80.0))
-    assert overall.headline().endswith("150/350 frames · 1:00 elapsed, about 1:20 left")
+    # The finished run did 100 frames in 30 s: the 200 frames left take 60 s on the one device.
+    assert (overall.elapsed_s, overall.remaining_s) == (60.0, pytest.approx(60.0))
+    assert overall.headline().endswith("150/350 frames · 1:00 elapsed, about 1:00 left")
+    # A cold run's pace (its model load) is not the pace once warm ones have ended.
+    cold_first = pd.DataFrame([*runs.to_dict("records"), _row(
+        id="d", seq=3, status="succeeded", frames_out=10, frames_total=10, cold=True,
+        started_at=t0, finished_at=t0 + dt.timedelta(seconds=20))])
+    later = live_run.experiment_progress(cold_first, now=t0 + dt.timedelta(seconds=60))
+    assert later.remaining_s == pytest.approx(60.0)
+    # Before any run has ended there is no pace to go by: the page says it is estimating.
     nothing_yet = live_run.experiment_progress(runs.assign(frames_done=0, status="running",
                                                            frames_out=None),
                                                now=t0 + dt.timedelta(seconds=8))
@@ -313,7 +320,7 @@ def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, 
     bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
     headline, value = bars[0]
     assert headline.startswith("1 of 2 runs finished · 1 running, 1 succeeded · 8/15 frames · ")
-    assert "elapsed, about" in headline and value == 53  # elapsed time and the time left
+    assert " elapsed, " in headline and value == 53  # elapsed time and the time left
     assert any("cpu · long · repeat 1 — upscaling: 3/10 frames · " in text and value == 30
                for text, value in bars)
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]

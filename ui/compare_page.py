@@ -72,6 +72,8 @@ def experiment_caption(experiment_id: str) -> None:
         st.info(str(notes), icon=":material/description:")
 
 
+# Width of the projection's clip-length mix (both its columns whole at 800 px).
+PROJECTION_MIX_WIDTH = 360
 LIVE_SECONDS = 3.0
 # How often the page looks for runs that finished while it is open (seconds).
 
@@ -164,25 +166,24 @@ def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
 def projection_section(analysis: Analysis) -> None:
     """Clips per day x an editable mix of clip lengths -> $ per month per GPU."""
     st.subheader("Monthly projection")
-    left, right = st.columns([1, 2])
-    with left:
+    with st.container(horizontal=True, wrap=True):  # the inputs wrap on a narrow screen
         per_day = st.number_input("Clips per day", min_value=0.0, value=100.0, step=10.0,
-                                  key="projection_per_day")
+                                  key="projection_per_day", width=200)
         mix = st.data_editor(compare_view.default_mix(analysis), num_rows="dynamic", hide_index=True,
-                             key="projection_mix", column_config={
-                                 compare_view.MIX_LENGTH: st.column_config.NumberColumn(min_value=0.0,
-                                                                                format="%.1f s"),
-                                 compare_view.MIX_SHARE: st.column_config.NumberColumn(min_value=0.0,
-                                                                               format="%.1f %%")})
-    with right:
-        try:
-            costs = compare_view.projection(analysis, per_day, compare_view.mix_from_table(mix, analysis.fps))
-        except UserError as exc:
-            st.error(one_line(exc))
-            return
-        st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
-        st.caption(compare_view.projection_sentence(costs) + " Costs come from each GPU's fitted "
-                   "overhead + throughput, GPU-only.")
+                             key="projection_mix", width=PROJECTION_MIX_WIDTH, column_config={
+                                 compare_view.MIX_LENGTH: st.column_config.NumberColumn(
+                                     min_value=0.0, format="%.1f s"),
+                                 compare_view.MIX_SHARE: st.column_config.NumberColumn(
+                                     min_value=0.0, format="%.1f %%")})
+    try:
+        costs = compare_view.projection(analysis, per_day,
+                                        compare_view.mix_from_table(mix, analysis.fps))
+    except UserError as exc:
+        st.error(one_line(exc))
+        return
+    st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
+    st.caption(compare_view.projection_sentence(costs) + " Costs come from each GPU's fitted "
+               "overhead + throughput, GPU-only.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

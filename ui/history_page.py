@@ -28,10 +28,10 @@ def go_to_compare(experiment_id: str | None = None) -> None:
         st.info("Saved: open the Compare page to see the comparison.")
 
 
-def link_column(label: str, help_text: str) -> st.column_config.LinkColumn:
+def link_column(label: str, help_text: str, pinned: bool = True) -> st.column_config.LinkColumn:
     """A column of links showing the short id they lead to."""
     return st.column_config.LinkColumn(label, display_text=history_view.LINK_ID_PATTERN,
-                                       help=help_text, pinned=True, width="small")
+                                       help=help_text, pinned=pinned, width="small")
 
 
 def import_section() -> None:
@@ -60,9 +60,10 @@ def experiments_section(experiments: pd.DataFrame) -> None:
     st.subheader("Experiments")
     st.dataframe(history_view.experiments_display(experiments), hide_index=True,
                  column_config={
-                     "Experiment": st.column_config.TextColumn(pinned=True, width="medium"),
+                     "Experiment": st.column_config.TextColumn(pinned=True),
                      history_view.EXPERIMENT_LINK: link_column(
-                         history_view.EXPERIMENT_LINK, "Open the experiment's comparison"),
+                         history_view.EXPERIMENT_LINK, "Open the experiment's comparison",
+                         pinned=False),
                  })
     labels = {r["id"]: experiment_label(r) for r in experiments.to_dict("records")}
     with widgets.button_row():

@@ -52,18 +52,18 @@ def runs_query(gpus: Sequence[str] = (), models: Sequence[str] = (), statuses: S
 
 def experiments_display(experiments: pd.DataFrame) -> pd.DataFrame:
     """The experiments table, newest first: name, when it ran (an import: when its file says),
-    run counts, origin, then a link to its comparison."""
+    run counts, a link to its comparison, then what is active, origin, backend, model, preset."""
     return pd.DataFrame([{
         "Experiment": r.get("name"), "Ran at": when(r.get("created_at")),
         "Runs": int(r.get("runs", 0)), "Succeeded": int(r.get("succeeded", 0)),
         "Failed": int(r.get("failed", 0)) + int(r.get("interrupted", 0)),
         "Active": sum(int(r.get(s, 0)) for s in ACTIVE_STATUSES),
+        EXPERIMENT_LINK: page_url(COMPARE_PATH, experiment=str(r.get("id"))),
         "Origin": r.get("origin"), "Backend": text_of(r.get("backend")),
         "Model": text_of(r.get("model")), "Preset": text_of(r.get("preset")),
-        EXPERIMENT_LINK: page_url(COMPARE_PATH, experiment=str(r.get("id"))),
     } for r in experiments.to_dict("records")],
-        columns=[*EXPERIMENT_KEY_COLUMNS, "Active", "Origin", "Backend", "Model", "Preset",
-                 EXPERIMENT_LINK])
+        columns=[*EXPERIMENT_KEY_COLUMNS, EXPERIMENT_LINK, "Active", "Origin", "Backend", "Model",
+                 "Preset"])
 
 
 def runs_display(runs: pd.DataFrame) -> pd.DataFrame:

@@ -58,8 +58,8 @@ class ExperimentProgress:
     elapsed_s: float | None = None
     """Seconds since the first run started (to the last run's end once finished); None before."""
     remaining_s: float | None = None
-    """Estimated seconds left: frames still to do at the pace so far (None until frames are
-    done, 0 once finished)."""
+    """Estimated seconds left (remaining_seconds; None until a run has succeeded, 0 once
+    finished)."""
 
     @property
     def runs(self) -> int:
@@ -106,6 +106,13 @@ class ExperimentProgress:
         if self.timing():
             parts.append(self.timing())
         return " · ".join(parts)
+
+
+def is_cold(row: Mapping[str, Any]) -> bool:
+    """Whether the run is recorded as cold (False when not, or not recorded)."""
+    value = row.get("cold")
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) \
+        and value is not pd.NA and bool(value)
 
 
 def utc_now() -> datetime:
@@ -168,7 +175,7 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
         cost = _float(row.get("cost_gpu"))
         if cost is not None:
             details.append(format_cost(cost))
-        if row.get("cold") is True:
+        if is_cold(row):
             details.append("cold start")
         text = f"{icon} {label} — succeeded: " + ", ".join(details)
     elif status in FAILED_STATUSES:
@@ -200,13 +207,14 @@ def progress_rows(runs: pd.DataFrame | None, now: datetime | None = None) -> lis
 
 def experiment_progress(runs: pd.DataFrame | None, now: datetime | None = None) -> ExperimentProgress:
     """Counts per status, frames done/total, the time since the first run started and the time
-    left at the pace so far (frames per second of elapsed time) over the experiment's runs."""
+    left (see remaining_seconds) over the experiment's runs."""
     if runs is None or runs.empty:
         return ExperimentProgress()
     counts: dict[str, int] = {}
     done_sum = total_sum = 0
     starts, ends = [], []
-    for row in runs.to_dict("records"):
+    records = runs.to_dict("records")
+    for row in records:
         status = str(row.get("status"))
         counts[status] = counts.get(status, 0) + 1
         done, total = frames_of(row)
@@ -224,12 +232,27 @@ def experiment_progress(runs: pd.DataFrame | None, now: datetime | None = None) 
         return progress
     end = max(ends) if progress.finished and ends else (now or utc_now())
     elapsed = max(0.0, (end - min(starts)).total_seconds())
-    remaining = None
-    if progress.finished:
-        remaining = 0.0
-    elif done_sum and elapsed > 0:
-        remaining = max(0, total_sum - done_sum) * elapsed / done_sum
+    remaining = 0.0 if progress.finished else remaining_seconds(records, total_sum - done_sum)
     return ExperimentProgress(ordered, done_sum, total_sum, elapsed, remaining)
+
+
+def remaining_seconds(records: list[Mapping[str, Any]], frames_left: int) -> float | None:
+    """The time the frames left should take: at the pace of the runs that ended (frames per
+    second of their wall time, start-up and hand-over included; warm runs only when there are
+    some, so a model load does not set the pace), on as many devices as are running now. None
+    until a run has succeeded: the first one's pace is mostly its model load."""
+    finished = []
+    for row in records:
+        started, ended = _time(row.get("started_at")), _time(row.get("finished_at"))
+        frames = _int(row.get("frames_out"))
+        if row.get("status") == "succeeded" and started and ended and frames and ended > started:
+            finished.append((frames, (ended - started).total_seconds(), is_cold(row)))
+    warm = [f for f in finished if not f[2]] or finished
+    if not warm:
+        return None
+    pace = sum(f[0] for f in warm) / sum(f[1] for f in warm)
+    lanes = len({str(r.get("gpu")) for r in records if r.get("status") == "running"}) or 1
+    return max(0, frames_left) / (pace * lanes)
 
 
 def run_log_lines(db_path: Path | str, experiment_id: str, run_id: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bench.experiments import run_titles
+from bench.experiments import label_variants, run_records, run_titles
 from core.errors import UserError, one_line
 from store import runs as store_runs
 from ui import charts, live_run, output_view, run_detail_view, state, widgets
@@ -86,7 +86,10 @@ def main() -> None:
             st.caption("No stage timings recorded (the run did not start, or it was imported).")
         else:
             st.dataframe(stages, hide_index=True, height="content")
-            st.plotly_chart(charts.stage_breakdown(runs), key="detail_stages")
+            # Labelled among its experiment's runs ('cpu · fast'), drawn alone.
+            labelled = pd.DataFrame(label_variants(run_records(siblings)))
+            st.plotly_chart(charts.stage_breakdown(labelled[labelled["id"] == run_id]),
+                            key="detail_stages")
     with right:
         st.subheader("Output")
         fidelity = output_view.fidelity_text(row)
