@@ -121,7 +121,8 @@ def utc_now() -> datetime:
 
 
 def _time(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, datetime) and pd.isna(value)):
+    if value is None or value is pd.NaT or (not isinstance(value, (datetime, str))
+                                            and pd.isna(value)):
         return None
     return pd.Timestamp(value).to_pydatetime()
 

@@ -372,7 +372,7 @@ def _experiment_section(experiment_id: str) -> None:
         st.warning(f"No experiment {experiment_id} in {state.db_path()}: start a run below.")
         return
     st.subheader(f"Experiment: {experiment.name}")
-    st.caption(f"id {experiment.id} · {experiment.backend} backend · started "
+    st.caption(f"id {experiment.id} · {experiment.backend or 'unknown'} backend · started "
                f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
     with widgets.button_row():
         if st.button("Compare", key="run_compare", icon=":material/bar_chart:", wrap=True,

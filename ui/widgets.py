@@ -31,7 +31,7 @@ SETTINGS_PAGE = "ui/settings_page.py"
 FAILED_PROGRESS_KEY = "progress-failed"
 """Container key of a progress bar drawn red (runs failed): Streamlit adds the class st-key-<key>."""
 STYLE = f"""<style>
-.st-key-{FAILED_PROGRESS_KEY} [data-testid="stProgress"] [role="progressbar"] > div > div > div {{
+.st-key-{FAILED_PROGRESS_KEY} [data-testid="stProgressBarTrack"] > div {{
   background-color: #d62728 !important; }}
 </style>"""
 """What Streamlit's theme cannot say: a failed experiment's progress bar is red."""

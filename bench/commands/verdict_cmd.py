@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from bench.e6 import analyse_e6, load_e6
-from bench.formatting import format_cost, repeat_label
+from bench.formatting import format_cost, format_rate, repeat_label
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def render_text(analysis: Analysis) -> str:
     header = f"{'clip':<8} {'frames':>6}  {'gpu':<{width}} {'runs':>4} {'time s':>9} {'fps':>7} " \
              f"{'cost':>11} {'speedup':>7} {'break-even s':>12}"
     lines = [f"baseline {analysis.baseline_gpu}; rates " +
-             ", ".join(f"{g} ${r:.6f}/s" for g, r in analysis.rates.items()), "", header,
+             ", ".join(f"{g} {format_rate(r)}/s" for g, r in analysis.rates.items()), "", header,
              "-" * len(header)]
     for s in analysis.summaries:
         for st in s.stats:
