@@ -18,9 +18,18 @@ from typing import Any, Mapping
 from bench.pricing import canonical_gpu
 from core.errors import InputError
 from core.job import ENGINES, PRECISIONS, Keyframe, output_frame_count
+from core.resources import DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from workers.catalog import get_model_spec
 
 BACKENDS = ("local", "modal")
+CONTAINER_REUSE = ("sequential", "parallel")
+"""How a Modal plan's runs share containers: 'sequential' runs the runs of one GPU one after
+another on one warm container (at most one container per GPU); 'parallel' spawns every run at
+once and lets Modal start as many containers as it likes (each one cold, each with its idle tail)."""
+SCALEDOWN_WINDOW_RANGE = (2, 3600)
+"""Seconds Modal accepts as a scaledown window (modal/_functions.py checks 2 <= window <= 3600)."""
+DEFAULT_QUEUE_WAIT_LIMIT_SECONDS = 15 * 60.0
+"""How long a Modal run may wait for its GPU before the call is cancelled and the run fails."""
 
 E6_SOURCE = "modal_test/test_videos/wcfc-carlsbad-trimmed.mp4"
 """Source of the original experiment (a key in the object store)."""
@@ -119,6 +128,14 @@ class Plan:
     """Frames per model call (fast engine)."""
     weights: str = "auto"
     """'auto', 'random' (timing-only) or a path to a .pth file."""
+    container_reuse: str = "sequential"
+    """Modal: how runs share containers (CONTAINER_REUSE); stored with the experiment."""
+    scaledown_window_seconds: int = DEFAULT_SCALEDOWN_WINDOW_SECONDS
+    """Modal: seconds an idle container stays up, billed, after its last run; stored with the
+    experiment, it is every container's idle tail in the bill."""
+    queue_wait_limit_seconds: float = DEFAULT_QUEUE_WAIT_LIMIT_SECONDS
+    """Modal: seconds a run may wait for a GPU (spawn to a sign of life) before it is cancelled
+    and fails with 'no <GPU> capacity within ...'."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
@@ -193,6 +210,18 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"output size {plan.output_width}x{plan.output_height} must be positive")
     if not plan.weights:
         raise InputError("weights must be 'auto', 'random' or a path")
+    if plan.container_reuse not in CONTAINER_REUSE:
+        raise InputError(f"unknown container reuse {plan.container_reuse!r}; choose one of "
+                         f"{', '.join(CONTAINER_REUSE)}")
+    low, high = SCALEDOWN_WINDOW_RANGE
+    window = plan.scaledown_window_seconds
+    if not (isinstance(window, int) and not isinstance(window, bool) and low <= window <= high):
+        raise InputError(f"scaledown window {window!r} must be a whole number of seconds from "
+                         f"{low} to {high}")
+    limit = plan.queue_wait_limit_seconds
+    if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
+            and limit > 0):
+        raise InputError(f"queue-wait limit {limit!r} must be a positive number of seconds")
     times = [k.time for k in plan.keyframes]
     if times != sorted(set(times)):
         raise InputError("keyframe times must be increasing, without duplicates")
@@ -316,11 +345,13 @@ def build_plan(preset: str | None = None, **overrides: Any) -> Plan:
     values["gpus"] = _gpus(values["gpus"], backend)
     values["keyframes"] = tuple(k if isinstance(k, Keyframe) else Keyframe.from_dict(k)
                                 for k in values["keyframes"])
-    for key in ("repeats", "batch_size", "output_width", "output_height"):
+    for key in ("repeats", "batch_size", "output_width", "output_height",
+                "scaledown_window_seconds"):
         if values.get(key) is not None:
             values[key] = _whole(values[key], key)
-    if "fps" in values:
-        values["fps"] = _number(values["fps"], "fps")
+    for key in ("fps", "queue_wait_limit_seconds"):
+        if key in values:
+            values[key] = _number(values[key], key)
     return Plan(**values)
 
 
