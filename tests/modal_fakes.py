@@ -3,8 +3,8 @@
 Each fake method binds its arguments to `inspect.signature` of the installed modal class's own
 method first (modal.Cls.with_options, modal.FunctionCall.get, modal.Dict.put, ...), so a call the
 real client would reject with a TypeError fails here too, and records it in `FakeModal.calls`.
-Spawning builds the real Upscaler instance (`workers.modal_app.Upscaler(**params)`, which checks
-the class parameters offline) and checks the job against Upscaler.run's own signature. What a call
+Instantiating binds the parameters to the Upscaler's own (modal.parameter) signature, spawning
+binds the job to Upscaler.run's. What a call
 returns comes from a `serve` hook the test provides.
 """
 
@@ -26,6 +26,14 @@ from workers import modal_app
 
 def _signature(real: Callable) -> inspect.Signature:
     return inspect.signature(real)
+
+
+def constructor_signature() -> inspect.Signature:
+    """The parameters Upscaler(...) takes, as modal 1.6.4 binds them (cls.py
+    _get_class_constructor_signature, used by Obj._get_parameter_values)."""
+    from modal.cls import _get_class_constructor_signature
+
+    return _get_class_constructor_signature(synchronizer._translate_in(modal_app.Upscaler)._user_cls)
 
 
 def run_signature() -> inspect.Signature:
@@ -127,7 +135,7 @@ class _FakeCls:
         return _FakeCls(self.sdk, {**self.options, **kwargs})
 
     def __call__(self, *args: Any, **kwargs: Any) -> "_FakeInstance":
-        modal_app.Upscaler(*args, **kwargs)  # the real class checks its parameters offline
+        constructor_signature().bind(*args, **kwargs)  # the class's modal.parameter()s
         self.sdk.calls.append(Call("Cls()", args, dict(kwargs)))
         return _FakeInstance(self.sdk, self.options, dict(kwargs))
 
