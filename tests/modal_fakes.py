@@ -64,6 +64,8 @@ class FakeModal:
         self.serve = serve or (lambda spawned: TimeoutError())
         """spawned call -> its result (a value, or an exception to raise from get; the builtin
         TimeoutError means still running)."""
+        self.on_spawn: Callable[[Spawned], None] = lambda spawned: None
+        """Told of every spawn as it happens."""
         self.spawned: list[Spawned] = []
         self.dicts: dict[str, FakeDict] = {}
         self.volumes: dict[str, FakeVolume] = {}
@@ -156,6 +158,7 @@ class _FakeMethod:
         spawned = Spawned(self.sdk.next_id("fc"), dict(self.options), dict(self.params), job)
         with self.sdk._lock:
             self.sdk.spawned.append(spawned)
+        self.sdk.on_spawn(spawned)
         return _FakeCall(self.sdk, spawned)
 
 
