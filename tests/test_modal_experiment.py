@@ -265,3 +265,82 @@ def test_compare_page_shows_the_bill(modal_experiment) -> None:
     assert "with container reuse" in text
     at.radio(key="compare_basis").set_value("billed").run()
     assert_no_exception(at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconciliation with Modal's billing report (modal 1.6.4: Workspace.billing.report).
+
+
+def _report_items(bill, extra: float) -> list:
+    """Rows as modal.types.BillingReportItem (the real class): our bill spread over the hours,
+    plus `extra` dollars Modal counted that we did not, and a row of another app."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from modal.types import BillingReportItem
+
+    from bench.reconcile import cost_in_window, hour_window
+
+    start, end = hour_window(bill)
+    rows = []
+    hour = start.timestamp()
+    while hour < end.timestamp():
+        cost = sum(cost_in_window(c, hour, hour + 3600) for c in bill.containers)
+        if hour == start.timestamp():
+            cost += extra
+        rows.append(BillingReportItem(
+            object_id="ap-123", description="upscale-gpu-bench", environment_name="main",
+            interval_start=datetime.fromtimestamp(hour, timezone.utc), cost=Decimal(repr(cost)),
+            cost_by_resource={"GPU": Decimal(repr(cost * 0.9)), "CPU": Decimal(repr(cost * 0.1))},
+            tags={"code_version": "v123"}))
+        hour += 3600
+    rows.append(BillingReportItem(object_id="ap-999", description="someone-else",
+                                  environment_name="main", interval_start=start,
+                                  cost=Decimal("5"), cost_by_resource={}, tags={}))
+    return rows
+
+
+def test_reconcile_beside_modals_billing_report(modal_experiment, capsys) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from bench.reconcile import reconcile, render
+
+    db, experiment_id, sdk = modal_experiment["db"], modal_experiment["id"], modal_experiment["sdk"]
+    bill = bill_of(load_experiment(db, experiment_id), store_runs.list_runs(db, experiment_id=experiment_id))
+    sdk.billing_items = _report_items(bill, extra=0.0123)
+    later = lambda: datetime.fromtimestamp(START, timezone.utc) + timedelta(days=1)  # noqa: E731
+    rec = reconcile(db, experiment_id, sdk=sdk, now=later)
+    assert rec.note is None and rec.rows >= 1
+    assert rec.ours == pytest.approx(bill.billed_cost)
+    assert rec.modal_cost == pytest.approx(bill.billed_cost + 0.0123)
+    assert rec.difference == pytest.approx(0.0123)
+    assert rec.modal_by_resource["GPU"] == pytest.approx((bill.billed_cost + 0.0123) * 0.9)
+    (call,) = sdk.of("Workspace.billing.report")
+    assert call.kwargs["resolution"] == "h" and call.kwargs["tag_names"] == ["code_version"]
+    assert call.kwargs["start"].tzinfo == timezone.utc and call.kwargs["start"].minute == 0
+    assert call.kwargs["end"] - call.kwargs["start"] >= timedelta(hours=1)
+    assert sdk.of("Workspace.from_context")
+    text = render(rec)
+    assert "Modal's billing report for the app: $" in text and "difference (Modal - ours):" in text
+    assert "+$0.0123" in text
+
+
+def test_reconcile_degrades_to_one_line(modal_experiment, monkeypatch) -> None:
+    import modal.exception as mx
+
+    from bench.commands import reconcile_cmd
+    from bench.reconcile import reconcile
+
+    db, experiment_id, sdk = modal_experiment["db"], modal_experiment["id"], modal_experiment["sdk"]
+    sdk.billing_items = mx.PermissionDeniedError("billing reports need a workspace manager")
+    rec = reconcile(db, experiment_id, sdk=sdk)
+    assert rec.modal_cost is None and rec.ours > 0
+    assert rec.note.startswith("this workspace or token may not read Modal's billing report "
+                               "(PermissionDeniedError: billing reports need a workspace manager)")
+    assert "\n" not in rec.note
+    # The command without a token: one line, exit 1.
+    monkeypatch.delenv("MODAL_TOKEN_ID")
+    monkeypatch.delenv("MODAL_TOKEN_SECRET")
+    args = argparse.Namespace(experiment_id=experiment_id, timeout=5.0, db=modal_experiment["db_path"],
+                              json=True)
+    assert reconcile_cmd.main(args) == 1

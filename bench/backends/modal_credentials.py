@@ -42,7 +42,7 @@ class ModalCredentials:
         if self.problem:
             return f"Modal configuration problem: {self.problem}"
         if self.present:
-            return f"Modal credentials found ({self.source})"
+            return f"Modal token found ({self.source})"
         return (f"{NO_TOKEN_MESSAGE} (profile {self.profile!r} of {self.config_path} has no "
                 f"token)")
 
