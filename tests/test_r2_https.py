@@ -157,3 +157,46 @@ def test_untrusted_certificate_is_one_line(r2: FakeR2, tmp_path: Path,
                     max_attempts=1)
     with pytest.raises(StorageError, match="certificate is not trusted here"):
         store.exists("user1/x.bin")
+
+
+def test_demo_run_with_r2_storage_over_https(trusted: FakeR2, tmp_path: Path) -> None:
+    """Done-when (a): `python -m bench run --preset demo` with R2 storage on the HTTPS endpoint
+    succeeds end to end (source uploaded, workers download it, outputs uploaded, a presigned GET
+    of one plays), and the endpoint saw no streaming-trailer upload."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("R2_", "MODAL_", "AWS_", "BENCH_"))}
+    env.update(BENCH_DATA_DIR=str(data), BENCH_DB=str(data / "bench.duckdb"),
+               HOME=str(tmp_path), R2_ENDPOINT_URL=trusted.url, R2_BUCKET=BUCKET,
+               R2_ACCESS_KEY_ID="AKIAEXAMPLEHTTPS0001", R2_SECRET_ACCESS_KEY=SECRET,
+               AWS_CA_BUNDLE=str(trusted.ca_bundle), BENCH_OFFLINE="1")
+    mark = len(trusted.requests)
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "demo",
+                           "--weights", "random", "--json"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout)
+    assert [r["status"] for r in outcome["runs"]] == ["succeeded"] * 3
+    seen = _since(trusted, mark)
+    uploads = [r for r in seen if r.is_upload]
+    assert len(uploads) == 4  # the generated source and three outputs
+    assert not [r for r in seen if r.streaming]
+    assert all(len(r.headers["x-amz-content-sha256"]) == 64 for r in uploads)
+    assert any(r.method == "GET" and "sources" in r.path for r in seen)  # workers fetched it
+    admin = trusted.admin()
+    keys = [run["output_key"] for run in outcome["runs"]]
+    for key in keys:
+        assert any(key in r.path for r in uploads)
+    store = R2Store(StorageConfig(kind="r2", endpoint_url=trusted.url, bucket=BUCKET,
+                                  access_key_id="AKIAEXAMPLEHTTPS0001", secret_access_key=SECRET))
+    (path,) = [r.path for r in uploads if keys[0] in r.path]
+    key = path.split(f"/{BUCKET}/", 1)[1]
+    assert admin.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+    response = requests.get(store.presigned_url(key), timeout=30, verify=str(trusted.ca_bundle))
+    assert response.status_code == 200 and response.content[4:8] == b"ftyp"  # an MP4
+    assert SECRET not in done.stdout and SECRET not in done.stderr
