@@ -248,6 +248,17 @@ def test_progress_publisher_keeps_the_latest_value_and_never_blocks() -> None:
             raise RuntimeError("dict unreachable")
         calls.append(value)
 
+    throttled = FakeDict()
+    publish = ProgressPublisher(throttled.put, "job-9", min_interval=0.25)
+    began = time.monotonic()
+    while time.monotonic() - began < 0.6:
+        publish(Progress("job-9", "upscale", 1, 10))
+        time.sleep(0.005)
+    publish(Progress("job-9", "upscale", 10, 10))
+    publish.close()
+    assert 2 <= len(throttled.puts) <= 5  # about one per min_interval, not one per call
+    assert throttled.puts[-1][1]["frames_done"] == 10  # the last value got out at close
+
     publish = ProgressPublisher(put, "job-8", min_interval=0.0, retry_after=0.05)
     publish(Progress("job-8", "fetch", 0, 10))
     time.sleep(0.2)

@@ -217,8 +217,9 @@ class ProgressPublisher:
         pause = 0.0
         while True:
             with self._wake:
-                if pause > 0 and not self._closed:
-                    self._wake.wait(pause)  # throttle; close() cuts it short
+                until = time.monotonic() + pause  # throttle: new values wait; close() cuts it short
+                while not self._closed and (left := until - time.monotonic()) > 0:
+                    self._wake.wait(left)
                 while self._pending is None and not self._closed:
                     self._wake.wait()
                 value, self._pending = self._pending, None
