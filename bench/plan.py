@@ -17,7 +17,17 @@ from typing import Any, Mapping
 
 from bench.pricing import canonical_gpu
 from core.errors import InputError
-from core.job import ENGINES, PRECISIONS, Keyframe, output_frame_count
+from core.job import (
+    COMPILE_MODES,
+    DEFAULT_ENCODE_PRESET,
+    ENCODERS,
+    ENGINES,
+    PRECISIONS,
+    X264_PRESETS,
+    Keyframe,
+    output_frame_count,
+)
+from core.resources import DEFAULT_CPU_CORES
 from workers.catalog import get_model_spec
 
 BACKENDS = ("local", "modal")
@@ -119,6 +129,17 @@ class Plan:
     """Frames per model call (fast engine)."""
     weights: str = "auto"
     """'auto', 'random' (timing-only) or a path to a .pth file."""
+    compile: str = "off"
+    """torch.compile in the fast engine: 'off', 'on' or 'auto' (core.job.COMPILE_MODES)."""
+    encoder: str = "libx264"
+    """H.264 encoder: 'libx264', 'nvenc' or 'auto' (core.job.ENCODERS)."""
+    encode_preset: str = DEFAULT_ENCODE_PRESET
+    """Encoder speed preset (core.job.X264_PRESETS)."""
+    crf: int = 18
+    """Constant quality of the encoder (0..51)."""
+    cpu_cores: float = DEFAULT_CPU_CORES
+    """CPU cores of each Modal container (billed apart from the GPU); local runs use what the
+    machine gives and record it per run."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
@@ -168,6 +189,20 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"clip names must be unique; repeated: {', '.join(dupes)}")
     if not plan.gpus:
         raise InputError("the plan has no GPUs")
+    if plan.compile not in COMPILE_MODES:
+        raise InputError(f"unknown compile mode {plan.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
+    if plan.compile == "on" and plan.engine != "fast":
+        raise InputError("torch.compile applies to the fast engine only, not the reference engine")
+    if plan.encoder not in ENCODERS:
+        raise InputError(f"unknown encoder {plan.encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if plan.encode_preset not in X264_PRESETS:
+        raise InputError(f"unknown encoder preset {plan.encode_preset!r}; choose one of "
+                         f"{', '.join(X264_PRESETS)}")
+    if not (isinstance(plan.crf, int) and not isinstance(plan.crf, bool) and 0 <= plan.crf <= 51):
+        raise InputError(f"crf {plan.crf!r} must be a whole number between 0 and 51")
+    if not (isinstance(plan.cpu_cores, (int, float)) and math.isfinite(plan.cpu_cores)
+            and 0.125 <= plan.cpu_cores <= 64):
+        raise InputError(f"cpu cores {plan.cpu_cores!r} must be between 0.125 and 64")
     if plan.backend not in BACKENDS:
         raise InputError(f"unknown backend {plan.backend!r}; choose one of {', '.join(BACKENDS)}")
     wrong = [g.label for g in plan.gpus if g.backend != plan.backend]
