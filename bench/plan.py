@@ -18,13 +18,11 @@ from typing import Any, Mapping
 from bench.pricing import canonical_gpu
 from core.errors import InputError
 from core.job import (
-    COMPILE_MODES,
     DEFAULT_ENCODE_PRESET,
-    ENCODERS,
     ENGINES,
     PRECISIONS,
-    X264_PRESETS,
     Keyframe,
+    check_engine_settings,
     output_frame_count,
 )
 from core.resources import DEFAULT_CPU_CORES
@@ -189,17 +187,7 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"clip names must be unique; repeated: {', '.join(dupes)}")
     if not plan.gpus:
         raise InputError("the plan has no GPUs")
-    if plan.compile not in COMPILE_MODES:
-        raise InputError(f"unknown compile mode {plan.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
-    if plan.compile == "on" and plan.engine != "fast":
-        raise InputError("torch.compile applies to the fast engine only, not the reference engine")
-    if plan.encoder not in ENCODERS:
-        raise InputError(f"unknown encoder {plan.encoder!r}; choose one of {', '.join(ENCODERS)}")
-    if plan.encode_preset not in X264_PRESETS:
-        raise InputError(f"unknown encoder preset {plan.encode_preset!r}; choose one of "
-                         f"{', '.join(X264_PRESETS)}")
-    if not (isinstance(plan.crf, int) and not isinstance(plan.crf, bool) and 0 <= plan.crf <= 51):
-        raise InputError(f"crf {plan.crf!r} must be a whole number between 0 and 51")
+    check_engine_settings(plan.engine, plan.compile, plan.encoder, plan.encode_preset, plan.crf)
     if not (isinstance(plan.cpu_cores, (int, float)) and math.isfinite(plan.cpu_cores)
             and 0.125 <= plan.cpu_cores <= 64):
         raise InputError(f"cpu cores {plan.cpu_cores!r} must be between 0.125 and 64")
