@@ -137,7 +137,8 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
                output_width=plan.output_width, output_height=plan.output_height, fps=plan.fps,
                trim_start=run.clip_start, trim_end=run.clip_end, model=plan.model,
                engine=plan.engine, precision=plan.precision, batch_size=plan.batch_size,
-               device=device, weights=plan.weights)
+               device=device, weights=plan.weights, compile=plan.compile, encoder=plan.encoder,
+               encode_preset=plan.encode_preset, crf=plan.crf)
 
 
 def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:

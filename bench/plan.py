@@ -17,8 +17,15 @@ from typing import Any, Mapping
 
 from bench.pricing import canonical_gpu
 from core.errors import InputError
-from core.job import ENGINES, PRECISIONS, Keyframe, output_frame_count
-from core.resources import DEFAULT_SCALEDOWN_WINDOW_SECONDS
+from core.job import (
+    DEFAULT_ENCODE_PRESET,
+    ENGINES,
+    PRECISIONS,
+    Keyframe,
+    check_engine_settings,
+    output_frame_count,
+)
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from workers.catalog import get_model_spec
 
 BACKENDS = ("local", "modal")
@@ -128,6 +135,17 @@ class Plan:
     """Frames per model call (fast engine)."""
     weights: str = "auto"
     """'auto', 'random' (timing-only) or a path to a .pth file."""
+    compile: str = "off"
+    """torch.compile in the fast engine: 'off', 'on' or 'auto' (core.job.COMPILE_MODES)."""
+    encoder: str = "libx264"
+    """H.264 encoder: 'libx264', 'nvenc' or 'auto' (core.job.ENCODERS)."""
+    encode_preset: str = DEFAULT_ENCODE_PRESET
+    """Encoder speed preset (core.job.X264_PRESETS)."""
+    crf: int = 18
+    """Constant quality of the encoder (0..51)."""
+    cpu_cores: float = DEFAULT_CPU_CORES
+    """CPU cores of each Modal container (billed apart from the GPU); local runs use what the
+    machine gives and record it per run."""
     container_reuse: str = "sequential"
     """Modal: how runs share containers (CONTAINER_REUSE); stored with the experiment."""
     scaledown_window_seconds: int = DEFAULT_SCALEDOWN_WINDOW_SECONDS
@@ -185,6 +203,10 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"clip names must be unique; repeated: {', '.join(dupes)}")
     if not plan.gpus:
         raise InputError("the plan has no GPUs")
+    check_engine_settings(plan.engine, plan.compile, plan.encoder, plan.encode_preset, plan.crf)
+    if not (isinstance(plan.cpu_cores, (int, float)) and math.isfinite(plan.cpu_cores)
+            and 0.125 <= plan.cpu_cores <= 64):
+        raise InputError(f"cpu cores {plan.cpu_cores!r} must be between 0.125 and 64")
     if plan.backend not in BACKENDS:
         raise InputError(f"unknown backend {plan.backend!r}; choose one of {', '.join(BACKENDS)}")
     wrong = [g.label for g in plan.gpus if g.backend != plan.backend]

@@ -416,3 +416,20 @@ def test_weights_cache_commits_only_on_change(tmp_path: Path) -> None:
     broken = WeightsCache(Broken(), tmp_path)
     (tmp_path / "y.pth").write_bytes(b"whole")
     assert not broken.commit_if_changed()  # logged, not raised
+
+
+def test_the_plans_cpu_cores_reach_with_options_and_the_run(token: None) -> None:
+    from bench.plan import build_plan
+
+    plan = build_plan("e6", cpu_cores=8, scaledown_window_seconds=30, container_reuse="parallel")
+    policy = ContainerPolicy.of(plan)
+    assert policy == ContainerPolicy("parallel", 30, 900.0, 8.0)
+    clock = Clock()
+    sdk = FakeModal(lambda spawned: _result(spawned.job, clock.now + 2, clock.now + 9, 4.0, True))
+    sink = Sink()
+    ModalBackend(poll_interval=0.0, sdk=sdk, clock=clock, policy=policy).execute(
+        [Submission("r", tiny_job("r"), "L4")], sink)
+    (options,) = [c.kwargs for c in sdk.of("Cls.with_options")]
+    assert options == {"gpu": "L4", "cpu": 8.0, "memory": 16384, "scaledown_window": 30}
+    (done,) = sink.of("finished")
+    assert done[2].result.cpu_cores == 8.0  # billed at least the 8 cores asked for

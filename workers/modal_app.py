@@ -114,7 +114,8 @@ class ContainerFacts:
     """Unix time the container's process started (boot, before @modal.enter and its imports);
     Modal bills from about here."""
     cpu_request: float | None = None
-    """CPU cores the container asked for (billed at least this)."""
+    """CPU cores of the class's default request (the client records what it asked with_options
+    for, the plan's cores); billed at least the request."""
     memory_request_gib: float | None = None
     """Memory the container asked for, GiB (billed at least this)."""
     cpu_used_cores: float | None = None
@@ -321,12 +322,13 @@ def peak_memory_gib() -> float:
 
 
 def container_options(gpu: str, scaledown_window: int = SCALEDOWN_WINDOW_SECONDS,
-                      max_containers: int | None = None) -> dict[str, Any]:
+                      max_containers: int | None = None,
+                      cpu: float = CONTAINER_CPU) -> dict[str, Any]:
     """The keyword arguments of `Upscaler.with_options(...)` for one GPU of a plan: the GPU, and
-    always this container's cpu and memory (with gpu alone modal 1.6.4 sends cpu 0 and memory 0:
-    see the module docstring), the plan's scaledown window and, for sequential reuse, at most one
-    container. Raises nothing."""
-    options: dict[str, Any] = {"gpu": gpu, "cpu": CONTAINER_CPU, "memory": CONTAINER_MEMORY_MIB,
+    always the container's cpu (the plan's cores) and memory (with gpu alone modal 1.6.4 sends cpu
+    0 and memory 0: see the module docstring), the plan's scaledown window and, for sequential
+    reuse, at most one container. Raises nothing."""
+    options: dict[str, Any] = {"gpu": gpu, "cpu": float(cpu), "memory": CONTAINER_MEMORY_MIB,
                                "scaledown_window": int(scaledown_window)}
     if max_containers is not None:
         options["max_containers"] = int(max_containers)

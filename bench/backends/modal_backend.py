@@ -32,7 +32,7 @@ from bench.backends.modal_results import billed_seconds, finished_from_result
 from bench.plan import DEFAULT_QUEUE_WAIT_LIMIT_SECONDS, Plan
 from core.errors import BackendError, UserError, one_line
 from core.job import Job, Progress, WarmShape
-from core.resources import DEFAULT_SCALEDOWN_WINDOW_SECONDS
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from workers.modal_app import (
     APP_NAME,
     CLASS_NAME,
@@ -62,12 +62,14 @@ class ContainerPolicy:
     """Seconds an idle container stays up (with_options scaledown_window)."""
     queue_wait_limit: float = DEFAULT_QUEUE_WAIT_LIMIT_SECONDS
     """Seconds a run may wait for its GPU before its call is cancelled."""
+    cpu_cores: float = DEFAULT_CPU_CORES
+    """CPU cores each container asks for (with_options cpu), billed at least this."""
 
     @classmethod
     def of(cls, plan: Plan) -> "ContainerPolicy":
         """The policy a plan asks for. Raises nothing."""
         return cls(plan.container_reuse, plan.scaledown_window_seconds,
-                   float(plan.queue_wait_limit_seconds))
+                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,8 +374,8 @@ class ModalBackend:
         if self._cls is None:
             self._cls = self.sdk.Cls.from_name(self.app_name, CLASS_NAME)
         one = 1 if self.policy.reuse == "sequential" else None
-        upscaler = self._cls.with_options(**container_options(gpu, self.policy.scaledown_window,
-                                                              max_containers=one))
+        upscaler = self._cls.with_options(**container_options(
+            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores))
         call = upscaler(**upscaler_params(job)).run.spawn(job.to_dict())
         if abandoned.is_set():
             call.cancel()
@@ -411,7 +413,8 @@ class ModalBackend:
         now = self.clock()
         wall = None if item.submitted_at is None else now - item.submitted_at
         try:
-            outcome = finished_from_result(item.run_id, value, wall, item.submitted_at)
+            outcome = finished_from_result(item.run_id, value, wall, item.submitted_at,
+                                           cpu_request=self.policy.cpu_cores)
         except BackendError as exc:
             sink.failed(item.run_id, one_line(exc))
             return

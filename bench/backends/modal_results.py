@@ -47,11 +47,13 @@ def queue_wait_seconds(result: JobResult, facts: ContainerFacts,
 
 
 def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | None,
-                         submitted_at: float | None = None) -> Finished:
+                         submitted_at: float | None = None,
+                         cpu_request: float | None = None) -> Finished:
     """Build Finished from what Upscaler.run returned (JobResult dict + ContainerFacts).
 
     The device name becomes nvidia-smi's when the container reported one; the worker start
-    becomes the container's boot; cpu_cores the container's request; the queue wait (spawn to
+    becomes the container's boot; cpu_cores the container's request (cpu_request, what the client
+    asked with_options for, else what the container says it was built with); the queue wait (spawn to
     container start, when submitted_at is known) becomes the 'queue_wait' stage; a compile done in
     @modal.enter is added to the cold run's 'compile' stage. Without a client wall time (a
     resumed call whose submission time is unknown) the billed seconds stand in. Raises
@@ -72,8 +74,9 @@ def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | No
         changes["device_name"] = facts.gpu_name_nvidia_smi
     if booted_at(facts) is not None:
         changes["worker_started_at"] = booted_at(facts)
-    if facts.cpu_request is not None:
-        changes["cpu_cores"] = facts.cpu_request
+    request = cpu_request if cpu_request is not None else facts.cpu_request
+    if request is not None:
+        changes["cpu_cores"] = float(request)
     stages = dict(result.stages)
     if facts.cold and facts.compile_seconds:  # compiled in @modal.enter, before this first job
         stages["compile"] = stages.get("compile", 0.0) + facts.compile_seconds

@@ -15,7 +15,7 @@ from bench.commands.common import add_db_option, db_path
 from bench.liveness import recover_gone_runs
 from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
 from core.errors import UserError, one_line
-from core.job import ENGINES
+from core.job import COMPILE_MODES, DEFAULT_ENCODE_PRESET, ENCODERS, ENGINES, X264_PRESETS
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
     parser.add_argument("--precision", default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                        help="torch.compile (fast engine): off, on, or auto (when a clip repays it)")
+    parser.add_argument("--encoder", choices=ENCODERS, default=None, help="libx264, nvenc or auto")
+    parser.add_argument("--preset-encode", dest="encode_preset", choices=X264_PRESETS, default=None,
+                        help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
+    parser.add_argument("--crf", type=int, default=None, help="encoder constant quality (default 18)")
+    parser.add_argument("--cpu", dest="cpu_cores", type=float, default=None,
+                        help="CPU cores per Modal container (default 4; billed apart)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--basis", choices=sorted(BASES), default=DEFAULT_BASIS,
                         help="costs the verdict judges: steady (warm containers, default) or "
@@ -67,8 +75,9 @@ def main(args: argparse.Namespace) -> int:
     plan = build_plan(preset, backend=args.backend, gpus=args.gpus, clips=args.clips,
                       source=args.source, model=args.model, engine=args.engine,
                       repeats=args.repeats, weights=args.weights, precision=args.precision,
-                      batch_size=args.batch_size, container_reuse=args.reuse,
-                      scaledown_window_seconds=args.scaledown_window,
+                      batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
+                      encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
+                      container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
                       queue_wait_limit_seconds=args.queue_wait_limit)
     prices = load_prices()
     db = Database(db_path(args))
