@@ -18,6 +18,8 @@ COMMANDS = {
     "export": "export an experiment as E6 JSON or markdown findings",
     "import": "import an E6-format results file as a new experiment",
     "history": "list stored experiments and runs",
+    "doctor": "check the Modal token, R2 secret, deployed code version, bucket and weights volume",
+    "reconcile": "compare an experiment's computed bill with Modal's billing report",
 }
 
 

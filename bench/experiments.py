@@ -1,6 +1,7 @@
 """Stored experiments, read once for everyone: an experiment record's Plan and PriceTable (the
-orchestrator runs from them), its runs as analysis Measurements, and the analysis of an experiment
-or of any selection of runs (the CLI, the Run page and the Compare page).
+orchestrator runs from them), its runs as analysis Measurements, its bill (bench.billing), and the
+analysis of an experiment or of any selection of runs (the CLI, the Run page and the Compare page)
+on either cost basis: steady state (the default) or this experiment's bill.
 
 Runs are read as the store hands them out: rows of store.runs.list_runs (a DataFrame, or the same
 columns as mappings), turned into Measurements in one step; nothing is renamed on the way.
@@ -15,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse, gpu_order
+from bench.billing import BASES, DEFAULT_BASIS, ExperimentBill, experiment_bill
 from bench.e6 import DEFAULT_FPS
 from bench.formatting import as_finite as _number
 from bench.formatting import repeat_label
@@ -22,6 +24,7 @@ from bench.plan import Plan, candidate_label
 from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu, gpu_for_device
 from core.errors import InputError
 from core.jsonsafe import json_safe
+from core.resources import DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
 from store.db import Database
@@ -125,15 +128,27 @@ def run_records(runs: Runs) -> list[dict[str, Any]]:
     return [{k: json_safe(v) for k, v in row.items()} for row in rows]
 
 
-def measurements_from_runs(runs: Runs, prices: PriceTable = DEFAULT_PRICES) -> list[Measurement]:
+COST_SECONDS = ("billed_seconds", "total_seconds", "client_wall_seconds")
+"""The columns a run's stored cost_gpu/cost_all_in were computed from, first known wins."""
+
+
+def measurements_from_runs(runs: Runs, prices: PriceTable = DEFAULT_PRICES,
+                           basis: str = DEFAULT_BASIS,
+                           billed: Mapping[str, float] | None = None) -> list[Measurement]:
     """One Measurement per stored run, read off its columns.
 
-    seconds: billed_seconds, else total_seconds, else client_wall_seconds. rate ($/s), first known
-    of: the table's rate of price_gpu; of the card matching device_name; of the gpu label itself
-    (Modal runs); cost_gpu / seconds (e.g. CPU runs priced by core-seconds). all_in_rate:
-    cost_all_in / seconds when both are known.
+    seconds on the 'steady' basis: steady_seconds (the job on a warm worker), else as stored for
+    the cost (COST_SECONDS: billed, total, client wall; older rows and imports). On the 'billed'
+    basis: `billed` {run id: seconds} (bench.billing's run_seconds: the job plus its share of its
+    container's boot, idle and tail), else COST_SECONDS. rate ($/s), first known of: the table's
+    rate of price_gpu; of the card matching device_name; of the gpu label itself (Modal runs);
+    cost_gpu / seconds (e.g. CPU runs priced by core-seconds). all_in_rate: cost_all_in over the
+    seconds it was computed from.
 
-    Raises InputError when a run has no gpu/clip, or a succeeded run has no price."""
+    Raises InputError for an unknown basis, a run without gpu/clip, or a succeeded run without
+    a price."""
+    if basis not in BASES:
+        raise InputError(f"unknown cost basis {basis!r}; choose one of {', '.join(BASES)}")
     out = []
     for i, run in enumerate(run_records(runs)):
         gpu, clip = run.get("gpu"), run.get("clip")
@@ -142,8 +157,12 @@ def measurements_from_runs(runs: Runs, prices: PriceTable = DEFAULT_PRICES) -> l
         status = str(run.get("status") or "unknown")
         frames = _int(run.get("frames_out")) if status == "succeeded" else 0
         frames = frames or _int(run.get("frames_expected"))
-        seconds = _first_number(run, ("billed_seconds", "total_seconds", "client_wall_seconds"))
-        rate = _rate(run, seconds, prices)
+        cost_seconds = _first_number(run, COST_SECONDS)
+        if basis == "steady":
+            seconds = _first_number(run, ("steady_seconds", *COST_SECONDS))
+        else:
+            seconds = _number((billed or {}).get(str(run.get("id")))) or cost_seconds
+        rate = _rate(run, cost_seconds, prices)
         if rate is None:
             if status == "succeeded":
                 raise InputError(f"run of {gpu} on {clip} has no price: give its card "
@@ -159,7 +178,7 @@ def measurements_from_runs(runs: Runs, prices: PriceTable = DEFAULT_PRICES) -> l
             gpu=str(gpu), clip=str(clip), frames=frames, seconds=seconds, status=status, rate=rate,
             repeat=_int(run.get("repeat_index")), cold=bool(run.get("cold")),
             error=str(error) if error else None,
-            all_in_rate=(all_in / seconds) if all_in is not None and seconds else None,
+            all_in_rate=(all_in / cost_seconds) if all_in is not None and cost_seconds else None,
         ))
     return out
 
@@ -224,6 +243,25 @@ def short_id(run_id: Any) -> str:
     return str(run_id or "")[:8]
 
 
+# --------------------------------------------------------------------------- the bill
+
+
+def bill_of(experiment: ExperimentRow | None, runs: Runs,
+            prices: PriceTable | None = None) -> ExperimentBill:
+    """The bill of an experiment's runs (bench.billing): a Modal experiment's containers idle its
+    plan's scaledown window after their last job; local worker processes exit when done (no
+    tail). Raises InputError for a malformed stored price table or window."""
+    prices = prices or prices_of(experiment)
+    plan = plan_dict(experiment)
+    modal = experiment is not None and experiment.backend == "modal"
+    window = _number(plan.get("scaledown_window_seconds"))
+    window = (DEFAULT_SCALEDOWN_WINDOW_SECONDS if window is None else window) if modal else 0.0
+    reuse = plan.get("container_reuse") if modal else None
+    return experiment_bill(run_records(runs), prices,
+                           lambda run: _rate(run, _first_number(run, COST_SECONDS), prices),
+                           window, reuse)
+
+
 # --------------------------------------------------------------------------- the analysis
 
 
@@ -256,12 +294,15 @@ def analyse_measurements(experiment: ExperimentRow | None, measurements: Sequenc
 
 
 def analyse_runs(experiment: ExperimentRow | None, runs: Runs,
-                 tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
-    """The analysis of stored runs, priced by the experiment's price table.
+                 tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS) -> Analysis:
+    """The analysis of stored runs, priced by the experiment's price table, on a cost basis
+    (BASES: 'steady' or 'billed').
 
-    Raises InputError when no run succeeded, a succeeded run has no price, or the tolerance is
-    bad."""
-    measurements = measurements_from_runs(runs, prices_of(experiment))
+    Raises InputError for an unknown basis, when no run succeeded, a succeeded run has no price,
+    or the tolerance is bad."""
+    prices = prices_of(experiment)
+    billed = bill_of(experiment, runs, prices).run_seconds if basis == "billed" else None
+    measurements = measurements_from_runs(runs, prices, basis, billed)
     return analyse_measurements(experiment, measurements, tolerance)
 
 
@@ -269,19 +310,20 @@ Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
 """(the analysis or None, why there is none, the runs analysed)."""
 
 
-def analyse_experiment(db: Database, experiment_id: str,
-                       tolerance: float = DEFAULT_TOLERANCE) -> Outcome:
-    """(analysis or None, why not, runs) of one experiment; runs of different models/engines are
-    told apart as in label_variants. Raises InputError for an unknown id, StorageError."""
+def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFAULT_TOLERANCE,
+                       basis: str = DEFAULT_BASIS) -> Outcome:
+    """(analysis or None, why not, runs) of one experiment on a cost basis; runs of different
+    models/engines are told apart as in label_variants. Raises InputError for an unknown id,
+    StorageError."""
     experiment = load_experiment(db, experiment_id)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if runs.empty:
         return None, "this experiment has no runs", runs
-    return (*_analysed(experiment, runs, tolerance), runs)
+    return (*_analysed(experiment, runs, tolerance, basis), runs)
 
 
-def analyse_selection(db: Database, run_ids: Sequence[str],
-                      tolerance: float = DEFAULT_TOLERANCE) -> Outcome:
+def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = DEFAULT_TOLERANCE,
+                      basis: str = DEFAULT_BASIS) -> Outcome:
     """(analysis or None, why not, runs) of a selection of runs, possibly from several
     experiments. The last run's experiment supplies the plan (baseline GPU, fps) and price table.
     Raises StorageError."""
@@ -289,12 +331,12 @@ def analyse_selection(db: Database, run_ids: Sequence[str],
     if runs.empty:
         return None, "none of the selected runs is in the database any more", runs
     experiment = load_experiment(db, str(runs["experiment_id"].iloc[-1]))
-    return (*_analysed(experiment, runs, tolerance), runs)
+    return (*_analysed(experiment, runs, tolerance, basis), runs)
 
 
-def _analysed(experiment: ExperimentRow, runs: pd.DataFrame,
-              tolerance: float) -> tuple[Analysis | None, str | None]:
+def _analysed(experiment: ExperimentRow, runs: pd.DataFrame, tolerance: float,
+              basis: str = DEFAULT_BASIS) -> tuple[Analysis | None, str | None]:
     try:
-        return analyse_runs(experiment, label_variants(run_records(runs)), tolerance), None
+        return analyse_runs(experiment, label_variants(run_records(runs)), tolerance, basis), None
     except InputError as exc:
         return None, str(exc)

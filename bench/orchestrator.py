@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
+from bench.billing import steady_seconds
 from bench.experiments import load_experiment, plan_of, prices_of
 from bench.plan import (
     DEMO_SOURCE,
@@ -33,6 +34,7 @@ from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
 from core.errors import BackendError, InputError, UserError, one_line
 from core.job import Job, Progress
 from core.paths import run_log_path
+from core.resources import DEFAULT_CPU_CORES
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
@@ -135,8 +137,10 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
                output_key=output_key(run.experiment_id, run.id), keyframes=plan.keyframes,
                output_width=plan.output_width, output_height=plan.output_height, fps=plan.fps,
                trim_start=run.clip_start, trim_end=run.clip_end, model=run.model or plan.model,
-               engine=run.engine or plan.engine, precision=plan.precision, batch_size=plan.batch_size,
-               device=device, weights=plan.weights)
+               engine=run.engine or plan.engine, precision=plan.precision,
+               batch_size=plan.batch_size, device=device, weights=plan.weights,
+               compile=plan.compile, encoder=plan.encoder,
+               encode_preset=plan.encode_preset, crf=plan.crf)
 
 
 def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:
@@ -185,11 +189,22 @@ class StoreSink(EventSink):
         if result.ok:
             rate = run_rate(self.price_cards.get(outcome.run_id), result.device_name, self.prices)
             cost_gpu = outcome.billed_seconds * rate
-            cost_all_in = outcome.billed_seconds * (rate + self.prices.container_rate())
+            if outcome.memory_gib is None:  # no container request (local): the catalog's size
+                container = self.prices.container_rate()
+            else:  # Modal bills CPU and memory at the larger of request and use
+                container = self.prices.container_rate(
+                    max(result.cpu_cores or DEFAULT_CPU_CORES, outcome.cpu_used_cores or 0.0),
+                    max(outcome.memory_gib, outcome.peak_memory_gib or 0.0))
+            cost_all_in = outcome.billed_seconds * (rate + container)
+        steady = outcome.steady_seconds
+        if steady is None and result.ok:
+            steady = steady_seconds(result)
         store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
             status=result.status, error=result.error, result=result, cold=outcome.cold,
             client_wall_seconds=outcome.client_wall_seconds, billed_seconds=outcome.billed_seconds,
-            cost_gpu=cost_gpu, cost_all_in=cost_all_in))
+            cost_gpu=cost_gpu, cost_all_in=cost_all_in, steady_seconds=steady,
+            cpu_used_cores=outcome.cpu_used_cores, peak_memory_gib=outcome.peak_memory_gib,
+            memory_gib=outcome.memory_gib))
         self.listener(RunEvent(outcome.run_id, result.status, frames_done=result.frames_out,
                                frames_total=result.frames_out, error=result.error))
 
@@ -198,16 +213,17 @@ class StoreSink(EventSink):
         self.listener(RunEvent(run_id, "failed", error=reason))
 
 
-def make_backend(name: str, storage_config: StorageConfig) -> Backend:
-    """The backend called name. Raises InputError for an unknown one."""
+def make_backend(name: str, storage_config: StorageConfig, plan: Plan | None = None) -> Backend:
+    """The backend called name (Modal with the plan's container reuse, scaledown window and
+    queue-wait limit). Raises InputError for an unknown one."""
     if name == "local":
         from bench.backends.local import LocalBackend
 
         return LocalBackend(functools.partial(open_object_store, storage_config))
     if name == "modal":
-        from bench.backends.modal_backend import ModalBackend
+        from bench.backends.modal_backend import ContainerPolicy, ModalBackend
 
-        return ModalBackend()
+        return ModalBackend(policy=ContainerPolicy.of(plan) if plan is not None else None)
     raise InputError(f"unknown backend {name!r}; choose local or modal")
 
 
@@ -220,7 +236,7 @@ def preflight(plan: Plan, storage_config: StorageConfig, backend: Backend | None
         raise BackendError("Modal workers read and write Cloudflare R2: set R2_ENDPOINT_URL, "
                            "R2_BUCKET, R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (or [r2] in "
                            ".streamlit/secrets.toml)")
-    backend = backend or make_backend(plan.backend, storage_config)
+    backend = backend or make_backend(plan.backend, storage_config, plan)
     backend.preflight([g.label for g in plan.gpus])
 
 
@@ -263,7 +279,7 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     storage_config = storage_config or load_storage_config()
     experiment = load_experiment(db, experiment_id)
     plan, prices = plan_of(experiment), prices_of(experiment)
-    backend = backend or make_backend(plan.backend, storage_config)
+    backend = backend or make_backend(plan.backend, storage_config, plan)
     queued = [store_runs.get_run(db, rid) for rid in
               store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)

@@ -24,10 +24,26 @@ from typing import Any, Mapping
 
 from bench.pricing import canonical_gpu
 from core.errors import InputError
-from core.job import ENGINES, PRECISIONS, Keyframe, output_frame_count
+from core.job import (
+    DEFAULT_ENCODE_PRESET,
+    ENGINES,
+    PRECISIONS,
+    Keyframe,
+    check_engine_settings,
+    output_frame_count,
+)
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from workers.catalog import get_model_spec
 
 BACKENDS = ("local", "modal")
+CONTAINER_REUSE = ("sequential", "parallel")
+"""How a Modal plan's runs share containers: 'sequential' runs the runs of one GPU one after
+another on one warm container (at most one container per GPU); 'parallel' spawns every run at
+once and lets Modal start as many containers as it likes (each one cold, each with its idle tail)."""
+SCALEDOWN_WINDOW_RANGE = (2, 3600)
+"""Seconds Modal accepts as a scaledown window (modal/_functions.py checks 2 <= window <= 3600)."""
+DEFAULT_QUEUE_WAIT_LIMIT_SECONDS = 15 * 60.0
+"""How long a Modal run may wait for its GPU before the call is cancelled and the run fails."""
 
 E6_SOURCE = "modal_test/test_videos/wcfc-carlsbad-trimmed.mp4"
 """Source of the original experiment (a key in the object store)."""
@@ -159,6 +175,25 @@ class Plan:
     """Frames per model call (fast engine)."""
     weights: str = "auto"
     """'auto', 'random' (timing-only) or a path to a .pth file."""
+    compile: str = "off"
+    """torch.compile in the fast engine: 'off', 'on' or 'auto' (core.job.COMPILE_MODES)."""
+    encoder: str = "libx264"
+    """H.264 encoder: 'libx264', 'nvenc' or 'auto' (core.job.ENCODERS)."""
+    encode_preset: str = DEFAULT_ENCODE_PRESET
+    """Encoder speed preset (core.job.X264_PRESETS)."""
+    crf: int = 18
+    """Constant quality of the encoder (0..51)."""
+    cpu_cores: float = DEFAULT_CPU_CORES
+    """CPU cores of each Modal container (billed apart from the GPU); local runs use what the
+    machine gives and record it per run."""
+    container_reuse: str = "sequential"
+    """Modal: how runs share containers (CONTAINER_REUSE); stored with the experiment."""
+    scaledown_window_seconds: int = DEFAULT_SCALEDOWN_WINDOW_SECONDS
+    """Modal: seconds an idle container stays up, billed, after its last run; stored with the
+    experiment, it is every container's idle tail in the bill."""
+    queue_wait_limit_seconds: float = DEFAULT_QUEUE_WAIT_LIMIT_SECONDS
+    """Modal: seconds a run may wait for a GPU (spawn to a sign of life) before it is cancelled
+    and fails with 'no <GPU> capacity within ...'."""
     variants: tuple[Variant, ...] = ()
     """Model x engine settings compared on every GPU; empty means the one of model and engine
     (when given, the first is model and engine: the baseline's)."""
@@ -230,6 +265,10 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"clip names must be unique; repeated: {', '.join(dupes)}")
     if not plan.gpus:
         raise InputError("the plan has no GPUs")
+    check_engine_settings(plan.engine, plan.compile, plan.encoder, plan.encode_preset, plan.crf)
+    if not (isinstance(plan.cpu_cores, (int, float)) and math.isfinite(plan.cpu_cores)
+            and 0.125 <= plan.cpu_cores <= 64):
+        raise InputError(f"cpu cores {plan.cpu_cores!r} must be between 0.125 and 64")
     if plan.backend not in BACKENDS:
         raise InputError(f"unknown backend {plan.backend!r}; choose one of {', '.join(BACKENDS)}")
     wrong = [g.label for g in plan.gpus if g.backend != plan.backend]
@@ -264,6 +303,18 @@ def validate_plan(plan: Plan) -> None:
         raise InputError(f"output size {plan.output_width}x{plan.output_height} must be positive")
     if not plan.weights:
         raise InputError("weights must be 'auto', 'random' or a path")
+    if plan.container_reuse not in CONTAINER_REUSE:
+        raise InputError(f"unknown container reuse {plan.container_reuse!r}; choose one of "
+                         f"{', '.join(CONTAINER_REUSE)}")
+    low, high = SCALEDOWN_WINDOW_RANGE
+    window = plan.scaledown_window_seconds
+    if not (isinstance(window, int) and not isinstance(window, bool) and low <= window <= high):
+        raise InputError(f"scaledown window {window!r} must be a whole number of seconds from "
+                         f"{low} to {high}")
+    limit = plan.queue_wait_limit_seconds
+    if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
+            and limit > 0):
+        raise InputError(f"queue-wait limit {limit!r} must be a positive number of seconds")
     times = [k.time for k in plan.keyframes]
     if times != sorted(set(times)):
         raise InputError("keyframe times must be increasing, without duplicates")
@@ -393,11 +444,13 @@ def build_plan(preset: str | None = None, **overrides: Any) -> Plan:
     values["gpus"] = _gpus(values["gpus"], backend)
     values["keyframes"] = tuple(k if isinstance(k, Keyframe) else Keyframe.from_dict(k)
                                 for k in values["keyframes"])
-    for key in ("repeats", "batch_size", "output_width", "output_height"):
+    for key in ("repeats", "batch_size", "output_width", "output_height",
+                "scaledown_window_seconds"):
         if values.get(key) is not None:
             values[key] = _whole(values[key], key)
-    if "fps" in values:
-        values["fps"] = _number(values["fps"], "fps")
+    for key in ("fps", "queue_wait_limit_seconds"):
+        if key in values:
+            values[key] = _number(values[key], key)
     return Plan(**values)
 
 

@@ -12,11 +12,13 @@ import datetime as dt
 from typing import Any, Mapping, Sequence
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, gpu_order
+from bench.billing import ExperimentBill
 from bench.e6 import E6File, E6Result, dump_e6, measurements_from_e6
 from bench.experiments import (
     Runs,
     analyse_measurements,
     analyse_runs,
+    bill_of,
     load_experiment,
     measurements_from_runs,
     plan_candidates,
@@ -48,7 +50,9 @@ RUN_FIELDS = ("run_id", "gpu", "clip", "repeat_index", "status", "error", "cold"
               "client_wall_seconds", "cost_gpu", "cost_all_in", "fps", "upscale_fps", "stages",
               "fidelity", "model", "engine", "precision", "weights_provenance", "weights_sha256",
               "torch_version", "cuda_version", "output_width", "output_height", "started_at",
-              "finished_at")
+              "finished_at", "queue_wait_seconds", "steady_seconds", "container_id",
+              "container_started_at", "job_started_at", "job_finished_at", "cpu_cores",
+              "cpu_used_cores", "memory_gib", "peak_memory_gib")
 """Run fields copied into the export's per-run section."""
 FIDELITY_COLUMNS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "fidelity_frames")
 """Run columns gathered into a run's 'fidelity' object."""
@@ -65,7 +69,8 @@ def export_experiment(db: Database, experiment_id: str, fmt: str) -> dict[str, A
     if fmt == "json":
         return experiment_to_e6(experiment, runs)
     if fmt == "md":
-        return findings_markdown(analyse_runs(experiment, runs), experiment)
+        return findings_markdown(analyse_runs(experiment, runs), experiment,
+                                 bill=bill_of(experiment, runs))
     raise InputError(f"unknown export format {fmt!r}; choose json or md")
 
 
@@ -122,6 +127,8 @@ def experiment_to_e6(experiment: ExperimentRow, runs: Runs,
         "price_table": prices.to_dict(),
         "runs": [{k: v for k, v in run_json(run).items() if k in RUN_FIELDS}
                  for run in records],
+        # Steady state (warm containers) beside this experiment's bill (container lifetimes).
+        "bill": bill_of(experiment, records, prices).to_dict(),
     }
     if analysis is not None:
         bench["analysis"] = analysis.to_dict()
@@ -165,10 +172,11 @@ def _timestamp(value: dt.datetime | str | None) -> str:
 
 
 def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = None,
-                      prices: PriceTable | None = None) -> str:
+                      prices: PriceTable | None = None, bill: ExperimentBill | None = None) -> str:
     """A findings section for an experiment log: context, a table per clip, the verdict, the cost
-    curves in words, cold and failed runs. `prices` defaults to the experiment's. Raises
-    InputError only for a malformed stored price table."""
+    curves in words, the bill (when given and something was billed), cold and failed runs.
+    `prices` defaults to the experiment's. Raises InputError only for a malformed stored price
+    table."""
     prices = prices or prices_of(experiment)
     title = (experiment.name or experiment.id) if experiment is not None else None
     lines = [f"## Findings{f': {title}' if title else ''}", ""]
@@ -207,6 +215,9 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
                      "more repeats would tell.")
     lines += ["", "### Cost curves", ""]
     lines += _curve_lines(analysis)
+    if bill is not None and bill.containers:
+        lines += ["", "### The bill", ""]
+        lines += bill_lines(bill)
     cold = [(s.clip, st) for s in analysis.summaries for st in s.stats if st.cold_runs]
     if cold:
         lines += ["", "### Cold starts", ""]
@@ -217,6 +228,29 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
         lines += [f"- {m.gpu} on {m.clip} ({repeat_label(m.repeat)}): {m.error or m.status}"
                   for m in analysis.failed]
     return "\n".join(lines) + "\n"
+
+
+def bill_lines(bill: ExperimentBill) -> list[str]:
+    """The bill in words, one line each: both costs and what separates them, then per GPU
+    (containers, queue wait). The CLI prints the same lines. Raises nothing."""
+    window = f"{bill.scaledown_window:g} s"
+    reuse = f", {bill.reuse} container reuse" if bill.reuse else ""
+    out = [f"- Steady state (warm containers): {format_cost(bill.steady_cost)}; this experiment's "
+           f"bill: {format_cost(bill.billed_cost)} (boots {format_cost(bill.boot_cost)}, idle "
+           f"between runs {format_cost(bill.idle_cost)}, scaledown tails "
+           f"{format_cost(bill.tail_cost)} at {window} each"
+           + (f", model loads inside jobs {format_cost(bill.in_job_overhead_cost)}"
+              if bill.in_job_overhead_cost > 0 else "") + f"{reuse}).",
+           f"- {len(bill.containers)} container(s), each a cold boot"
+           + (f"; {bill.unaccounted_runs} run(s) ran on no known container and are not in the "
+              f"bill" if bill.unaccounted_runs else "") + "."]
+    for g in bill.gpus:
+        wait = "" if g.queue_wait_median is None else \
+            f", queue wait median {g.queue_wait_median:.1f} s (max {g.queue_wait_max:.1f} s)"
+        boot = "" if g.boot_seconds is None else f", boot to first job {g.boot_seconds:.1f} s"
+        out.append(f"- {g.gpu}: {g.runs} run(s) on {g.containers} container(s){boot}{wait}; "
+                   f"steady {format_cost(g.steady_cost)}, billed {format_cost(g.billed_cost)}.")
+    return out
 
 
 def _curve_lines(analysis: Analysis) -> list[str]:

@@ -46,6 +46,23 @@ def output_frame_count(start: float, end: float, fps: float) -> int:
     return max(0, math.ceil((end - start) * fps - 1e-6))
 
 
+def check_engine_settings(engine: str, compile: str, encoder: str, encode_preset: str, crf: int) -> None:
+    """Check how a job (or every job of a plan) compiles and encodes. Raises InputError naming the
+    first bad value: an unknown compile mode, encoder or preset, compile 'on' with an engine other
+    than fast, or a crf that is not a whole number in 0..51."""
+    if compile not in COMPILE_MODES:
+        raise InputError(f"unknown compile mode {compile!r}; choose one of {', '.join(COMPILE_MODES)}")
+    if compile == "on" and engine != "fast":
+        raise InputError("torch.compile applies to the fast engine only, not the reference engine")
+    if encoder not in ENCODERS:
+        raise InputError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if encode_preset not in X264_PRESETS:
+        raise InputError(f"unknown encoder preset {encode_preset!r}; choose one of "
+                         f"{', '.join(X264_PRESETS)}")
+    if not (isinstance(crf, int) and not isinstance(crf, bool) and 0 <= crf <= 51):
+        raise InputError(f"crf {crf!r} must be a whole number between 0 and 51")
+
+
 @dataclass(frozen=True)
 class Keyframe:
     """A crop box that holds at one moment of the source; boxes between keyframes are interpolated."""
@@ -125,17 +142,7 @@ class Job:
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):  # wire format of schema 1: compile was a bool
             object.__setattr__(self, "compile", "on" if self.compile else "off")
-        if self.compile not in COMPILE_MODES:
-            raise InputError(f"unknown compile mode {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
-        if self.compile == "on" and self.engine != "fast":
-            raise InputError("torch.compile applies to the fast engine only, not the reference engine")
-        if self.encoder not in ENCODERS:
-            raise InputError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
-        if self.encode_preset not in X264_PRESETS:
-            raise InputError(f"unknown encoder preset {self.encode_preset!r}; choose one of "
-                             f"{', '.join(X264_PRESETS)}")
-        if not (isinstance(self.crf, int) and 0 <= self.crf <= 51):
-            raise InputError(f"crf {self.crf} must be a whole number between 0 and 51")
+        check_engine_settings(self.engine, self.compile, self.encoder, self.encode_preset, self.crf)
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.precision not in PRECISIONS:

@@ -5,3 +5,6 @@ DEFAULT_CPU_CORES = 4.0
 """CPU cores per worker container (decode and H.264 encode run beside the GPU)."""
 DEFAULT_MEMORY_GIB = 16.0
 """Memory per worker container, in GiB."""
+DEFAULT_SCALEDOWN_WINDOW_SECONDS = 120
+"""Seconds an idle worker container stays up (and billed) waiting for the next job, unless a plan
+says otherwise (Modal accepts 2 to 3600)."""

@@ -146,6 +146,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN container_id VARCHAR",
         "ALTER TABLE runs ADD COLUMN container_started_at DOUBLE",
     ),
+    # 3: what the bill needs per run: the job's span on the worker's clock, its steady-state
+    # seconds, and the CPU and memory it used against what its container requested.
+    (
+        "ALTER TABLE runs ADD COLUMN job_started_at DOUBLE",
+        "ALTER TABLE runs ADD COLUMN job_finished_at DOUBLE",
+        "ALTER TABLE runs ADD COLUMN steady_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN cpu_used_cores DOUBLE",
+        "ALTER TABLE runs ADD COLUMN peak_memory_gib DOUBLE",
+        "ALTER TABLE runs ADD COLUMN memory_gib DOUBLE",
+    ),
 )
 """Forward migrations: step N (1-based) takes the schema from version N-1 to N. Append only."""
 

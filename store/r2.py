@@ -1,8 +1,21 @@
 """Object storage on Cloudflare R2 (or any S3 API) through boto3.
 
 get() downloads into a local cache (data/cache/objects/<key>) and returns the path; put() uploads
-in parts above a size threshold; presigned_url() hands an object to a browser. Every failure is a
-StorageError with one line that names the bucket and key but never a credential.
+in parts above a size threshold; presigned_url() hands an object to a browser; check_bucket() asks
+for the bucket's head (the doctor's reachability check). Every failure is a StorageError with one
+line that names the bucket and key but never a credential.
+
+Integrity checksums: boto3/botocore >= 1.36 default to request_checksum_calculation
+'when_supported' (botocore/configprovider.py, DEFAULT_CONFIG_VARS). For an operation with a
+streaming body sent over https, botocore/httpchecksum.py resolve_request_checksum_algorithm then
+puts the CRC32 in a *trailer*, and _apply_request_trailer_checksum sends the body as
+`Content-Encoding: aws-chunked` with `X-Amz-Content-SHA256: STREAMING-UNSIGNED-PAYLOAD-TRAILER`
+(botocore/auth.py). Cloudflare R2 refuses that (NotImplemented / Unauthorized), so every upload of
+a live job would fail after its GPU time was paid. Over plain http botocore sends the checksum as
+a header instead, which is why tests against moto over http never saw it. CLIENT_CHECKSUMS below
+asks for checksums only where an operation requires them; s3transfer's
+TransferManager._add_operation_defaults then adds no ChecksumAlgorithm to uploads either, and every
+PUT and UploadPart is a plain SigV4-signed request with the payload's sha256.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from core.errors import StorageError
@@ -36,6 +50,13 @@ CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 """SigV4 presigned URLs live at most a week."""
+CLIENT_CHECKSUMS = {"request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required"}
+"""botocore Config settings that keep uploads plain signed requests (no aws-chunked streaming
+trailer, which R2 rejects) and downloads free of checksum-mode requests; see the module docstring.
+A Config argument outranks AWS_REQUEST_CHECKSUM_CALCULATION in the environment and config file."""
+R2_REFUSED_CODES = {"NotImplemented", "Unauthorized"}
+"""What R2 answers to a request it does not support, e.g. a streaming-trailer upload."""
 
 
 class R2Store:
@@ -72,6 +93,7 @@ class R2Store:
                     connect_timeout=connect_timeout,
                     read_timeout=read_timeout,
                     retries={"max_attempts": max_attempts, "mode": "standard"},
+                    **CLIENT_CHECKSUMS,
                 ),
             )
         except (BotoCoreError, ValueError) as exc:
@@ -146,6 +168,23 @@ class R2Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "presign", key) from None
 
+    def check_bucket(self) -> None:
+        """HEAD the bucket: returns when it exists and these credentials may use it. Raises
+        StorageError (no such bucket, credentials refused, unreachable) with one line."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise StorageError(f"R2 has no bucket {self.bucket} at {self.endpoint_url}: create "
+                                   f"it in the Cloudflare dashboard or fix R2_BUCKET") from None
+            if _code(exc) in ("403", "Forbidden"):
+                raise StorageError(f"R2 refused access to bucket {self.bucket} (403): wrong "
+                                   f"R2_ACCESS_KEY_ID/R2_SECRET_ACCESS_KEY, or the token lacks "
+                                   f"Object Read & Write on this bucket") from None
+            raise self._error(exc, "bucket check", "") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "bucket check", "") from None
+
     def delete(self, key: str) -> None:
         """Remove the object at key (no error if it is absent). Raises StorageError."""
         try:
@@ -183,25 +222,36 @@ class R2Store:
         if isinstance(exc, S3UploadFailedError):  # wraps the ClientError of the failed part
             cause = exc.__context__ or exc.__cause__ or exc
         where = f"bucket {self.bucket}"
+        of = f" of {key!r}" if key else ""
         if isinstance(cause, ClientError):
             code = _code(cause)
             if code in CREDENTIAL_CODES:
                 text = f"R2 rejected the credentials ({code}) for {where}: check R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY"
             elif code in ("AccessDenied", "403", "Forbidden"):
-                text = f"R2 denied the {action} of {key!r} in {where} ({code}): wrong credentials or no permission"
+                text = f"R2 denied the {action}{of} in {where} ({code}): wrong credentials or no permission"
             elif code in MISSING_CODES:
                 text = f"no object at {key!r} in R2 {where}"
             elif code == "NoSuchBucket":
                 text = f"R2 has no bucket {self.bucket} at {self.endpoint_url}"
+            elif code in R2_REFUSED_CODES:
+                text = (f"R2 refused the {action}{of} in {where} ({code}): R2 accepts only "
+                        f"plain signed requests, not aws-chunked bodies with a streaming checksum "
+                        f"trailer; this client asks for none (CLIENT_CHECKSUMS), so check that "
+                        f"R2_ENDPOINT_URL is the account endpoint https://<account>.r2."
+                        f"cloudflarestorage.com and the key pair is an R2 API token")
             else:
                 message = cause.response.get("Error", {}).get("Message") or ""
-                text = f"R2 {action} of {key!r} in {where} failed: {code} {message}".strip()
+                text = f"R2 {action}{of} in {where} failed: {code} {message}".strip()
+        elif isinstance(cause, SSLError):
+            text = (f"TLS to the R2 endpoint {self.endpoint_url} failed ({action}{of}): its "
+                    f"certificate is not trusted here; fix R2_ENDPOINT_URL, or point AWS_CA_BUNDLE "
+                    f"at the CA that signed it")
         elif isinstance(cause, (EndpointConnectionError, ConnectTimeoutError)):
-            text = f"cannot reach the R2 endpoint {self.endpoint_url} ({action} of {key!r}): check R2_ENDPOINT_URL and the network"
+            text = f"cannot reach the R2 endpoint {self.endpoint_url} ({action}{of}): check R2_ENDPOINT_URL and the network"
         elif isinstance(cause, ReadTimeoutError):
-            text = f"the R2 endpoint {self.endpoint_url} stopped answering during the {action} of {key!r}"
+            text = f"the R2 endpoint {self.endpoint_url} stopped answering during the {action}{of}"
         else:
-            text = f"R2 {action} of {key!r} in {where} failed: {self._clean(cause)}"
+            text = f"R2 {action}{of} in {where} failed: {self._clean(cause)}"
         return StorageError(self._scrub(text))
 
     def _clean(self, exc: BaseException) -> str:

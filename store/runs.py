@@ -116,6 +116,14 @@ class RunOutcome:
     """GPU-only cost in US dollars (the original method)."""
     cost_all_in: float | None = None
     """GPU + CPU + memory cost in US dollars."""
+    steady_seconds: float | None = None
+    """Seconds of the job on a warm worker (no model load or compile in it)."""
+    cpu_used_cores: float | None = None
+    """Average CPU cores the job used, when measured."""
+    peak_memory_gib: float | None = None
+    """Peak memory of the worker by the end of the job (GiB), when measured."""
+    memory_gib: float | None = None
+    """Memory the worker's container requested (GiB), when it had a request."""
 
     def __post_init__(self) -> None:
         if self.status not in FINAL_STATUSES:
@@ -256,6 +264,18 @@ class RunRow:
     """The container (Modal) or worker process (local) that ran it; runs on one share its start."""
     container_started_at: float | None = None
     """Unix time that container or process booted."""
+    job_started_at: float | None = None
+    """Unix time the job started on the worker's clock."""
+    job_finished_at: float | None = None
+    """Unix time the job finished on the worker's clock."""
+    steady_seconds: float | None = None
+    """Seconds of the job on a warm worker (its span less a model load or compile inside it)."""
+    cpu_used_cores: float | None = None
+    """Average CPU cores the job used (Modal container measurement)."""
+    peak_memory_gib: float | None = None
+    """Peak memory of the worker by the end of the job, GiB."""
+    memory_gib: float | None = None
+    """Memory the container requested, GiB (Modal)."""
 
     @property
     def result(self) -> JobResult | None:
@@ -497,6 +517,10 @@ def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
         "billed_seconds": outcome.billed_seconds,
         "cost_gpu": outcome.cost_gpu,
         "cost_all_in": outcome.cost_all_in,
+        "steady_seconds": outcome.steady_seconds,
+        "cpu_used_cores": outcome.cpu_used_cores,
+        "peak_memory_gib": outcome.peak_memory_gib,
+        "memory_gib": outcome.memory_gib,
         "finished_at": _now(),
     }
     if outcome.result is not None:
@@ -533,6 +557,8 @@ def _result_columns(result: JobResult) -> dict[str, Any]:
         cpu_cores=result.cpu_cores,
         container_id=result.container_id or None,
         container_started_at=result.worker_started_at,
+        job_started_at=result.started_at,
+        job_finished_at=result.finished_at,
         result_json=json.dumps(data, default=str),
     )
     if result.ok:

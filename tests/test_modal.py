@@ -19,6 +19,7 @@ import pytest
 from bench.backends.base import Finished, Submission
 from bench.backends.modal_backend import (
     NO_TOKEN_MESSAGE,
+    ContainerPolicy,
     ModalBackend,
     ModalUnreachableError,
     billed_seconds,
@@ -26,11 +27,12 @@ from bench.backends.modal_backend import (
     describe_modal_error,
     finished_from_result,
     modal_gpu_for,
-    modal_token_present,
     upscaler_params,
 )
+from bench.backends.modal_credentials import modal_credentials, modal_token_present
 from core.errors import BackendError, InputError, StorageError
 from core.job import EVERY_JOB_STAGES, Job, JobResult, Keyframe, Progress, WarmShape
+from tests.modal_fakes import FakeDict, FakeVolume, use_modal_config
 from workers import modal_app
 from workers.modal_app import (
     ContainerFacts,
@@ -70,12 +72,14 @@ class Sink:
 
 @pytest.fixture
 def no_modal_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No Modal credentials anywhere: token variables cleared, HOME an empty directory."""
+    """No Modal credentials anywhere: token variables cleared, HOME an empty directory, and
+    modal.config (read once at import) reading no file."""
     for name in TOKEN_ENV:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    use_modal_config(monkeypatch, None)
     return home
 
 
@@ -128,11 +132,8 @@ def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
     (root / "user-1" / "in").mkdir(parents=True)
     shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
     (root / "user-1" / "in" / "broken.mp4").write_bytes(b"not a video at all")
-    puts: list[tuple[str, dict]] = []
-
-    class FakeDict:
-        def put(self, key: str, value: dict) -> None:
-            puts.append((key, value))
+    progress = FakeDict()
+    puts = progress.puts
 
     with pytest.MonkeyPatch.context() as mp:
         for name in TOKEN_ENV:
@@ -141,7 +142,8 @@ def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
         mp.setenv("BENCH_STORAGE", "local")
         mp.setenv("BENCH_DATA_DIR", str(data_dir))
         mp.setenv("BENCH_OFFLINE", "1")
-        mp.setattr(modal_app, "progress_dict", FakeDict())
+        mp.setattr(modal_app, "progress_dict", progress)
+        mp.setattr(modal_app, "weights_volume", FakeVolume())
         container = modal_app.Upscaler(**upscaler_params(tiny_job()))
         yield container, root, puts
 
@@ -175,11 +177,13 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     # Progress went into the (fake) Dict under the job id, in the wire format the client decodes.
     mine = [decode_progress("run-1", value) for key, value in puts if key == "run-1"]
     assert mine and all(p is not None for p in mine)
-    assert mine[0].stage == "fetch"
+    assert mine[-1].stage in ("encode", "upload") and mine[-1].frames_done == 5  # latest got out
     # The client's view of it.
     finished = finished_from_result("run-1", first, client_wall_seconds=12.5)
     assert finished.cold and finished.client_wall_seconds == 12.5
-    assert finished.result.worker_started_at == first["container_started_at"]
+    assert finished.result.worker_started_at == first["container_booted_at"]
+    assert first["container_booted_at"] <= first["container_started_at"]  # process start, then enter
+    assert finished.result.cpu_cores == 4.0 and finished.memory_gib == 16.0  # the request
     assert finished.billed_seconds >= result.finished_at - result.started_at
 
 
@@ -216,34 +220,51 @@ def test_progress_round_trip_and_garbage() -> None:
         assert decode_progress("r", garbage) is None
 
 
-def test_progress_publisher_throttles_and_swallows_errors() -> None:
-    now = [0.0]
-    calls: list[tuple[str, dict]] = []
-    failing = [False]
+def test_progress_publisher_keeps_the_latest_value_and_never_blocks() -> None:
+    """The job hands progress over and goes on; a background thread writes only the latest value,
+    throttled; a failing write is swallowed and pauses writes; close() lets the last one out."""
+    release = threading.Event()
+    stalled = FakeDict(stall=release, stall_seconds=30.0)
+    publish = ProgressPublisher(stalled.put, "job-7", min_interval=0.0, retry_after=30.0,
+                                flush_timeout=0.2)
+    began = time.monotonic()
+    for done in range(1, 101):
+        publish(Progress("job-7", "upscale", done, 100))
+    publish.close()  # the first write is still stalled: close gives up after flush_timeout
+    assert time.monotonic() - began < 2.0
+    release.set()
+    deadline = time.monotonic() + 10
+    while len(stalled.puts) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    frames = [value["frames_done"] for _, value in stalled.puts]
+    assert frames[0] >= 1 and frames[-1] == 100 and len(frames) <= 3  # latest value only
+
+    calls: list[dict] = []
+    failing = [True]
 
     def put(key: str, value: dict) -> None:
         if failing[0]:
+            failing[0] = False
             raise RuntimeError("dict unreachable")
-        calls.append((key, value))
+        calls.append(value)
 
-    publish = ProgressPublisher(put, "job-7", min_interval=0.5, retry_after=30.0,
-                                clock=lambda: now[0])
-    event = Progress("job-7", "upscale", 1, 10)
-    publish(event)
-    now[0] = 0.2
-    publish(event)  # too soon
-    now[0] = 0.6
-    publish(Progress("job-7", "upscale", 4, 10))
-    assert [v["frames_done"] for _, v in calls] == [1, 4] and {k for k, _ in calls} == {"job-7"}
-    failing[0] = True
-    now[0] = 1.2
-    publish(event)  # fails, swallowed
-    failing[0] = False
-    now[0] = 10.0
-    publish(event)  # still pausing after the failure
-    now[0] = 31.3
-    publish(Progress("job-7", "encode", 10, 10))
-    assert [v["stage"] for _, v in calls] == ["upscale", "upscale", "encode"]
+    throttled = FakeDict()
+    publish = ProgressPublisher(throttled.put, "job-9", min_interval=0.25)
+    began = time.monotonic()
+    while time.monotonic() - began < 0.6:
+        publish(Progress("job-9", "upscale", 1, 10))
+        time.sleep(0.005)
+    publish(Progress("job-9", "upscale", 10, 10))
+    publish.close()
+    assert 2 <= len(throttled.puts) <= 5  # about one per min_interval, not one per call
+    assert throttled.puts[-1][1]["frames_done"] == 10  # the last value got out at close
+
+    publish = ProgressPublisher(put, "job-8", min_interval=0.0, retry_after=0.05)
+    publish(Progress("job-8", "fetch", 0, 10))
+    time.sleep(0.2)
+    publish(Progress("job-8", "encode", 10, 10))
+    publish.close()
+    assert [v["stage"] for v in calls] == ["encode"]
 
 
 def test_nvidia_smi_gpu_name() -> None:
@@ -294,20 +315,42 @@ def test_container_facts_from_malformed_values() -> None:
 # Pure helpers of the backend.
 
 
-def test_token_detection(tmp_path: Path) -> None:
-    assert modal_token_present({"MODAL_TOKEN_ID": "ak-1", "MODAL_TOKEN_SECRET": "as-1"}, tmp_path)
-    assert not modal_token_present({"MODAL_TOKEN_ID": "ak-1"}, tmp_path)
-    assert not modal_token_present({}, tmp_path)
+def test_token_detection_uses_modal_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials as the Modal client reads them (modal.config): the environment, else the
+    active profile; a token in another profile does not count."""
+    for name in TOKEN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    use_modal_config(monkeypatch, None)
+    assert not modal_token_present()
+    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-1")
+    assert not modal_token_present()  # a secret is needed too
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-1")
+    found = modal_credentials()
+    assert found.present and found.source.startswith("environment") and "as-1" not in repr(found)
+    monkeypatch.delenv("MODAL_TOKEN_ID")
+    monkeypatch.delenv("MODAL_TOKEN_SECRET")
+
     config = tmp_path / ".modal.toml"
     config.write_text("[default]\nserver_url = 'x'\n")
-    assert not modal_token_present({}, tmp_path)
-    config.write_text("[me]\ntoken_id = 'ak-2'\ntoken_secret = 'as-2'\nactive = true\n")
-    assert modal_token_present({}, tmp_path)
-    config.write_text("this is [not toml")
-    assert not modal_token_present({}, tmp_path)
-    elsewhere = tmp_path / "other.toml"
-    elsewhere.write_text("[p]\ntoken_id = 'a'\ntoken_secret = 'b'\n")
-    assert modal_token_present({"MODAL_CONFIG_PATH": str(elsewhere)}, tmp_path / "nowhere")
+    use_modal_config(monkeypatch, config)
+    assert not modal_token_present()
+    config.write_text("[other]\ntoken_id = 'ak-2'\ntoken_secret = 'as-2'\n"
+                      "[me]\ntoken_id = 'ak-3'\ntoken_secret = 'as-3'\nactive = true\n")
+    use_modal_config(monkeypatch, config)
+    found = modal_credentials()
+    assert found.present and found.profile == "me" and found.source == f"profile 'me' in {config}"
+    config.write_text("[other]\ntoken_id = 'ak-2'\ntoken_secret = 'as-2'\n[me]\nactive = true\n")
+    use_modal_config(monkeypatch, config)
+    assert not modal_token_present()  # the active profile has none; another one's does not count
+    use_modal_config(monkeypatch, config, profile="other")  # MODAL_PROFILE picks it
+    assert modal_token_present() and modal_credentials().profile == "other"
+    config.write_text("[a]\ntoken_id = 'x'\ntoken_secret = 'y'\nactive = true\n"
+                      "[b]\ntoken_id = 'x'\ntoken_secret = 'y'\nactive = true\n")
+    use_modal_config(monkeypatch, config)
+    found = modal_credentials()
+    assert found.problem and "More than one Modal profile is active" in found.problem
+    with pytest.raises(BackendError, match="Modal configuration problem"):
+        ModalBackend().preflight(["T4"])
 
 
 def test_gpu_mapping_and_params_match_the_engine_key() -> None:
@@ -469,6 +512,7 @@ class FakeModal:
 
 
 def _fake_backend(monkeypatch: pytest.MonkeyPatch, fake: FakeModal, **options: Any) -> ModalBackend:
+    options.setdefault("policy", ContainerPolicy(reuse="parallel"))
     backend = ModalBackend(poll_interval=0.0, **options)
     monkeypatch.setattr(backend, "_spawn", fake.spawn)
     monkeypatch.setattr(backend, "_check", fake.check)

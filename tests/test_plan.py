@@ -156,3 +156,31 @@ def test_plan_dict_round_trip():
 def test_a_clip_counts_the_frames_its_output_has():
     plan = build_plan("demo", clips="a:0.01:0.05,b:3.0:9.0,c:1.25:3.25", fps=30)
     assert [c.frames(plan.fps) for c in plan.clips] == [2, 180, 60]
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"compile": "sometimes"}, "compile mode"),
+    ({"compile": "on", "engine": "reference"}, "fast engine only"),
+    ({"encoder": "x265"}, "unknown encoder"),
+    ({"encode_preset": "warp"}, "preset"),
+    ({"crf": 52}, "crf"),
+    ({"crf": 1.5}, "crf"),
+    ({"cpu_cores": 0}, "cpu cores"),
+    ({"cpu_cores": float("nan")}, "cpu cores"),
+])
+def test_encoder_compile_and_cores_are_checked(overrides, match):
+    with pytest.raises(InputError, match=match):
+        build_plan("demo", **overrides)
+
+
+def test_a_plan_hands_its_encoder_and_compile_settings_to_every_job():
+    from bench.orchestrator import job_for_run
+    from store.runs import RunRow
+
+    plan = build_plan("demo", compile="auto", encoder="auto", encode_preset="superfast", crf=23,
+                      cpu_cores=8)
+    assert type(plan).from_dict(plan.to_dict()) == plan
+    row = RunRow(**{f: None for f in RunRow.__dataclass_fields__} | {
+        "id": "r", "experiment_id": "e", "gpu": "cpu", "clip_start": 0.2, "clip_end": 0.5})
+    job = job_for_run(plan, row, "bench/sources/demo.mp4")
+    assert (job.compile, job.encoder, job.encode_preset, job.crf) == ("auto", "auto", "superfast", 23)

@@ -17,10 +17,11 @@ import streamlit as st
 
 from bench import experiments
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
+from bench.billing import BASES, DEFAULT_BASIS
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
-from ui import charts, compare_view, output_view, start_view, state, widgets
+from ui import bill_view, charts, compare_view, output_view, start_view, state, widgets
 from ui.labels import DETAIL_PATH, experiment_label, page_url, variant_label
 
 # session_state key of the run ids picked on the History page (a docstring here would be
@@ -268,12 +269,52 @@ def exports_section(subject: tuple[str, str | list[str]]) -> None:
         st.caption(f"Not available — {reason}")
 
 
-def analyse(subject: tuple[str, str | list[str]], tolerance: float):
-    """(analysis, why not, runs) of the chosen experiment or runs."""
+def bill_section(runs: pd.DataFrame) -> None:
+    """Steady-state cost beside this experiment's bill, queue waits, cold boots and containers,
+    and the monthly cost with container reuse."""
+    st.subheader("The bill")
+    if runs.empty:
+        return
+    db = state.database()
+    experiment = store_runs.get_experiment(db, str(runs["experiment_id"].iloc[-1]))
+    records = experiments.label_variants(experiments.run_records(runs))
+    try:
+        prices = experiments.prices_of(experiment)
+        bill = experiments.bill_of(experiment, records, prices)
+    except UserError as exc:
+        st.error(one_line(exc))
+        return
+    if not bill.containers:
+        st.caption("No run of these came back with its container's facts (imported results, or "
+                   "runs that failed before a container started), so there is no bill to show.")
+        return
+    for column, (label, value, help_text) in zip(st.columns(5), bill_view.metrics(bill)):
+        column.metric(label, value, help=help_text)
+    st.caption(bill_view.breakdown_sentence(bill))
+    st.dataframe(bill_view.gpu_table(bill), hide_index=True)
+    with st.expander(f"{len(bill.containers)} container(s): boot, busy, idle and tail"):
+        st.dataframe(bill_view.container_table(bill), hide_index=True)
+    try:
+        steady = experiments.analyse_runs(experiment, records, basis="steady")
+        per_day = float(st.session_state.get("projection_per_day", 100.0))
+        table = bill_view.reuse_table(steady, bill, prices, per_day,
+                                      compare_view.mix_from_table(
+                                          compare_view.default_mix(steady), steady.fps))
+    except UserError:
+        return
+    if not table.empty:
+        st.markdown(f"**A month of {per_day:g} clips/day with container reuse** (clips arriving "
+                    f"at random; a container idles up to {bill.scaledown_window:g} s, then "
+                    f"scales down)")
+        st.dataframe(table, hide_index=True)
+
+
+def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS):
+    """(analysis, why not, runs) of the chosen experiment or runs, on a cost basis."""
     kind, value = subject
     if kind == "runs":
-        return experiments.analyse_selection(state.database(), list(value), tolerance)
-    return experiments.analyse_experiment(state.database(), str(value), tolerance)
+        return experiments.analyse_selection(state.database(), list(value), tolerance, basis)
+    return experiments.analyse_experiment(state.database(), str(value), tolerance, basis)
 
 
 def main() -> None:
@@ -297,8 +338,11 @@ def main() -> None:
         percent = st.slider("Tolerance: costs within this of the cheapest count as equal", 0, 50,
                             int(round(DEFAULT_TOLERANCE * 100)), format="%d%%",
                             key="compare_tolerance")
+        basis = st.radio("Costs the verdict judges", list(BASES), format_func=BASES.get,
+                         horizontal=True, key="compare_basis",
+                         index=list(BASES).index(DEFAULT_BASIS))
         try:
-            analysis, why, runs = analyse(subject, percent / 100)
+            analysis, why, runs = analyse(subject, percent / 100, basis)
         except UserError as exc:
             st.error(one_line(exc))
             return
@@ -306,6 +350,7 @@ def main() -> None:
     active_note(runs)
     if analysis is not None:
         tables(analysis, runs)
+        bill_section(runs)
         chart_tabs(analysis, runs)
         projection_section(analysis)
     video_section(runs)

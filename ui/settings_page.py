@@ -1,5 +1,6 @@
 """Settings page: the price table (editable, dated), storage and credential status (never a secret),
-the Modal token, and the database's location, size and contents.
+the Modal token, the Modal and R2 checks of `python -m bench doctor`, and the database's location,
+size and contents.
 
 Its data (price table rows, database facts, run counts, credential table) comes from
 ui.settings_view. Streamlit runs a page with __name__ == "__main__", so importing this module
@@ -78,7 +79,7 @@ def _prices_section() -> None:
 
 
 def _storage_section() -> None:
-    from bench.backends.modal_backend import NO_TOKEN_MESSAGE, modal_token_present
+    from bench.backends.modal_credentials import modal_credentials
 
     st.header("Storage and credentials")
     try:
@@ -90,11 +91,34 @@ def _storage_section() -> None:
         st.caption(f"Storage kind `{config.kind}`; R2 settings read from: {config.source}. "
                    "Values are never shown.")
         st.dataframe(credential_frame(config.credential_status()), hide_index=True)
-    if modal_token_present():
-        st.success("Modal token found (MODAL_TOKEN_ID/MODAL_TOKEN_SECRET or ~/.modal.toml): "
-                   "the Modal backend can launch.")
+    credentials = modal_credentials()
+    if credentials.present and not credentials.problem:
+        st.success(f"{credentials.describe()}: the Modal backend can launch.")
     else:
-        st.warning(f"Modal backend unavailable: {NO_TOKEN_MESSAGE}.")
+        st.warning(f"Modal backend unavailable: {credentials.describe()}.")
+
+
+DOCTOR_KEY = "settings_doctor_checks"
+"""session_state key of the last doctor results (a list of Check dicts)."""
+
+
+def _doctor_section() -> None:
+    """The checks of `python -m bench doctor`, run on demand (they ask Modal and R2)."""
+    from bench.doctor import run_checks
+
+    st.header("Modal and R2 checks")
+    st.caption("Before a live run: the Modal token, the r2-credentials secret (names only), the "
+               "deployed app's code version against this checkout, the R2 bucket and the weights "
+               "volume. Starts no container and costs nothing.")
+    if st.button("Run the checks", key="settings_doctor"):
+        with st.spinner("Asking Modal and R2..."):
+            st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0)]
+    for check in st.session_state.get(DOCTOR_KEY) or []:
+        text = f"**{check['name']}**: {check['line']}"
+        show = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(check["status"], st.info)
+        show(text)
+        if check["fix"] and check["status"] in ("warn", "fail"):
+            st.caption(f"Fix: `{check['fix']}`")
 
 
 def _database_section() -> None:
@@ -128,6 +152,7 @@ def main() -> None:
     st.title("Settings")
     _prices_section()
     _storage_section()
+    _doctor_section()
     _database_section()
 
 

@@ -86,13 +86,29 @@ def load_examples(db: Database, folder: Path = EXAMPLES_DIR) -> tuple[list[str],
     return [r["id"] for r in stored.to_dict("records") if r["name"] in wanted], problems
 
 
+def landing_experiment(db: Database, ids: list[str]) -> str | None:
+    """Which of these experiments (newest first) to open first: the newest whose verdict compares
+    two or more candidates (an example of one GPU alone answers nothing), else the newest.
+    Raises StorageError."""
+    for experiment_id in ids:
+        analysis, _, _ = analyse_experiment(db, experiment_id)
+        if analysis is not None and len(analysis.fits) >= 2:
+            return experiment_id
+    return ids[0] if ids else None
+
+
 def latest_answer(db: Database) -> tuple[str, Analysis] | None:
-    """(experiment id, analysis) of the newest experiment that has a verdict, among the
-    LATEST_SCAN newest; None when there is none. Raises StorageError."""
+    """(experiment id, analysis) of the newest experiment, among the LATEST_SCAN newest, whose
+    verdict compares two or more candidates, else of the newest with any verdict; None when
+    there is none. Raises StorageError."""
+    fallback = None
     for row in store_runs.list_experiments(db, limit=LATEST_SCAN).to_dict("records"):
         if not row["succeeded"]:
             continue
         analysis, _, _ = analyse_experiment(db, row["id"])
-        if analysis is not None:
+        if analysis is None:
+            continue
+        if len(analysis.fits) >= 2:
             return row["id"], analysis
-    return None
+        fallback = fallback or (row["id"], analysis)
+    return fallback

@@ -89,9 +89,10 @@ def examples_offer(key: str) -> None:
         ids, problems = start_view.load_examples(db)
         for problem in problems:
             st.error(problem)
-        if ids:
-            state.select_experiment(ids[0])
-            if not switch_page(COMPARE_PAGE, **{state.EXPERIMENT_PARAM: ids[0]}):
+        first = start_view.landing_experiment(db, ids)
+        if first:
+            state.select_experiment(first)
+            if not switch_page(COMPARE_PAGE, **{state.EXPERIMENT_PARAM: first}):
                 st.success(f"Loaded {len(ids)} example experiment(s): open the Compare page.")
 
 

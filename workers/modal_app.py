@@ -8,12 +8,26 @@ workers.pipeline.run_job. Each GPU of a plan is the same class with another GPU:
 Importing this module is cheap (no torch, no CUDA): the worker's heavy imports happen inside the
 container's methods. The progress format and the container facts returned beside each JobResult
 live here too, so the client (bench.backends.modal_backend) decodes exactly what the worker wrote.
+
+What modal 1.6.4 does that shapes this module (read in .venv/lib/python3.11/site-packages/modal):
+- `Cls.with_options(gpu=...)` (cls.py) builds its resources with `_FunctionOptions.new`
+  (_function_variants.py), which calls `convert_fn_config_to_resources_config(cpu, memory, gpu)`
+  (_resources.py) with whatever it was given: gpu alone leaves milli_cpu and memory_mb at 0, so
+  container_options() always passes this container's cpu and memory too.
+- A Volume written at runtime is persisted by `Volume.commit()` (volume.py) or a clean container
+  exit only: the weights are committed right after a download (WeightsCache).
+- `Dict.put` (dict.py) is a network call with no timeout argument: progress goes out from a
+  background thread that keeps only the latest value (ProgressPublisher), never from the job.
+- `App(tags=...)` (app.py) is published with the deployment (runner.py `_deploy_app`), and
+  `App.get_tags()` reads it back without starting a container: the code version stamp.
 """
 
 # No `from __future__ import annotations`: Modal reads the class parameters' annotations as types.
 import logging
 import os
+import resource
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +36,10 @@ from typing import Any, Callable, Mapping
 import modal
 
 from core.job import STAGES, Job, Progress
-from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
+from core.paths import weights_dir
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB, DEFAULT_SCALEDOWN_WINDOW_SECONDS
+from workers.code_version import TAG as CODE_VERSION_TAG
+from workers.code_version import code_version
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +53,9 @@ PROGRESS_DICT_NAME = "upscale-gpu-bench-progress"
 """modal.Dict the workers write live progress into, keyed by job id."""
 JOB_TIMEOUT_SECONDS = 60 * 60
 """Longest a single job may run (a 900-frame x4plus clip with the reference engine on a T4 fits)."""
-SCALEDOWN_WINDOW_SECONDS = 120
-"""How long an idle container stays up (and billed) waiting for the next job of its plan."""
+SCALEDOWN_WINDOW_SECONDS = DEFAULT_SCALEDOWN_WINDOW_SECONDS
+"""How long an idle container stays up (and billed) waiting for the next job, unless the plan's
+with_options says otherwise (container_options)."""
 CONTAINER_CPU = DEFAULT_CPU_CORES
 """CPU cores requested per container (decode and H.264 encode run beside the GPU); the all-in
 cost in bench.pricing assumes the same number."""
@@ -49,11 +67,15 @@ WEIGHTS_DIR = "/weights"
 """Where the weights Volume is mounted in the container (BENCH_WEIGHTS_DIR points there)."""
 PROGRESS_MIN_INTERVAL = 0.5
 """Seconds between two progress writes of one job (at most 2 per second)."""
+PROGRESS_FLUSH_SECONDS = 1.0
+"""How long a finished job waits for its last progress write before returning anyway."""
+CODE_VERSION = code_version()
+"""Fingerprint of the shipped code, stamped on the App at deploy (tag CODE_VERSION_TAG)."""
 
 _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements-worker.txt"
 """The worker's own requirements: no dashboard, history database or plotting in the GPU image."""
 
-app = modal.App(APP_NAME)
+app = modal.App(APP_NAME, tags={CODE_VERSION_TAG: CODE_VERSION})
 
 # The requirements file is read when the image is built (on the deploying machine), never inside
 # the container. On Modal's builders torch comes from the package registry with CUDA.
@@ -88,6 +110,18 @@ class ContainerFacts:
     """Seconds @modal.enter spent loading the model (None when the preload failed)."""
     compile_seconds: float | None = None
     """Seconds @modal.enter spent compiling for the jobs' shapes (None when it did not)."""
+    container_booted_at: float | None = None
+    """Unix time the container's process started (boot, before @modal.enter and its imports);
+    Modal bills from about here."""
+    cpu_request: float | None = None
+    """CPU cores of the class's default request (the client records what it asked with_options
+    for, the plan's cores); billed at least the request."""
+    memory_request_gib: float | None = None
+    """Memory the container asked for, GiB (billed at least this)."""
+    cpu_used_cores: float | None = None
+    """Average CPU cores the process used during this job (CPU seconds / wall seconds)."""
+    peak_memory_gib: float | None = None
+    """Peak resident memory of the process so far, GiB."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +135,11 @@ class ContainerFacts:
             cold=data.get("cold") is True,
             model_load_seconds=_as_float(data.get("model_load_seconds")),
             compile_seconds=_as_float(data.get("compile_seconds")),
+            container_booted_at=_as_float(data.get("container_booted_at")),
+            cpu_request=_as_float(data.get("cpu_request")),
+            memory_request_gib=_as_float(data.get("memory_request_gib")),
+            cpu_used_cores=_as_float(data.get("cpu_used_cores")),
+            peak_memory_gib=_as_float(data.get("peak_memory_gib")),
         )
 
 
@@ -137,34 +176,163 @@ def decode_progress(job_id: str, value: Any) -> Progress | None:
 
 
 class ProgressPublisher:
-    """A ProgressCallback that writes a job's progress into a key-value store, throttled.
+    """A ProgressCallback that hands a job's progress to a background thread, which writes only
+    the latest value into a key-value store, at most once per min_interval.
 
-    Progress is advisory: a failing write is logged and swallowed, and further writes pause for
-    retry_after seconds so an unreachable store cannot slow the job down more than once in a while.
+    Calling it never waits on the network: it swaps the pending value and returns, so a store
+    that stalls (a modal.Dict write has no timeout) cannot change the job's timings. Progress is
+    advisory: a failing write is logged and swallowed, and writes pause for retry_after seconds.
+    close() lets the last value out, waiting at most flush_timeout seconds.
     """
 
     def __init__(self, put: Callable[[str, dict[str, Any]], None], key: str,
                  min_interval: float = PROGRESS_MIN_INTERVAL, retry_after: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 flush_timeout: float = PROGRESS_FLUSH_SECONDS):
         self._put = put
         self._key = key
         self._min_interval = min_interval
         self._retry_after = retry_after
-        self._clock = clock
-        self._next_at = float("-inf")
+        self._flush_timeout = flush_timeout
+        self._pending: dict[str, Any] | None = None
+        self._closed = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, daemon=True,
+                                        name=f"progress {key}")
+        self._thread.start()
 
     def __call__(self, progress: Progress) -> None:
-        now = self._clock()
-        if now < self._next_at:
-            return
+        value = encode_progress(progress)
+        with self._wake:
+            self._pending = value
+            self._wake.notify()
+
+    def close(self) -> None:
+        """Stop after writing the last pending value (waits at most flush_timeout seconds; a
+        stalled write is abandoned to its daemon thread). Raises nothing."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(self._flush_timeout)
+
+    def _drain(self) -> None:
+        pause = 0.0
+        while True:
+            with self._wake:
+                until = time.monotonic() + pause  # throttle: new values wait; close() cuts it short
+                while not self._closed and (left := until - time.monotonic()) > 0:
+                    self._wake.wait(left)
+                while self._pending is None and not self._closed:
+                    self._wake.wait()
+                value, self._pending = self._pending, None
+                closed = self._closed
+            if value is not None:
+                try:
+                    self._put(self._key, value)
+                    pause = self._min_interval
+                except Exception:  # noqa: BLE001 - progress never fails a job
+                    log.warning("progress write for %s failed; pausing progress writes",
+                                self._key, exc_info=True)
+                    pause = self._retry_after
+                    if closed:
+                        return
+            if closed:
+                with self._wake:
+                    if self._pending is None:
+                        return
+
+
+def weights_snapshot(folder: Path | str) -> frozenset[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of every finished file under folder (temporary '.part'
+    files and hidden files left out); empty when the folder does not exist. Raises nothing."""
+    root = Path(folder)
+    found = set()
+    try:
+        paths = list(root.rglob("*"))
+    except OSError:
+        return frozenset()
+    for path in paths:
+        if path.name.startswith(".") or path.name.endswith(".part"):
+            continue
         try:
-            self._put(self._key, encode_progress(progress))
-        except Exception:  # noqa: BLE001 - progress never fails a job
-            log.warning("progress write for %s failed; pausing progress writes", self._key,
-                        exc_info=True)
-            self._next_at = now + self._retry_after
-        else:
-            self._next_at = now + self._min_interval
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            found.add((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return frozenset(found)
+
+
+class WeightsCache:
+    """The weights Volume as the container sees it: commit it as soon as a download (or an
+    offline conversion) added a file, instead of at a clean exit only.
+
+    Two cold containers downloading the same weights at once cannot corrupt it: workers.models
+    writes every file under a unique temporary name and renames it into place only after its
+    sha256 checked out, so each container's view only ever holds whole files, and the Volume
+    keeps one of the two identical copies at commit."""
+
+    def __init__(self, volume: Any, folder: Path | str):
+        self._volume = volume
+        self._folder = Path(folder)
+        self._seen = weights_snapshot(self._folder)
+
+    def commit_if_changed(self) -> bool:
+        """Commit the Volume when files were added or replaced since the last look; returns
+        whether it committed. A failed commit is logged, never raised (the weights are still on
+        this container's disk; the next download retries)."""
+        now = weights_snapshot(self._folder)
+        if now == self._seen:
+            return False
+        try:
+            self._volume.commit()
+        except Exception:  # noqa: BLE001 - the job goes on with the local copy
+            log.warning("committing the weights volume failed", exc_info=True)
+            return False
+        self._seen = now
+        return True
+
+
+def process_started_at() -> float | None:
+    """Unix time this process started (from /proc: its start tick after boot, plus the boot
+    time), None where /proc does not say. Inside a Modal container this is the container's boot,
+    before the Python imports and @modal.enter. Raises nothing."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def peak_memory_gib() -> float:
+    """Peak resident memory of this process (or its largest child), GiB (ru_maxrss is KiB on
+    Linux)."""
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return peak_kib / (1024 * 1024)
+
+
+def container_options(gpu: str, scaledown_window: int = SCALEDOWN_WINDOW_SECONDS,
+                      max_containers: int | None = None,
+                      cpu: float = CONTAINER_CPU) -> dict[str, Any]:
+    """The keyword arguments of `Upscaler.with_options(...)` for one GPU of a plan: the GPU, and
+    always the container's cpu (the plan's cores) and memory (with gpu alone modal 1.6.4 sends cpu
+    0 and memory 0: see the module docstring), the plan's scaledown window and, for sequential
+    reuse, at most one container. Raises nothing."""
+    options: dict[str, Any] = {"gpu": gpu, "cpu": float(cpu), "memory": CONTAINER_MEMORY_MIB,
+                               "scaledown_window": int(scaledown_window)}
+    if max_containers is not None:
+        options["max_containers"] = int(max_containers)
+    return options
 
 
 def nvidia_smi_gpu_name(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str | None:
@@ -246,6 +414,8 @@ class Upscaler:
         from workers.pipeline import EngineKey, ModelCache
 
         self._started_at = time.time()
+        self._booted_at = process_started_at() or self._started_at
+        self._weights = WeightsCache(weights_volume, weights_dir())
         self._jobs_run = 0
         self._gpu_name = nvidia_smi_gpu_name()
         self._cache = ModelCache()
@@ -258,6 +428,8 @@ class Upscaler:
             log.error("model preload failed: %s", one_line(exc))
             self._load_seconds = None
             return
+        finally:
+            self._weights.commit_if_changed()  # a download lands in the Volume at once
         shape = WarmShape.from_text(self.warm_shape)
         if self.compile != "off" and shape is not None:
             try:
@@ -275,6 +447,7 @@ class Upscaler:
 
         cold = self._jobs_run == 0
         self._jobs_run += 1
+        cpu_before, wall_before = cpu_seconds(), time.monotonic()
         job_id = str(job.get("job_id", "")) if isinstance(job, dict) else ""
         try:
             if not isinstance(job, dict):
@@ -288,9 +461,18 @@ class Upscaler:
                                started_at=now, finished_at=now)
         else:
             publisher = ProgressPublisher(progress_dict.put, parsed.job_id)
-            result = run_job(parsed, storage, on_progress=publisher, cache=self._cache)
+            try:
+                result = run_job(parsed, storage, on_progress=publisher, cache=self._cache)
+            finally:
+                publisher.close()
+            self._weights.commit_if_changed()  # the job loaded weights the preload had not
+        wall = time.monotonic() - wall_before
         facts = ContainerFacts(container_started_at=self._started_at,
                                gpu_name_nvidia_smi=self._gpu_name, cold=cold,
                                model_load_seconds=self._load_seconds,
-                               compile_seconds=self._compile_seconds)
+                               compile_seconds=self._compile_seconds,
+                               container_booted_at=self._booted_at, cpu_request=CONTAINER_CPU,
+                               memory_request_gib=CONTAINER_MEMORY_MIB / 1024,
+                               cpu_used_cores=(cpu_seconds() - cpu_before) / wall if wall > 0 else None,
+                               peak_memory_gib=peak_memory_gib())
         return {**result.to_dict(), **facts.to_dict()}

@@ -39,6 +39,15 @@ class Finished:
     """Whether the worker/container started for this job (model load and start-up paid by it)."""
     billed_seconds: float
     """Seconds the provider bills for this job (container up-time attributable to it)."""
+    steady_seconds: float | None = None
+    """Seconds the job takes on a warm worker (its span, less any model load or compile paid
+    inside it); None lets the orchestrator derive it from the result."""
+    cpu_used_cores: float | None = None
+    """Average CPU cores the job used, when the worker measured it."""
+    peak_memory_gib: float | None = None
+    """Peak memory of the worker by the end of the job, GiB, when measured."""
+    memory_gib: float | None = None
+    """Memory the worker's container requested, GiB (Modal), else None."""
 
 
 class EventSink(Protocol):

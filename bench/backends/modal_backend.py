@@ -4,66 +4,76 @@ Calls are spawned (never awaited), their ids reported through the sink (the orch
 them) and polled with FunctionCall.get(timeout=0), so `resume` in another process, or after a
 dashboard reload, can pick them up again by id. Every network step runs in a daemon thread with a
 deadline, so an unreachable Modal (whose client blocks ~57 s before raising) fails in bounded time
-and never on the caller's thread. The logic (token check, GPU mapping, building Finished, billed
-seconds) is in plain functions that run offline.
+and never on the caller's thread.
+
+How runs share containers is the plan's (ContainerPolicy): 'sequential' keeps one lane per GPU,
+spawning a GPU's next run when its previous one has come back, so they reuse one warm container
+(with_options max_containers=1 bounds it); 'parallel' spawns everything at once. A run that shows
+no sign of life (no progress, no container assigned) within the queue-wait limit is cancelled and
+fails with "no <GPU> capacity within ..."; in a sequential lane the runs behind it fail with it.
+
+Every call into the Modal client goes through `self.sdk` (the `modal` module unless a test hands
+in a fake): Cls.from_name, Cls.with_options, the instance's run.spawn, FunctionCall.from_id,
+FunctionCall.get/cancel/get_call_graph and Dict.from_name/get. tests/test_modal_calls.py binds
+every one of them against modal 1.6.4's own signatures.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import tomllib
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from bench.backends.base import EventSink, Finished, Submission
+from bench.backends.base import EventSink, Submission
+from bench.backends.modal_credentials import NO_TOKEN_MESSAGE, modal_token_present, require_token
+from bench.backends.modal_results import billed_seconds, finished_from_result
+from bench.plan import DEFAULT_QUEUE_WAIT_LIMIT_SECONDS, Plan
 from core.errors import BackendError, UserError, one_line
-from core.job import Job, JobResult, Progress, WarmShape
+from core.job import Job, Progress, WarmShape
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_SCALEDOWN_WINDOW_SECONDS
 from workers.modal_app import (
     APP_NAME,
     CLASS_NAME,
     PROGRESS_DICT_NAME,
-    ContainerFacts,
+    container_options,
     decode_progress,
 )
 
-T = TypeVar("T")
+__all__ = ["NO_TOKEN_MESSAGE", "ContainerPolicy", "ModalBackend", "ModalUnreachableError",
+           "billed_seconds", "call_with_deadline", "describe_modal_error", "finished_from_result",
+           "modal_gpu_for", "modal_token_present", "require_token", "upscaler_params"]
 
-NO_TOKEN_MESSAGE = ("no Modal token: run `modal token new` or set "
-                    "MODAL_TOKEN_ID/MODAL_TOKEN_SECRET")
+T = TypeVar("T")
 
 
 class ModalUnreachableError(BackendError):
     """Modal did not answer within the deadline (network down, or Modal itself unreachable)."""
 
 
+@dataclass(frozen=True)
+class ContainerPolicy:
+    """How a plan's runs use Modal containers (the plan's fields, stored with the experiment)."""
+
+    reuse: str = "sequential"
+    """'sequential' (one lane per GPU on one warm container) or 'parallel' (all at once)."""
+    scaledown_window: int = DEFAULT_SCALEDOWN_WINDOW_SECONDS
+    """Seconds an idle container stays up (with_options scaledown_window)."""
+    queue_wait_limit: float = DEFAULT_QUEUE_WAIT_LIMIT_SECONDS
+    """Seconds a run may wait for its GPU before its call is cancelled."""
+    cpu_cores: float = DEFAULT_CPU_CORES
+    """CPU cores each container asks for (with_options cpu), billed at least this."""
+
+    @classmethod
+    def of(cls, plan: Plan) -> "ContainerPolicy":
+        """The policy a plan asks for. Raises nothing."""
+        return cls(plan.container_reuse, plan.scaledown_window_seconds,
+                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores))
+
+
 # ---------------------------------------------------------------------------------------------
 # Plain functions (no network).
-
-
-def modal_token_present(env: Mapping[str, str] | None = None, home: Path | None = None) -> bool:
-    """Whether Modal credentials are configured: MODAL_TOKEN_ID and MODAL_TOKEN_SECRET in the
-    environment, or a profile with token_id and token_secret in the config file
-    ($MODAL_CONFIG_PATH, else ~/.modal.toml). Never raises."""
-    env = os.environ if env is None else env
-    if env.get("MODAL_TOKEN_ID", "").strip() and env.get("MODAL_TOKEN_SECRET", "").strip():
-        return True
-    path = Path(env["MODAL_CONFIG_PATH"]) if env.get("MODAL_CONFIG_PATH") else (
-        (home if home is not None else Path.home()) / ".modal.toml")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
-    return any(isinstance(profile, dict) and profile.get("token_id") and profile.get("token_secret")
-               for profile in config.values())
-
-
-def require_token(env: Mapping[str, str] | None = None, home: Path | None = None) -> None:
-    """Raise BackendError (NO_TOKEN_MESSAGE) when no Modal token is configured."""
-    if not modal_token_present(env, home):
-        raise BackendError(NO_TOKEN_MESSAGE)
 
 
 def modal_gpu_for(name: str) -> str:
@@ -83,48 +93,10 @@ def upscaler_params(job: Job) -> dict[str, Any]:
             "warm_shape": shape.to_text() if shape else "", "device": job.device}
 
 
-def billed_seconds(result: JobResult, facts: ContainerFacts) -> float:
-    """Container seconds attributable to this job: the job's span in the worker (start to finish,
-    fidelity scoring included; stages['total'] when the span is unknown) plus, for a cold job, the
-    container's start-up before it (model load). Boot before @modal.enter and the idle
-    scaledown window are not visible per job and not counted."""
-    if result.started_at is not None and result.finished_at is not None:
-        seconds = result.finished_at - result.started_at
-    else:
-        seconds = result.stages.get("total", 0.0)
-    seconds = max(0.0, float(seconds))
-    if facts.cold and facts.container_started_at is not None and result.started_at is not None:
-        seconds += max(0.0, result.started_at - facts.container_started_at)
-    return seconds
-
-
-def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | None) -> Finished:
-    """Build Finished from what Upscaler.run returned (JobResult dict + ContainerFacts).
-
-    The device name becomes nvidia-smi's when the container reported one, and the worker start
-    becomes the container start. Without a client wall time (a resumed call whose submission time
-    is unknown) the billed seconds stand in. Raises BackendError for a value that is not a result."""
-    if not isinstance(data, dict) or not isinstance(data.get("status"), str) or "job_id" not in data:
-        raise BackendError(f"Modal returned an unreadable result for run {run_id}: "
-                           f"{type(data).__name__}")
-    try:
-        result = JobResult.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise BackendError(f"Modal returned an unreadable result for run {run_id}: "
-                           f"{one_line(exc)}") from exc
-    facts = ContainerFacts.from_dict(data)
-    if facts.gpu_name_nvidia_smi:
-        result = replace(result, device_name=facts.gpu_name_nvidia_smi)
-    if facts.container_started_at is not None:
-        result = replace(result, worker_started_at=facts.container_started_at)
-    if facts.cold and facts.compile_seconds:  # compiled in @modal.enter, before this first job
-        stages = dict(result.stages)
-        stages["compile"] = stages.get("compile", 0.0) + facts.compile_seconds
-        result = replace(result, stages=stages)
-    billed = billed_seconds(result, facts)
-    wall = billed if client_wall_seconds is None else max(0.0, client_wall_seconds)
-    return Finished(run_id=run_id, result=result, client_wall_seconds=wall, cold=facts.cold,
-                    billed_seconds=billed)
+def capacity_message(gpu: str, limit: float) -> str:
+    """'no L4 capacity within 15 min' (seconds below a minute). Raises nothing."""
+    span = f"{limit / 60:g} min" if limit >= 60 else f"{limit:g} s"
+    return f"no {gpu} capacity within {span}"
 
 
 def describe_modal_error(exc: BaseException, app_name: str = APP_NAME) -> str:
@@ -187,10 +159,26 @@ class _Tracked:
     """Key of its progress in the progress Dict (the job id)."""
     submitted_at: float | None
     """Unix time of the spawn, None when unknown (a resumed call)."""
+    gpu: str = ""
+    """The plan's GPU label (for the capacity message)."""
+    lane: "_Lane | None" = None
+    """The lane it came from (sequential reuse), None for a resumed call."""
     call: Any = None
     """The modal.FunctionCall, once looked up."""
     last_progress: Progress | None = None
     """Last progress reported to the sink (only changes are reported)."""
+    alive: bool = False
+    """Whether it showed a sign of life (progress, or a container assigned)."""
+
+
+@dataclass
+class _Lane:
+    """Submissions that run one after another (one GPU's, in sequential reuse)."""
+
+    queue: deque = field(default_factory=deque)
+    """Submissions not spawned yet, each with its Modal GPU string."""
+    busy: bool = False
+    """Whether one of its calls is in flight."""
 
 
 class ModalBackend:
@@ -200,17 +188,32 @@ class ModalBackend:
 
     def __init__(self, app_name: str = APP_NAME, poll_interval: float = 1.0,
                  connect_timeout: float = 20.0, lost_contact_timeout: float = 120.0,
-                 progress_dict_name: str = PROGRESS_DICT_NAME):
+                 progress_dict_name: str = PROGRESS_DICT_NAME,
+                 policy: ContainerPolicy | None = None, sdk: Any = None,
+                 clock: Callable[[], float] = time.time):
         """connect_timeout bounds each network step; after lost_contact_timeout seconds without
         any answer while polling, the remaining runs fail (their calls go on remotely and can be
-        picked up again with resume)."""
+        picked up again with resume). sdk stands in for the `modal` module (tests); clock gives
+        unix time (spawn times, the queue-wait limit)."""
         self.app_name = app_name
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
         self.lost_contact_timeout = lost_contact_timeout
         self.progress_dict_name = progress_dict_name
+        self.policy = policy or ContainerPolicy()
+        self.clock = clock
+        self._sdk = sdk
         self._cls: Any = None
         self._progress: Any = None
+
+    @property
+    def sdk(self) -> Any:
+        """The Modal client module (imported on first use)."""
+        if self._sdk is None:
+            import modal
+
+            self._sdk = modal
+        return self._sdk
 
     def preflight(self, gpus: Sequence[str]) -> None:
         """Raise InputError for a GPU outside the catalog, BackendError without a Modal token.
@@ -220,44 +223,32 @@ class ModalBackend:
         require_token()
 
     def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:
-        """Spawn every submission on its GPU, then poll until each is reported finished or failed.
-        Never raises for a run's failure (no token, unreachable, not deployed: every run fails)."""
+        """Spawn every submission on its GPU (in lanes per the policy), then poll until each is
+        reported finished or failed. Never raises for a run's failure (no token, unreachable,
+        not deployed, no capacity: the runs concerned fail)."""
         try:
             require_token()
         except BackendError as exc:
             for sub in submissions:
                 sink.failed(sub.run_id, one_line(exc))
             return
-        tracked: list[_Tracked] = []
-        for index, sub in enumerate(submissions):
+        lanes: dict[str, _Lane] = {}
+        for sub in submissions:
             try:
                 gpu = modal_gpu_for(sub.gpu)
             except UserError as exc:
                 sink.failed(sub.run_id, one_line(exc))
                 continue
-            submitted_at = time.time()
-            abandoned = threading.Event()
-            try:
-                call_id = call_with_deadline(lambda: self._spawn(gpu, sub.job, abandoned),
-                                             self.connect_timeout, f"submitting run {sub.run_id}")
-            except Exception as exc:  # noqa: BLE001 - reported per run
-                abandoned.set()
-                reason = describe_modal_error(exc, self.app_name)
-                sink.failed(sub.run_id, reason)
-                if _fails_every_call(exc):
-                    for rest in submissions[index + 1:]:
-                        sink.failed(rest.run_id, reason)
-                    break
-                continue
-            sink.submitted(sub.run_id, call_id, f"modal:{gpu}")
-            tracked.append(_Tracked(sub.run_id, call_id, sub.job.job_id, submitted_at))
-        self._poll(tracked, sink)
+            key = sub.gpu if self.policy.reuse == "sequential" else sub.run_id
+            lanes.setdefault(key, _Lane()).queue.append((sub, gpu))
+        self._run(list(lanes.values()), [], sink)
 
     def resume(self, call_ids: Mapping[str, str], sink: EventSink,
                submitted_at: Mapping[str, float] | None = None) -> None:
         """Reattach to calls spawned earlier (maybe by another process) and poll them to the end.
-        call_ids maps run id -> Modal call id; submitted_at (unix times) gives the client wall time,
-        without it the billed seconds stand in. Never raises for a run's failure."""
+        call_ids maps run id -> Modal call id; submitted_at (unix times) gives the client wall
+        time and the queue wait, without it the billed seconds stand in. Never raises for a
+        run's failure."""
         try:
             require_token()
         except BackendError as exc:
@@ -265,46 +256,18 @@ class ModalBackend:
                 sink.failed(run_id, one_line(exc))
             return
         submitted_at = submitted_at or {}
-        self._poll([_Tracked(run_id, call_id, run_id, submitted_at.get(run_id))
-                    for run_id, call_id in call_ids.items()], sink)
+        self._run([], [_Tracked(run_id, call_id, run_id, submitted_at.get(run_id))
+                       for run_id, call_id in call_ids.items()], sink)
 
-    # Network steps (each called through call_with_deadline).
+    # The loop.
 
-    def _spawn(self, gpu: str, job: Job, abandoned: threading.Event) -> str:
-        """Spawn the job; a call that only comes back after its caller gave up is cancelled, so
-        no run goes on untracked (and billed) on Modal."""
-        import modal
-
-        if self._cls is None:
-            self._cls = modal.Cls.from_name(self.app_name, CLASS_NAME)
-        upscaler = self._cls.with_options(gpu=gpu)(**upscaler_params(job))
-        call = upscaler.run.spawn(job.to_dict())
-        if abandoned.is_set():
-            call.cancel()
-        return call.object_id
-
-    def _check(self, item: _Tracked) -> tuple[bool, Any]:
-        """(True, value) when the call has returned, (False, progress value) while it runs; raises
-        what the remote call raised."""
-        import modal
-
-        if item.call is None:
-            item.call = modal.FunctionCall.from_id(item.call_id)
-        try:
-            return True, item.call.get(timeout=0)
-        except TimeoutError:  # the builtin: still running (Modal's own timeouts are not this)
-            pass
-        if self._progress is None:
-            self._progress = modal.Dict.from_name(self.progress_dict_name, create_if_missing=True)
-        try:
-            return False, self._progress.get(item.progress_key)
-        except Exception:  # noqa: BLE001 - progress is advisory
-            return False, None
-
-    def _poll(self, tracked: list[_Tracked], sink: EventSink) -> None:
-        pending = list(tracked)
+    def _run(self, lanes: list[_Lane], pending: list[_Tracked], sink: EventSink) -> None:
         last_contact = time.monotonic()
-        while pending:
+        while True:
+            if not self._launch(lanes, pending, sink):
+                return
+            if not pending:
+                return
             for item in list(pending):
                 try:
                     returned, value = call_with_deadline(
@@ -315,28 +278,143 @@ class ModalBackend:
                     for lost in pending:
                         sink.failed(lost.run_id, f"{one_line(exc)}; the call {lost.call_id} may "
                                                  f"still finish on Modal (resume picks it up)")
+                    self._fail_queued(lanes, sink, f"not started: {one_line(exc)}")
                     return
                 except Exception as exc:  # noqa: BLE001 - the remote call raised
                     last_contact = time.monotonic()
-                    pending.remove(item)
+                    self._done(item, pending)
                     sink.failed(item.run_id, _poll_error(exc, item.call_id, self.app_name))
                     continue
                 last_contact = time.monotonic()
                 if returned:
-                    pending.remove(item)
+                    self._done(item, pending)
                     self._report(item, value, sink)
-                else:
-                    progress = decode_progress(item.progress_key, value)
-                    if progress is not None and progress != item.last_progress:
+                    continue
+                progress = decode_progress(item.progress_key, value)
+                if progress is not None:
+                    item.alive = True
+                    if progress != item.last_progress:
                         item.last_progress = progress
                         sink.progress(item.run_id, progress)
+                self._enforce_queue_limit(item, pending, sink)
             if pending:
                 time.sleep(self.poll_interval)
 
-    def _report(self, item: _Tracked, value: Any, sink: EventSink) -> None:
-        wall = None if item.submitted_at is None else time.time() - item.submitted_at
+    def _launch(self, lanes: list[_Lane], pending: list[_Tracked], sink: EventSink) -> bool:
+        """Spawn the next submission of every idle lane. False when an error means no call can
+        be spawned at all (every queued run has been failed then)."""
+        for lane in lanes:
+            while not lane.busy and lane.queue:
+                sub, gpu = lane.queue.popleft()
+                submitted_at = self.clock()
+                abandoned = threading.Event()
+                try:
+                    call_id = call_with_deadline(lambda: self._spawn(gpu, sub.job, abandoned),
+                                                 self.connect_timeout,
+                                                 f"submitting run {sub.run_id}")
+                except Exception as exc:  # noqa: BLE001 - reported per run
+                    abandoned.set()
+                    reason = describe_modal_error(exc, self.app_name)
+                    sink.failed(sub.run_id, reason)
+                    if _fails_every_call(exc):
+                        self._fail_queued(lanes, sink, reason)
+                        return bool(pending)
+                    continue
+                sink.submitted(sub.run_id, call_id, f"modal:{gpu}")
+                lane.busy = True
+                pending.append(_Tracked(sub.run_id, call_id, sub.job.job_id, submitted_at,
+                                        gpu=sub.gpu, lane=lane))
+        return True
+
+    def _done(self, item: _Tracked, pending: list[_Tracked]) -> None:
+        pending.remove(item)
+        if item.lane is not None:
+            item.lane.busy = False
+
+    @staticmethod
+    def _fail_queued(lanes: list[_Lane], sink: EventSink, reason: str) -> None:
+        for lane in lanes:
+            while lane.queue:
+                sub, _ = lane.queue.popleft()
+                sink.failed(sub.run_id, reason)
+
+    def _enforce_queue_limit(self, item: _Tracked, pending: list[_Tracked],
+                             sink: EventSink) -> None:
+        """Cancel a call that has waited past the limit without a sign of life (a container
+        assigned counts, as the call graph shows it), and fail its run; in a sequential lane the
+        runs behind it fail too."""
+        limit = self.policy.queue_wait_limit
+        if item.alive or item.submitted_at is None or self.clock() - item.submitted_at < limit:
+            return
         try:
-            outcome = finished_from_result(item.run_id, value, wall)
+            started = call_with_deadline(lambda: self._assigned(item), self.connect_timeout,
+                                         f"checking run {item.run_id}")
+        except Exception:  # noqa: BLE001 - unknown: treat as not started
+            started = False
+        if started:
+            item.alive = True
+            return
+        try:
+            call_with_deadline(lambda: self._cancel(item), self.connect_timeout,
+                               f"cancelling run {item.run_id}")
+        except Exception:  # noqa: BLE001 - the run fails either way; the call may linger
+            pass
+        reason = capacity_message(item.gpu or "GPU", limit)
+        self._done(item, pending)
+        sink.failed(item.run_id, f"{reason}: its call {item.call_id} was cancelled")
+        if item.lane is not None:
+            self._fail_queued([item.lane], sink, f"{reason} (an earlier run of the same GPU "
+                                                 f"waited that long)")
+
+    # Network steps (each called through call_with_deadline).
+
+    def _spawn(self, gpu: str, job: Job, abandoned: threading.Event) -> str:
+        """Spawn the job; a call that only comes back after its caller gave up is cancelled, so
+        no run goes on untracked (and billed) on Modal."""
+        if self._cls is None:
+            self._cls = self.sdk.Cls.from_name(self.app_name, CLASS_NAME)
+        one = 1 if self.policy.reuse == "sequential" else None
+        upscaler = self._cls.with_options(**container_options(
+            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores))
+        call = upscaler(**upscaler_params(job)).run.spawn(job.to_dict())
+        if abandoned.is_set():
+            call.cancel()
+        return call.object_id
+
+    def _call(self, item: _Tracked) -> Any:
+        if item.call is None:
+            item.call = self.sdk.FunctionCall.from_id(item.call_id)
+        return item.call
+
+    def _check(self, item: _Tracked) -> tuple[bool, Any]:
+        """(True, value) when the call has returned, (False, progress value) while it runs; raises
+        what the remote call raised."""
+        try:
+            return True, self._call(item).get(timeout=0)
+        except TimeoutError:  # the builtin: still running (Modal's own timeouts are not this)
+            pass
+        if self._progress is None:
+            self._progress = self.sdk.Dict.from_name(self.progress_dict_name,
+                                                     create_if_missing=True)
+        try:
+            return False, self._progress.get(item.progress_key)
+        except Exception:  # noqa: BLE001 - progress is advisory
+            return False, None
+
+    def _assigned(self, item: _Tracked) -> bool:
+        """Whether Modal has handed the call's input to a container (its call graph names a
+        task). Best effort: modal documents the call graph as not real-time."""
+        return any(getattr(node, "task_id", "") for node in self._call(item).get_call_graph())
+
+    def _cancel(self, item: _Tracked) -> None:
+        self._call(item).cancel()
+
+    def _report(self, item: _Tracked, value: Any, sink: EventSink) -> None:
+        now = self.clock()
+        wall = None if item.submitted_at is None else now - item.submitted_at
+        try:
+            outcome = finished_from_result(item.run_id, value, wall, item.submitted_at,
+                                           cpu_request=self.policy.cpu_cores)
         except BackendError as exc:
             sink.failed(item.run_id, one_line(exc))
             return

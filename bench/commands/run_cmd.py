@@ -10,11 +10,12 @@ import json
 import sys
 
 from bench.analysis import DEFAULT_TOLERANCE
+from bench.billing import BASES, DEFAULT_BASIS
 from bench.commands.common import add_db_option, db_path
 from bench.liveness import recover_gone_runs
-from bench.plan import PRESETS, build_plan
+from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
 from core.errors import UserError, one_line
-from core.job import ENGINES
+from core.job import COMPILE_MODES, DEFAULT_ENCODE_PRESET, ENCODERS, ENGINES, X264_PRESETS
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
     parser.add_argument("--precision", default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                        help="torch.compile (fast engine): off, on, or auto (when a clip repays it)")
+    parser.add_argument("--encoder", choices=ENCODERS, default=None, help="libx264, nvenc or auto")
+    parser.add_argument("--preset-encode", dest="encode_preset", choices=X264_PRESETS, default=None,
+                        help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
+    parser.add_argument("--crf", type=int, default=None, help="encoder constant quality (default 18)")
+    parser.add_argument("--cpu", dest="cpu_cores", type=float, default=None,
+                        help="CPU cores per Modal container (default 4; billed apart)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--basis", choices=sorted(BASES), default=DEFAULT_BASIS,
+                        help="costs the verdict judges: steady (warm containers, default) or "
+                             "billed (this experiment's bill: boots, idle and scaledown tails "
+                             "shared over the runs of each container)")
+    parser.add_argument("--reuse", choices=CONTAINER_REUSE, default=None,
+                        help="modal: run each GPU's runs in sequence on one warm container "
+                             "(sequential, default) or all at once (parallel)")
+    parser.add_argument("--scaledown-window", type=int, default=None, metavar="SECONDS",
+                        help="modal: seconds an idle container stays up, billed (default 120)")
+    parser.add_argument("--queue-wait-limit", type=float, default=None, metavar="SECONDS",
+                        help="modal: cancel a run still waiting for its GPU after this long "
+                             "(default 900)")
     parser.add_argument("--name", default=None, help="experiment name")
     add_db_option(parser)
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -57,7 +78,10 @@ def main(args: argparse.Namespace) -> int:
     plan = build_plan(preset, backend=args.backend, gpus=args.gpus, clips=args.clips,
                       source=args.source, model=args.model, engine=args.engine,
                       repeats=args.repeats, weights=args.weights, precision=args.precision,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
+                      encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
+                      container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
+                      queue_wait_limit_seconds=args.queue_wait_limit)
     prices = load_prices()
     db = Database(db_path(args))
     recover_gone_runs(db)
@@ -92,22 +116,27 @@ def main(args: argparse.Namespace) -> int:
 def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             launch_error: str | None = None) -> int:
     from bench.commands.verdict_cmd import render_text
-    from bench.experiments import analyse_experiment, run_titles
-    from bench.report import run_summaries
+    from bench.experiments import analyse_experiment, bill_of, load_experiment, run_titles
+    from bench.report import bill_lines, run_summaries
 
     runs = run_summaries(db, experiment_id)
-    analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance)
+    analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance, args.basis)
+    bill = bill_of(load_experiment(db, experiment_id), runs)
     failed = [r for r in runs if r["status"] != "succeeded"]
     if args.json:
         print(json.dumps({"experiment_id": experiment_id, "runs": runs,
                           "verdict": analysis.verdict.to_dict() if analysis else None,
                           "analysis": analysis.to_dict() if analysis else None,
+                          "cost_basis": args.basis, "bill": bill.to_dict(),
                           "error": launch_error or why_not}, indent=2, default=str))
     elif launch_error:  # nothing ran: one line says why, every run is stored failed with it
         print(f"experiment {experiment_id} stored in {db.path} ({len(runs)} runs failed)")
     else:
         if analysis:
             print(render_text(analysis))
+            print(f"(costs above: {BASES[args.basis]}; --basis switches)")
+        if bill.containers:
+            print("\n".join(["", "the bill:", *bill_lines(bill)]))
         titles = run_titles(runs)
         for run in failed:
             print(f"failed: {titles[str(run['id'])]}: {run['error']}", file=sys.stderr)

@@ -1,0 +1,28 @@
+"""Check everything a first live Modal run needs, one line each with the fix: the Modal token, the
+r2-credentials secret (names only), the deployed app's code version against this checkout, the R2
+bucket and the weights Volume. Starts no container and costs nothing. Exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments. Raises nothing."""
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="seconds each Modal or R2 look-up may take (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Raises nothing of its own: every problem is a failed check."""
+    from bench.doctor import render, run_checks
+
+    checks = run_checks(timeout=args.timeout)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        print(render(checks))
+    return 1 if any(c.failed for c in checks) else 0
