@@ -70,6 +70,9 @@ def test_examples_load_once_and_the_dashboard_lands_on_their_verdict(bench_env):
     assert sorted(experiments["name"]) == sorted(names)  # every examples/*.json, once
     assert start_view.load_examples(Database(bench_env))[1] == []
     assert len(list_experiments(Database(bench_env))) == len(names)  # loading again adds nothing
+    # The start page's latest answer is the newest that compares something (not one GPU alone).
+    latest_id, latest = start_view.latest_answer(Database(bench_env))
+    assert latest.verdict.choice.describe() == "L4" and len(latest.fits) == 2
 
 
 def test_e6_experiment_verdict_table_and_every_chart(populated_db):
