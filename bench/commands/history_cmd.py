@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from bench.commands.common import add_db_option, db_path
+from bench.escape import one_line_text, terminal_text
 from store.db import Database
 from store.runs import history
 
@@ -33,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, allow_nan=False))
     else:
-        print(render(data) if data["experiments"] else f"no experiments in {path}")
+        print(terminal_text(render(data)) if data["experiments"] else f"no experiments in {path}")
     return 0
 
 
@@ -46,8 +47,8 @@ def render(data: dict[str, Any]) -> str:
         for run in e["runs"]:
             counts[run["status"]] = counts.get(run["status"], 0) + 1
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
-        what = " ".join(str(x) for x in (e["model"], e["engine"], e["backend"]) if x)
-        header = f"{e['id']}  {e['created_at'][:19]}  {e['name']}  [{e['origin']}{', ' + what if what else ''}]  {summary}"
+        what = " ".join(one_line_text(x) for x in (e["model"], e["engine"], e["backend"]) if x)
+        header = f"{e['id']}  {e['created_at'][:19]}  {one_line_text(e['name'])}  [{e['origin']}{', ' + what if what else ''}]  {summary}"
         blocks.append(header + ("\n" + _table(e["runs"]) if e["runs"] else ""))
     return "\n\n".join(blocks)
 
@@ -56,9 +57,9 @@ def _cell(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     try:
-        return fmt.format(value)
+        return one_line_text(fmt.format(value))
     except (ValueError, TypeError):
-        return str(value)
+        return one_line_text(value)
 
 
 def _table(runs: list[dict[str, Any]]) -> str:
