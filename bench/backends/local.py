@@ -4,6 +4,12 @@ Each worker process loads a model once (workers.pipeline.ModelCache) and runs th
 one at a time; different devices run in parallel. The parent hands out one job per worker at a
 time, so when a worker dies it knows which run died with it: that run fails with the exit code as
 its reason and a fresh worker takes the device's remaining runs.
+
+A worker never outlives its parent (the executor): a watchdog thread polls the parent every
+PARENT_POLL_SECONDS, mid-job too, and ends the process at once when the parent is gone (even by
+SIGKILL), so it neither holds a GPU for nothing nor uploads the output of a run that recovery
+has already marked interrupted; the job itself checks the parent again just before its upload.
+(PR_SET_PDEATHSIG would do the first part on Linux only, and fires when the parent *thread* ends.)
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import socket
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -25,6 +34,10 @@ StorageFactory = Callable[[], ObjectStore]
 """Picklable callable that opens the object store inside a worker process."""
 
 _POLL_SECONDS = 0.2
+PARENT_POLL_SECONDS = 0.1
+"""How often a worker checks that its parent is alive (it stops within about this long)."""
+ORPHANED_EXIT_CODE = 75
+"""Exit status of a worker that ended because its parent died."""
 
 
 def local_devices() -> list[str]:
@@ -51,6 +64,13 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
     (pid `parent`, the executor) is gone."""
     from workers.pipeline import ModelCache, run_job
 
+    def parent_alive() -> bool:
+        return os.getppid() == parent
+
+    scratch = tempfile.mkdtemp(prefix=f"upscale-worker-{os.getpid()}-")
+    tempfile.tempdir = scratch  # the job's temporary files, removed if the watchdog ends us
+    threading.Thread(target=_watch_parent, args=(parent_alive, scratch), daemon=True,
+                     name="parent-watchdog").start()
     started_at = time.time()
     cache = ModelCache()
     storage = storage_factory()
@@ -60,10 +80,11 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
             item = jobs.get(timeout=_POLL_SECONDS * 5)
         except queue.Empty:
             item = ()
-        if os.getppid() != parent:  # the executor died (even by SIGKILL): do not linger,
+        if not parent_alive():  # the executor died (even by SIGKILL): do not linger,
             events.cancel_join_thread()  # nor block at exit on events nobody will read
             return
         if item is None:
+            shutil.rmtree(scratch, ignore_errors=True)
             return
         if not item:
             continue
@@ -73,11 +94,21 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
         def on_progress(progress: Progress, run_id: str = run_id) -> None:
             events.put(("progress", run_id, progress))
 
-        result = run_job(job, storage, on_progress=on_progress, cache=cache)
+        result = run_job(job, storage, on_progress=on_progress, cache=cache,
+                         still_wanted=parent_alive)
         cold = result.stages.get("model_load", 0.0) > 0.0 or not ran_any
         startup = (result.started_at or started_at) - started_at if not ran_any else 0.0
         events.put(("result", run_id, result.to_dict(), cold, startup))
         ran_any = True
+
+
+def _watch_parent(parent_alive: Callable[[], bool], scratch: str) -> None:
+    """Worker watchdog thread: end the process as soon as its parent is gone, mid-job included
+    (a job deep in a model call cannot be asked to stop). Raises nothing; never returns then."""
+    while parent_alive():
+        time.sleep(PARENT_POLL_SECONDS)
+    shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(ORPHANED_EXIT_CODE)
 
 
 @dataclass
@@ -179,8 +210,12 @@ class LocalBackend:
             self._send_next(lane, sink)
 
     def _stop_worker(self, lane: _DeviceLane) -> None:
+        """Let an idle worker finish; end one still running a job at once (the executor is
+        stopping: its run is about to be marked interrupted and must not upload after that)."""
         if lane.process is None:
             return
+        if lane.current is not None and lane.process.is_alive():
+            lane.process.terminate()
         if lane.process.is_alive():
             try:
                 lane.jobs.put(None)
