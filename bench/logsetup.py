@@ -56,6 +56,9 @@ def logging_to_file(debug: bool = False) -> Iterator[Path]:
     finally:
         for handler in handlers:
             root.removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()
+            except OSError:  # the last flush found a full disk: the log is best effort
+                pass
         root.setLevel(level)
         logging.raiseExceptions = raise_exceptions
