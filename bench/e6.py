@@ -122,6 +122,8 @@ def parse_e6_bytes(raw: bytes, label: str) -> E6File:
                          f"{exc.msg})") from None
     except RecursionError:
         raise InputError(f"{label} is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError:  # an integer of thousands of digits
+        raise InputError(f"{label} holds a number too long to read") from None
     try:
         return parse_e6(data)
     except InputError as exc:

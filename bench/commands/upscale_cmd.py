@@ -98,7 +98,8 @@ def build_job(args: argparse.Namespace) -> Job:
     from workers.video import check_trim, is_image_path, probe, read_image
 
     if not args.input.is_file():
-        raise InputError(f"input file {args.input} does not exist")
+        what = "is a directory, not a file" if args.input.is_dir() else "does not exist"
+        raise InputError(f"input {args.input} {what}")
     check_output_file(args.output, source=args.input)
     if is_image_path(args.input) != is_image_path(args.output):
         raise InputError("an image input needs an image output and a video input a video output")
