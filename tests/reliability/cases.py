@@ -244,5 +244,5 @@ LOAD_RUNS = 200
 LOAD_CLIENTS = 2
 """CLIs reading and writing the database while the plan runs."""
 
-EXAMPLES_PER_PROPERTY = 150
+EXAMPLES_PER_PROPERTY = 300
 """Examples hypothesis generates for each parser property (test_properties.py)."""
