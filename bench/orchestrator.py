@@ -284,7 +284,8 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
 
 def launch_detached(db_path: Path, experiment_id: str) -> int:
     """Start `python -m bench execute EXPERIMENT_ID` in its own process session (it outlives a
-    dashboard rerun); returns its pid. Its output goes to core.paths.run_log_path."""
+    dashboard rerun or restart) and hand it the experiment's queued runs; returns its pid. Its
+    output goes to core.paths.run_log_path. Raises StorageError."""
     log_path = run_log_path(db_path, experiment_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
@@ -295,4 +296,9 @@ def launch_detached(db_path: Path, experiment_id: str) -> int:
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
     log.close()
+    # The new process answers for the queued runs from now on, so a dashboard restarted before it
+    # claims them does not take them for orphans of the dashboard's old process.
+    db = Database(db_path)
+    queued = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]
+    store_runs.claim_runs(db, list(queued), worker_pid=process.pid)
     return process.pid
