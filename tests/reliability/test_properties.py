@@ -20,6 +20,8 @@ SETTINGS = settings(max_examples=EXAMPLES_PER_PROPERTY, deadline=None, derandomi
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
 INT32 = 2**31 - 1
+DB_EXAMPLES = max(10, EXAMPLES_PER_PROPERTY // 5)
+"""Examples of the one property that writes to a database (slower per example)."""
 
 hostile_numbers = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40),
@@ -112,7 +114,7 @@ def import_db(tmp_path_factory):
     return Database(tmp_path_factory.mktemp("props") / "bench.duckdb")
 
 
-@settings(SETTINGS, max_examples=max(10, EXAMPLES_PER_PROPERTY // 5))
+@settings(SETTINGS, max_examples=DB_EXAMPLES)
 @given(e6_documents)
 def test_whatever_parses_imports_and_exports_as_strict_json(import_db, document):
     from bench.e6 import parse_e6
