@@ -65,7 +65,7 @@ def export_experiment(db: Database, experiment_id: str, fmt: str) -> dict[str, A
     experiment = load_experiment(db, experiment_id)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if fmt == "json":
-        return experiment_to_e6(experiment, runs)
+        return json_safe(experiment_to_e6(experiment, runs))  # strict JSON: no NaN or Infinity
     if fmt == "md":
         try:
             analysis = analyse_runs(experiment, runs)

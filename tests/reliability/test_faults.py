@@ -395,7 +395,7 @@ def test_fault_creator_killed_before_claim(env, media, reap):
     runs = json.loads(history.stdout)["experiments"][0]["runs"]
     assert {r["status"] for r in runs} == {"interrupted"}
     assert all("never started" in r["error"] for r in runs)
-    assert cli("execute", experiment_id).code == 0
+    assert cli("execute", experiment_id).code == 1  # nothing left to run; the runs did not succeed
     _settled(env, experiment_id, 4)
 
 
