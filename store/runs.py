@@ -399,10 +399,12 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, experiment_id: str, specs: Sequ
             "frames_expected": spec.frames_expected, "gpu": spec.gpu,
             "price_gpu": spec.price_gpu or spec.gpu, "repeat_index": spec.repeat_index,
             "status": "queued", "model": spec.model or model, "engine": spec.engine or engine,
-            "created_at": now, "worker_pid": os.getpid(), "worker_host": socket.gethostname(),
+            "created_at": now,
         }
         if extra is not None:
             row.update(extra[i])
+        else:  # queued: this process answers for it until an executor claims it
+            row.update(worker_pid=os.getpid(), worker_host=socket.gethostname())
         rows.append(row)
     _insert_frame(con, "runs", pd.DataFrame(rows))
     return [r["id"] for r in rows]
