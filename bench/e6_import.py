@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from bench.e6 import E6File, rate_for
+from bench.e6 import E6File, measurements_from_e6, rate_for
 from store.db import Database
 from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
 
@@ -39,7 +39,10 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     """Store an E6-format results file as a new experiment (origin 'import') with one finished
     run per result, in one transaction; return the experiment id. Each run keeps the result's
     status and error; total and billed seconds are its elapsed time, and cost_gpu is elapsed x the
-    GPU's rate (the file's pricing, else the catalog's; None when unknown). Raises StorageError."""
+    GPU's rate (the file's pricing, else the catalog's; a failed run of an unknown GPU has None).
+    Raises InputError (nothing stored) when a succeeded result's GPU has no price in the file or
+    the catalog, as `verdict` does; StorageError."""
+    measurements_from_e6(e6)  # every succeeded GPU is priced, or the whole file is refused
     specs: list[RunSpec] = []
     outcomes: list[dict[str, Any]] = []
     for r in e6.results:

@@ -85,4 +85,8 @@ def import_e6_upload(db: Database, data: bytes, name: str) -> str:
     label = " ".join(str(name).split())[:120] or "upload"
     if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_FILE_BYTES:
         raise InputError(f"{label} is over {MAX_FILE_BYTES // 1_000_000} MB; a results file is far smaller")
-    return import_e6(db, parse_e6_bytes(bytes(data), label), label)
+    try:
+        return import_e6(db, parse_e6_bytes(bytes(data), label), label)
+    except InputError as exc:
+        message = str(exc)
+        raise InputError(message if message.startswith(label) else f"{label}: {message}") from None

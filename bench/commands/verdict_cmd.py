@@ -14,6 +14,7 @@ from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from bench.e6 import analyse_e6, load_e6
 from bench.escape import terminal_text
 from bench.formatting import format_cost
+from core.errors import InputError
 from core.jsonsafe import json_safe
 
 
@@ -29,7 +30,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Raises InputError (exit 2, one line) for a missing/bad file, a bad tolerance, a GPU without
     a price, or a file with no succeeded result. Names from the file are printed escaped."""
-    analysis = analyse_e6(load_e6(args.file), args.tolerance)
+    e6 = load_e6(args.file)
+    try:
+        analysis = analyse_e6(e6, args.tolerance)
+    except InputError as exc:
+        raise InputError(f"{args.file}: {exc}") from None
     if args.json:
         print(json.dumps(json_safe(analysis.to_dict()), indent=2, allow_nan=False))
     else:

@@ -201,6 +201,8 @@ RESULTS_FILES: dict[str, bytes] = {
     "not-json": b"{results: [}",
     "binary-png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
     "utf16-json": json.dumps(E6_SAMPLE).encode("utf-16"),
+    "gpu-without-any-price": _e6_top(pricing={}, results=[
+        {"gpu": "Z99", "clip": "6s", "frames": 180, "elapsed": 10.0, "status": "ok"}]),
 }
 """Hostile results files. Each is refused with one line by `verdict`, `import` and the dashboard's
 upload, and none leaves anything stored."""
@@ -211,8 +213,8 @@ RESULTS_ENTRY_POINTS = ("verdict", "import", "upload")
 VERDICT_ONLY: dict[str, bytes] = {
     "every-result-failed": _e6_top(results=[{"gpu": "T4", "clip": "6s", "status": "failed",
                                              "error": "OOM"}]),
-    "gpu-without-any-price": _e6_top(pricing={}, results=[
-        {"gpu": "Z99", "clip": "6s", "frames": 180, "elapsed": 10.0, "status": "ok"}]),
+    "unknown-gpu-that-failed-only": _e6_top(pricing={}, results=[
+        {"gpu": "Z99", "clip": "6s", "frames": 180, "status": "failed", "error": "no such card"}]),
 }
 """Files that import fine (every run stored with its status) but that `verdict` cannot judge."""
 
