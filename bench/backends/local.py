@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from bench.backends.base import EventSink, Finished, Submission
+from bench.logsetup import debug_enabled, logging_to_file
 from core.errors import InputError
 from core.job import Job, JobResult, Progress
 from store.objects import ObjectStore
@@ -61,9 +62,7 @@ def validate_device(device: str) -> str:
 def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events: Any,
                  parent: int) -> None:
     """Worker process: run jobs from `jobs` on `device` until a None arrives, or until its parent
-    (pid `parent`, the executor) is gone."""
-    from workers.pipeline import ModelCache, run_job
-
+    (pid `parent`, the executor) is gone. Tracebacks of failed jobs go to the CLI log."""
     def parent_alive() -> bool:
         return os.getppid() == parent
 
@@ -71,9 +70,16 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
     tempfile.tempdir = scratch  # the job's temporary files, removed if the watchdog ends us
     threading.Thread(target=_watch_parent, args=(parent_alive, scratch), daemon=True,
                      name="parent-watchdog").start()
+    with logging_to_file(debug_enabled()):
+        _serve(storage_factory(), jobs, events, parent_alive)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve(storage: ObjectStore, jobs: Any, events: Any, parent_alive: Callable[[], bool]) -> None:
+    from workers.pipeline import ModelCache, run_job
+
     started_at = time.time()
     cache = ModelCache()
-    storage = storage_factory()
     ran_any = False
     while True:
         try:
@@ -84,7 +90,6 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
             events.cancel_join_thread()  # nor block at exit on events nobody will read
             return
         if item is None:
-            shutil.rmtree(scratch, ignore_errors=True)
             return
         if not item:
             continue
