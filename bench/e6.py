@@ -169,7 +169,7 @@ def _text(value: Any) -> str:
 
 def _name(value: Any) -> str | None:
     """A GPU or clip name: non-empty text (a number is written as text), at most MAX_NAME_CHARS."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if _is_number(value):
         value = f"{value:g}"
     if not isinstance(value, str) or not value.strip():
         return None

@@ -190,6 +190,7 @@ RESULTS_FILES: dict[str, bytes] = {
     "pricing-zero": _e6_top(pricing={"T4": 0, "L4": 0.000222}),
     "pricing-absurd": _e6_top(pricing={"T4": 1e6, "L4": 0.000222}),
     "gpu-name-10k-chars": _e6(gpu="T" * 10_000),
+    "clip-integer-of-400-digits": _e6(clip=10**400),
     "gpu-missing": _e6(gpu=None),
     "clip-missing": _e6(clip=""),
     "result-not-object": _e6_top(results=[1, 2]),

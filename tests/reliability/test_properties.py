@@ -26,7 +26,8 @@ DB_EXAMPLES = max(10, EXAMPLES_PER_PROPERTY // 5)
 hostile_numbers = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0, -0.0, 1e-300, 5e-324, 1e308, 2**31, 2**63, 10**30, 0.5, 180, 12.5]),
+    st.sampled_from([0, -0.0, 1e-300, 5e-324, 1e308, 2**31, 2**63, 10**30, 10**400, -(10**400),
+                     0.5, 180, 12.5]),
 )
 hostile_text = st.one_of(st.text(max_size=30), st.sampled_from(
     ["", " ", "T4", "L4", "6s", "\x1b[31mred", "<b>x</b>", "a|b", "ok", "success", "failed",
