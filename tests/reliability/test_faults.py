@@ -219,13 +219,21 @@ def test_fault_disk_full_injected(env, media, monkeypatch):
     real_cursor, real_copy = store.db._Host.cursor, store.objects.shutil.copyfile
 
     def copyfile(src, dst, *args, **kwargs):
-        if full["on"]:
+        if full["on"] or full.get("objects"):
             Path(dst).write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device", str(dst))
         return real_copy(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(store.db._Host, "cursor", lambda self: FullDiskCursor(real_cursor(self)))
     monkeypatch.setattr(store.objects.shutil, "copyfile", copyfile)
+    # First only the object store is full: the runs are stored, failed with the reason.
+    full["objects"] = True
+    outcome = cli("run", "--source", media / "clip.mp4", "--clips", "a:0:0.3,b:0.3:0.6", *PLAN)
+    assert outcome.code == 2 and "No space left on device" in outcome.one_line_error()
+    runs = runs_of(env)
+    assert len(runs) == 2 and set(runs["status"]) == {"failed"}
+    assert all("No space left on device" in error for error in runs["error"])
+    full["objects"] = False
     _disk_full_story(env, media, fill=lambda: full.update(on=True),
                      free=lambda: full.update(on=False))
     assert not list(env.parent.rglob("*.part"))  # no partial copy left looking like an object
