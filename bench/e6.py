@@ -24,6 +24,29 @@ DEFAULT_FPS = 30.0
 """Frame rate of the original experiment's clips, used when the config names none."""
 BASE_KEYS = ("timestamp", "config", "pricing", "results", "comparisons")
 
+# Physical bounds: a value outside them is a corrupt or hostile file, not a measurement. They also
+# keep every number inside the store's columns and every derived cost, speedup and fit finite.
+MAX_FILE_BYTES = 50_000_000
+"""Largest results file read (a real one is a few kB per hundred runs)."""
+MAX_DEPTH = 32
+"""Deepest nesting of objects and lists accepted anywhere in the file."""
+MAX_RESULTS = 100_000
+"""Most results in one file."""
+MAX_NAME_CHARS = 200
+"""Longest GPU or clip name."""
+MAX_TEXT_CHARS = 2_000
+"""Longest error reason or timestamp kept (longer ones are cut)."""
+MAX_FRAMES = 10_000_000
+"""Most frames in one result (over 90 hours at 30 fps)."""
+MAX_SECONDS = 30 * 24 * 3600.0
+"""Longest elapsed time of one result (30 days)."""
+MAX_FPS = 100_000.0
+"""Fastest frame rate a result may report (frames / elapsed included)."""
+MIN_RATE, MAX_RATE = 1e-9, 1.0
+"""Cheapest and dearest price accepted, $ per second ($1/s is $3,600 an hour)."""
+MAX_REPEAT = 10_000
+"""Highest repeat index."""
+
 
 @dataclass(frozen=True)
 class E6Result:
@@ -70,37 +93,87 @@ def load_e6(path: str | Path) -> E6File:
     file, bad JSON, or a bad shape."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise InputError(f"{path} is a directory, not a results file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read it ({exc.__class__.__name__})") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc.__class__.__name__})") from None
+    return parse_e6_bytes(raw, str(path))
+
+
+def parse_e6_bytes(raw: bytes, label: str) -> E6File:
+    """An E6File from a file's bytes (a path, an upload), named `label` in messages. Checks the
+    content, not the name: UTF-8 JSON text of at most MAX_FILE_BYTES, nested at most MAX_DEPTH
+    deep, in the E6 shape. Raises InputError (one line) naming the first problem."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(f"{label} is over {MAX_FILE_BYTES // 1_000_000} MB; a results file is far "
+                         f"smaller")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{label} is not a text file (expected E6 results JSON)") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+        raise InputError(f"{label} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
                          f"{exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{label} is nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError:  # an integer of thousands of digits
+        raise InputError(f"{label} holds a number too long to read") from None
     try:
         return parse_e6(data)
     except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise InputError(f"{label}: {exc}") from None
+
+
+def _check_depth(data: Any) -> None:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"nested too deeply (at most {MAX_DEPTH} levels)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def parse_e6(data: Any) -> E6File:
-    """An E6File from the parsed JSON. Raises InputError naming the first bad field."""
+    """An E6File from the parsed JSON. Raises InputError naming the first bad field, a value
+    outside the physical bounds above, or nesting deeper than MAX_DEPTH."""
     if not isinstance(data, dict):
         raise InputError(f"an E6 results file is a JSON object, not {type(data).__name__}")
+    _check_depth(data)
     results = data.get("results")
     if not isinstance(results, list):
         raise InputError("not an E6 results file: no 'results' list")
+    if len(results) > MAX_RESULTS:
+        raise InputError(f"{len(results)} results; at most {MAX_RESULTS}")
     config = data.get("config") if data.get("config") is not None else {}
     if not isinstance(config, dict):
         raise InputError("'config' must be an object")
     pricing = _parse_pricing(data.get("pricing") if data.get("pricing") is not None else {})
     parsed = tuple(_parse_result(i, r) for i, r in enumerate(results))
     timestamp = data.get("timestamp")
-    return E6File("" if timestamp is None else str(timestamp), config, pricing, parsed,
+    return E6File("" if timestamp is None else _text(timestamp), config, pricing, parsed,
                   data.get("comparisons"))
+
+
+def _text(value: Any) -> str:
+    return " ".join(str(value).split())[:MAX_TEXT_CHARS]
+
+
+def _name(value: Any) -> str | None:
+    """A GPU or clip name: non-empty text (a number is written as text), at most MAX_NAME_CHARS."""
+    if _is_number(value):
+        value = f"{value:g}"
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return " ".join(value.split())
 
 
 def _parse_pricing(raw: Any) -> dict[str, float]:
@@ -108,33 +181,50 @@ def _parse_pricing(raw: Any) -> dict[str, float]:
         raise InputError("'pricing' must be an object {GPU: $ per second}")
     out = {}
     for gpu, rate in raw.items():
-        if not _is_number(rate) or not rate > 0:
-            raise InputError(f"pricing of {gpu!r} must be a positive number of $/s, got {rate!r}")
+        if not _is_number(rate) or not MIN_RATE <= rate <= MAX_RATE:
+            raise InputError(f"pricing of {_short(gpu)} must be a number of $/s from {MIN_RATE:g} "
+                             f"to {MAX_RATE:g}, got {_short(rate)}")
+        if len(str(gpu)) > MAX_NAME_CHARS:
+            raise InputError(f"pricing names a GPU over {MAX_NAME_CHARS} characters long")
         out[str(gpu)] = float(rate)
     return out
+
+
+def _short(value: Any) -> str:
+    """repr of a value from the file, cut to 60 characters (it may be huge)."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"(an integer of ~{int(abs(value).bit_length() * 0.30103) + 1} digits)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_result(index: int, raw: Any) -> E6Result:
     if not isinstance(raw, dict):
         raise InputError(f"result {index} must be an object")
-    gpu, clip = raw.get("gpu"), raw.get("clip")
+    gpu = raw.get("gpu")
     if not isinstance(gpu, str) or not gpu.strip():
         raise InputError(f"result {index} has no 'gpu' name")
-    if isinstance(clip, (int, float)) and not isinstance(clip, bool):
-        clip = f"{clip:g}"
-    if not isinstance(clip, str) or not clip.strip():
-        raise InputError(f"result {index} ({gpu}) has no 'clip' name")
+    gpu, clip = " ".join(gpu.split()), _name(raw.get("clip"))
+    if clip is None:
+        raise InputError(f"result {index} ({gpu[:MAX_NAME_CHARS]}) has no 'clip' name")
+    if len(gpu) > MAX_NAME_CHARS or len(clip) > MAX_NAME_CHARS:
+        raise InputError(f"result {index}: GPU and clip names are at most {MAX_NAME_CHARS} characters")
     where = f"result {index} ({gpu} on {clip})"
     frames = _frames(raw.get("frames"), where)
-    elapsed = _optional_seconds(raw.get("elapsed"), "elapsed", where)
-    fps = _optional_seconds(raw.get("fps"), "fps", where)
+    elapsed = _optional_seconds(raw.get("elapsed"), "elapsed", where, MAX_SECONDS)
+    fps = _optional_seconds(raw.get("fps"), "fps", where, MAX_FPS)
     if fps is None and elapsed and frames:
         fps = frames / elapsed
+    if fps is not None and fps > MAX_FPS:
+        raise InputError(f"{where}: {frames} frames in {elapsed:g} s is {fps:.3g} fps, beyond any "
+                         f"GPU (at most {MAX_FPS:g})")
     error = raw.get("error")
-    error = " ".join(str(error).split()) if error not in (None, "") else None
-    word = str(raw.get("status") or "").strip().lower()
+    error = _text(error) if error not in (None, "") else None
+    word = str(raw.get("status") or "").strip().lower()[:MAX_NAME_CHARS]
     repeat = raw.get("repeat", 0)
     repeat = int(repeat) if _is_number(repeat) and float(repeat).is_integer() and repeat >= 0 else 0
+    if repeat > MAX_REPEAT:
+        raise InputError(f"{where}: repeat {repeat} is over {MAX_REPEAT}")
     cold = raw.get("cold") is True
     status = "failed"
     if error is None:
@@ -146,8 +236,8 @@ def _parse_result(index: int, raw: Any) -> E6Result:
         elif word in ("failed", "failure", "error", "errored"):
             error = "failed (no reason given)"
         else:
-            error = f"status {raw.get('status')!r}"
-    return E6Result(gpu.strip(), clip.strip(), frames, elapsed, fps, status, error, repeat, cold)
+            error = f"status {_short(raw.get('status'))}"
+    return E6Result(gpu, clip, frames, elapsed, fps, status, error, repeat, cold)
 
 
 def _frames(value: Any, where: str) -> int:
@@ -155,24 +245,31 @@ def _frames(value: Any, where: str) -> int:
         return 0
     if isinstance(value, str):
         try:
-            value = float(value)
+            value = float(value[:40])
         except ValueError:
-            raise InputError(f"{where}: frames {value!r} is not a number") from None
-    if not _is_number(value) or value < 0 or not float(value).is_integer():
-        raise InputError(f"{where}: frames {value!r} must be a whole number >= 0")
+            raise InputError(f"{where}: frames {_short(value)} is not a number") from None
+    if not _is_number(value) or not 0 <= value <= MAX_FRAMES or not float(value).is_integer():
+        raise InputError(f"{where}: frames {_short(value)} must be a whole number from 0 to "
+                         f"{MAX_FRAMES}")
     return int(value)
 
 
-def _optional_seconds(value: Any, name: str, where: str) -> float | None:
+def _optional_seconds(value: Any, name: str, where: str, most: float) -> float | None:
     if value is None:
         return None
-    if not _is_number(value) or value < 0:
-        raise InputError(f"{where}: {name} {value!r} must be a non-negative number")
+    if not _is_number(value) or not 0 <= value <= most:
+        raise InputError(f"{where}: {name} {_short(value)} must be a number from 0 to {most:g}")
     return float(value)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool; an int too large for a float is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # --------------------------------------------------------------------------- to the analysis
@@ -193,7 +290,7 @@ def baseline_of(e6: E6File) -> str | None:
 def fps_of(e6: E6File) -> float:
     """The clips' frame rate: config['fps'] when it is a positive number, else 30. Raises nothing."""
     fps = e6.config.get("fps")
-    return float(fps) if _is_number(fps) and fps > 0 else DEFAULT_FPS
+    return float(fps) if _is_number(fps) and 0 < fps <= MAX_FPS else DEFAULT_FPS
 
 
 def rate_for(e6: E6File, gpu: str, table: PriceTable = DEFAULT_PRICES) -> float | None:

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from bench.e6 import E6File, rate_for
+from bench.e6 import E6File, measurements_from_e6, rate_for
 from store.db import Database
 from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
 
@@ -53,9 +53,11 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     run per result, in one transaction; return the experiment id. The experiment and its runs are
     dated by the file's timestamp (when it ran; the import time when the file has none). Each run
     keeps the result's status and error; total and billed seconds are its elapsed time, and
-    cost_gpu is elapsed x the GPU's rate (the file's pricing, else the catalog's; None when
-    unknown). A cold start is recorded only when the file marks one: otherwise it is unknown
-    (None), never 'warm'. Raises StorageError."""
+    cost_gpu is elapsed x the GPU's rate (the file's pricing, else the catalog's; a failed run of an
+    unknown GPU has None). A cold start is recorded only when the file marks one: otherwise it is
+    unknown (None), never 'warm'. Raises InputError (nothing stored) when a succeeded result's GPU
+    has no price in the file or the catalog, as `verdict` does; StorageError."""
+    measurements_from_e6(e6)  # every succeeded GPU is priced, or the whole file is refused
     specs: list[RunSpec] = []
     outcomes: list[dict[str, Any]] = []
     for r in e6.results:

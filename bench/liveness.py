@@ -11,7 +11,8 @@ from store.runs import RunRow, recover_interrupted
 
 
 def pid_exists(pid: int) -> bool:
-    """Whether a process with this id exists on this machine. Raises nothing."""
+    """Whether a process with this id runs on this machine; a zombie (dead, waiting for a parent
+    that may never reap it, as under a container's minimal init) does not. Raises nothing."""
     if pid <= 0:
         return False
     try:
@@ -22,7 +23,15 @@ def pid_exists(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):  # no /proc (not Linux) or the process just went
+        return False
 
 
 def worker_is_alive(run: RunRow, *, host: str | None = None) -> bool:

@@ -31,7 +31,7 @@ from bench.plan import (
     Plan,
 )
 from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
-from core.errors import BackendError, InputError, UserError, one_line
+from core.errors import BackendError, InputError, StorageError, UserError, one_line
 from core.job import Job, Progress
 from core.paths import run_log_path
 from core.resources import DEFAULT_CPU_CORES
@@ -99,7 +99,15 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
         if not storage.exists(key):
             storage.put(path, key)
         return key
-    split_user_key(source)
+    if path.is_dir():
+        raise InputError(f"source {source!r} is a directory, not a video file")
+    if path.exists() or path.is_absolute() or source.startswith(("~", "./", "../")):
+        raise InputError(f"source file {source!r} does not exist")
+    try:
+        split_user_key(source)
+    except StorageError:
+        raise InputError(f"source file {source!r} does not exist (nor is it an object key "
+                         f"USER/PATH)") from None
     if not storage.exists(source):
         raise InputError(f"source {source!r} is neither a local file nor an object in "
                          f"{storage.describe()}")
@@ -119,14 +127,21 @@ def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
 
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
                       name: str | None = None) -> tuple[str, list[str]]:
-    """Store the experiment and its queued runs; returns (experiment id, run ids)."""
+    """Store the experiment and its queued runs in one transaction (this process answers for them
+    until an executor claims them); returns (experiment id, run ids). Raises InputError,
+    StorageError."""
     record = store_runs.ExperimentRecord(
         name=name or f"{plan.preset or 'custom'}: {plan.model} on {', '.join(g.label for g in plan.gpus)}",
         preset=plan.preset, source=source_key, plan_json=plan.to_dict(), model=plan.model,
         engine=plan.engine, backend=plan.backend, price_table_date=prices.date,
         price_table_json=prices.to_dict(), commit=git_commit())
-    experiment_id = store_runs.create_experiment(db, record)
-    return experiment_id, store_runs.add_runs(db, experiment_id, run_specs(plan))
+    specs = run_specs(plan)
+
+    def store(_con: object) -> tuple[str, list[str]]:  # nested writes share this transaction
+        experiment_id = store_runs.create_experiment(db, record)
+        return experiment_id, store_runs.add_runs(db, experiment_id, specs)
+
+    return db.write(store)
 
 
 def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
@@ -280,12 +295,13 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     experiment = load_experiment(db, experiment_id)
     plan, prices = plan_of(experiment), prices_of(experiment)
     backend = backend or make_backend(plan.backend, storage_config, plan)
-    queued = [store_runs.get_run(db, rid) for rid in
-              store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
-    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in queued if r}, listener)
+    queued = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]
+    # Only runs this process claimed run here: one recovered as interrupted meanwhile (the process
+    # that queued it died first) stays interrupted instead of running under that label.
+    claimed = [store_runs.get_run(db, rid) for rid in store_runs.claim_run_ids(db, list(queued))]
+    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed if r}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
-                   for r in queued if r]
-    store_runs.claim_runs(db, [s.run_id for s in submissions])
+                   for r in claimed if r]
     resumer = _resume_in_background(db, experiment_id, backend, sink)
     try:
         backend.execute(submissions, sink)
@@ -319,7 +335,8 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
 
 def launch_detached(db_path: Path, experiment_id: str) -> int:
     """Start `python -m bench execute EXPERIMENT_ID` in its own process session (it outlives a
-    dashboard rerun); returns its pid. Its output goes to core.paths.run_log_path."""
+    dashboard rerun or restart) and hand it the experiment's queued runs; returns its pid. Its
+    output goes to core.paths.run_log_path. Raises StorageError."""
     log_path = run_log_path(db_path, experiment_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")
@@ -330,4 +347,9 @@ def launch_detached(db_path: Path, experiment_id: str) -> int:
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path})
     log.close()
+    # The new process answers for the queued runs from now on, so a dashboard restarted before it
+    # claims them does not take them for orphans of the dashboard's old process.
+    db = Database(db_path)
+    queued = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]
+    store_runs.claim_runs(db, list(queued), worker_pid=process.pid)
     return process.pid

@@ -56,6 +56,19 @@ DEMO_SOURCE_FPS = 10.0
 DEMO_SOURCE_SECONDS = 1.5
 """Length of the generated demo source; every demo clip lies inside it."""
 
+MAX_REPEATS = 100
+"""Most repeats of a plan (each clip x GPU); more is a typo, and would queue silently for minutes."""
+MAX_RUNS = 1000
+"""Most runs one plan may create (clips x GPUs x repeats)."""
+MAX_SOURCE_SECONDS = 24 * 3600.0
+"""Latest clip end a plan accepts (seconds of the source)."""
+MAX_FPS = 1000.0
+"""Highest output frame rate."""
+MAX_OUTPUT_SIDE = 8192
+"""Widest and tallest output in pixels (H.264's largest level, 6.2, tops out at 8192 wide)."""
+MAX_BATCH_SIZE = 256
+"""Most frames per model call."""
+
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -80,6 +93,9 @@ class ClipSpec:
             raise InputError(f"clip {self.name}: start {self.start} s is before the video starts")
         if self.end <= self.start:
             raise InputError(f"clip {self.name}: end {self.end} s must be after start {self.start} s")
+        if self.end > MAX_SOURCE_SECONDS:
+            raise InputError(f"clip {self.name}: end {self.end:g} s is past the longest source "
+                             f"accepted ({MAX_SOURCE_SECONDS:g} s)")
 
     @property
     def seconds(self) -> float:
@@ -249,7 +265,7 @@ class Plan:
                                      for v in data.get("variants") or ())
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InputError(f"malformed plan: {exc}") from exc
 
 
@@ -291,16 +307,21 @@ def validate_plan(plan: Plan) -> None:
             raise InputError("the first variant must be the plan's model and engine")
     if plan.precision not in PRECISIONS:
         raise InputError(f"unknown precision {plan.precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if not (isinstance(plan.repeats, int) and plan.repeats >= 1):
-        raise InputError(f"repeats {plan.repeats!r} must be a whole number >= 1")
-    if not (isinstance(plan.batch_size, int) and plan.batch_size >= 1):
-        raise InputError(f"batch size {plan.batch_size!r} must be a whole number >= 1")
-    if not (isinstance(plan.fps, (int, float)) and math.isfinite(plan.fps) and plan.fps > 0):
-        raise InputError(f"fps {plan.fps!r} must be positive")
+    if not (isinstance(plan.repeats, int) and 1 <= plan.repeats <= MAX_REPEATS):
+        raise InputError(f"repeats {plan.repeats!r} must be a whole number from 1 to {MAX_REPEATS}")
+    if plan.run_count() > MAX_RUNS:
+        raise InputError(f"the plan makes {plan.run_count()} runs ({len(plan.clips)} clips x "
+                         f"{len(plan.gpus)} GPUs x {plan.repeats} repeats); at most {MAX_RUNS}")
+    if not (isinstance(plan.batch_size, int) and 1 <= plan.batch_size <= MAX_BATCH_SIZE):
+        raise InputError(f"batch size {plan.batch_size!r} must be a whole number from 1 to "
+                         f"{MAX_BATCH_SIZE}")
+    if not (isinstance(plan.fps, (int, float)) and math.isfinite(plan.fps)
+            and 0 < plan.fps <= MAX_FPS):
+        raise InputError(f"fps {plan.fps!r} must be positive, at most {MAX_FPS:g}")
     if (plan.output_width is None) != (plan.output_height is None):
         raise InputError("give both output width and height, or neither")
-    if plan.output_width is not None and (plan.output_width <= 0 or plan.output_height <= 0):
-        raise InputError(f"output size {plan.output_width}x{plan.output_height} must be positive")
+    if plan.output_width is not None:
+        check_output_size(plan.output_width, plan.output_height)
     if not plan.weights:
         raise InputError("weights must be 'auto', 'random' or a path")
     if plan.container_reuse not in CONTAINER_REUSE:
@@ -322,6 +343,13 @@ def validate_plan(plan: Plan) -> None:
         if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
             raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
                              f"must have a non-negative corner and a positive size")
+
+
+def check_output_size(width: int, height: int) -> None:
+    """Raises InputError unless 1 <= width, height <= MAX_OUTPUT_SIDE."""
+    if not (0 < width <= MAX_OUTPUT_SIDE and 0 < height <= MAX_OUTPUT_SIDE):
+        raise InputError(f"output size {width}x{height} must be positive and at most "
+                         f"{MAX_OUTPUT_SIDE} pixels each way")
 
 
 def parse_clips(text: str) -> tuple[ClipSpec, ...]:
@@ -500,7 +528,7 @@ def _clips(value: Any) -> tuple[ClipSpec, ...]:
         elif isinstance(c, Mapping):
             try:
                 out.append(ClipSpec(str(c["name"]), float(c["start"]), float(c["end"])))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 raise InputError(f"clip {dict(c)!r} needs name, start and end") from None
         else:
             out.extend(parse_clips(str(c)))
@@ -519,7 +547,7 @@ def _gpus(value: Any, backend: str) -> tuple[GpuChoice, ...]:
 def _whole(value: Any, name: str) -> int:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{name} {value!r} must be a whole number") from None
     if not number.is_integer():
         raise InputError(f"{name} {value!r} must be a whole number")
@@ -529,7 +557,7 @@ def _whole(value: Any, name: str) -> int:
 def _number(value: Any, name: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{name} {value!r} must be a number") from None
     return number
 

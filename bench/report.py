@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, gpu_order
 from bench.billing import ExperimentBill
 from bench.e6 import E6File, E6Result, dump_e6, measurements_from_e6
+from bench.escape import markdown_text as md
 from bench.experiments import (
     Runs,
     analyse_measurements,
@@ -35,7 +36,7 @@ from store import runs as store_runs
 from store.db import Database
 from store.runs import STAGE_COLUMNS, ExperimentRow
 
-__all__ = ["experiment_to_e6", "findings_markdown", "measurements_from_e6", "run_json",
+__all__ = ["experiment_to_e6", "failures_markdown", "findings_markdown", "measurements_from_e6", "run_json",
            "run_summaries", "export_experiment"]
 
 EXPORT_SCHEMA = "upscale-gpu-bench/1"
@@ -63,14 +64,18 @@ FIDELITY_COLUMNS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "fidelity_fr
 
 def export_experiment(db: Database, experiment_id: str, fmt: str) -> dict[str, Any] | str:
     """E6-format JSON dict ('json') or markdown findings ('md') of a stored experiment.
-    Raises InputError for an unknown id or format, or (md) when no run succeeded; StorageError."""
+    Raises InputError for an unknown id or format; StorageError. A markdown export of an experiment
+    without a verdict (every run failed) lists its runs and why they failed."""
     experiment = load_experiment(db, experiment_id)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if fmt == "json":
-        return experiment_to_e6(experiment, runs)
+        return json_safe(experiment_to_e6(experiment, runs))  # strict JSON: no NaN or Infinity
     if fmt == "md":
-        return findings_markdown(analyse_runs(experiment, runs), experiment,
-                                 bill=bill_of(experiment, runs))
+        try:
+            analysis = analyse_runs(experiment, runs)
+        except InputError as exc:  # e.g. every run failed: report the failures instead
+            return failures_markdown(experiment, runs, str(exc))
+        return findings_markdown(analysis, experiment, bill=bill_of(experiment, runs))
     raise InputError(f"unknown export format {fmt!r}; choose json or md")
 
 
@@ -178,18 +183,15 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
     `prices` defaults to the experiment's. Raises InputError only for a malformed stored price
     table."""
     prices = prices or prices_of(experiment)
-    title = (experiment.name or experiment.id) if experiment is not None else None
-    lines = [f"## Findings{f': {title}' if title else ''}", ""]
-    values = {k: getattr(experiment, k, None) for k in ("source", "model", "engine", "backend",
-                                                        "preset")}
-    context = [f"`{v}`" if k == "source" else f"{k} {v}" for k, v in values.items() if v]
+    lines = [_title(experiment), ""]
+    context = _context(experiment)
     repeats = max((st.runs for s in analysis.summaries for st in s.stats), default=0)
     lines.append(
         (", ".join(context) + ". " if context else "")
         + f"{len(analysis.summaries)} clips x {len(analysis.gpus)} GPUs"
         + f" (up to {repeats} succeeded run{'s' if repeats != 1 else ''} each). "
-        + f"Baseline: {analysis.baseline_gpu}. Prices: {prices.source}, {prices.date}: "
-        + ", ".join(f"{g} {format_rate(r)}/s" for g, r in analysis.rates.items()) + ".")
+        + f"Baseline: {md(analysis.baseline_gpu)}. Prices: {md(prices.source)}, {md(prices.date)}: "
+        + ", ".join(f"{md(g)} {format_rate(r)}/s" for g, r in analysis.rates.items()) + ".")
     lines += ["", "### Per clip", "",
               "| Clip | Frames | GPU | Runs | Time (s) | Spread (s) | FPS | GPU cost | All-in cost "
               "| Speedup | Break-even (s) |",
@@ -198,20 +200,20 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
         for st in s.stats:
             mark = " **(cheapest)**" if st.gpu == s.winner else ""
             lines.append(
-                f"| {s.clip} | {s.frames} | {st.gpu}{mark} | {st.runs} | {st.median_seconds:.1f} "
+                f"| {md(s.clip)} | {s.frames} | {md(st.gpu)}{mark} | {st.runs} | {st.median_seconds:.1f} "
                 f"| {st.min_seconds:.1f}-{st.max_seconds:.1f} | {st.fps:.2f} | {format_cost(st.cost)} "
                 f"| {format_cost(st.all_in_cost)} | {_fmt(st.speedup, '.2f', 'x')} "
                 f"| {_fmt(st.break_even_seconds, '.1f')} |")
         if not s.stats:
-            lines.append(f"| {s.clip} | {s.frames} | (no succeeded run) | 0 | | | | | | | |")
+            lines.append(f"| {md(s.clip)} | {s.frames} | (no succeeded run) | 0 | | | | | | | |")
     lines.append("")
     lines.append("Break-even: the time at which a GPU costs the same as the baseline "
                  "(baseline time x baseline rate / its rate); below it, it is cheaper.")
     v = analysis.verdict
-    lines += ["", "### Verdict", "", f"**{v.rule}**: use {v.choice.describe()}. {v.reason}"]
+    lines += ["", "### Verdict", "", f"**{v.rule}**: use {md(v.choice.describe())}. {md(v.reason)}"]
     if not v.settled:
         lines.append("")
-        lines.append(f"Not settled: the repeats' cost ranges overlap on {', '.join(v.unsettled_clips)}; "
+        lines.append(f"Not settled: the repeats' cost ranges overlap on {md(', '.join(v.unsettled_clips))}; "
                      "more repeats would tell.")
     lines += ["", "### Cost curves", ""]
     lines += _curve_lines(analysis)
@@ -221,11 +223,11 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
     cold = [(s.clip, st) for s in analysis.summaries for st in s.stats if st.cold_runs]
     if cold:
         lines += ["", "### Cold starts", ""]
-        lines += [f"- {st.gpu} on {clip}: {st.cold_runs} of {st.runs} runs were cold "
+        lines += [f"- {md(st.gpu)} on {md(clip)}: {st.cold_runs} of {st.runs} runs were cold "
                   f"(start-up included in their time and cost)" for clip, st in cold]
     if analysis.failed:
         lines += ["", "### Failed runs (not used)", ""]
-        lines += [f"- {m.gpu} on {m.clip} ({repeat_label(m.repeat)}): {m.error or m.status}"
+        lines += [f"- {md(m.gpu)} on {md(m.clip)} ({repeat_label(m.repeat)}): {md(m.error or m.status)}"
                   for m in analysis.failed]
     return "\n".join(lines) + "\n"
 
@@ -253,14 +255,42 @@ def bill_lines(bill: ExperimentBill) -> list[str]:
     return out
 
 
+def failures_markdown(experiment: ExperimentRow, runs: Runs, reason: str) -> str:
+    """The findings section of an experiment without a verdict (every run failed): its context,
+    why there is no verdict, and each run with its status and reason. Raises nothing."""
+    records = run_records(runs)
+    failed = [r for r in records if r.get("status") != "succeeded"]
+    lines = [_title(experiment), ""]
+    context = _context(experiment)
+    lines.append((", ".join(context) + ". " if context else "")
+                 + f"{len(records)} runs, {len(failed)} without a result. No verdict: {md(reason)}.")
+    lines += ["", "### Runs that failed", "", "| Clip | GPU | Repeat | Status | Reason |",
+              "|---|---|---:|---|---|"]
+    lines += [f"| {md(r.get('clip'))} | {md(r.get('gpu'))} | {repeat_label(int(r.get('repeat_index') or 0))} "
+              f"| {md(r.get('status'))} | {md(r.get('error') or '(no reason stored)')} |"
+              for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def _title(experiment: ExperimentRow | None) -> str:
+    title = (experiment.name or experiment.id) if experiment is not None else None
+    return f"## Findings{f': {md(title)}' if title else ''}"
+
+
+def _context(experiment: ExperimentRow | None) -> list[str]:
+    values = {k: getattr(experiment, k, None) for k in ("source", "model", "engine", "backend",
+                                                        "preset")}
+    return [f"source {md(v)}" if k == "source" else f"{k} {md(v)}" for k, v in values.items() if v]
+
+
 def _curve_lines(analysis: Analysis) -> list[str]:
     out = []
     for gpu, fit in analysis.fits.items():
         rate = analysis.rates[gpu]
         speed = f"{fit.throughput_fps:.2f} fps" if fit.throughput_fps else "no growth with length"
         r2 = f", R² {fit.r2:.3f}" if fit.r2 is not None else ""
-        note = f" ({fit.note})" if fit.note else ""
-        out.append(f"- {gpu}: {fit.overhead_s:.1f} s fixed + {speed}; "
+        note = f" ({md(fit.note)})" if fit.note else ""
+        out.append(f"- {md(gpu)}: {fit.overhead_s:.1f} s fixed + {speed}; "
                    f"{format_cost(fit.per_frame_s * rate)} per extra frame, "
                    f"{format_cost(fit.overhead_s * rate)} per clip of overhead{r2}{note}.")
     measured = [s for s in analysis.summaries if s.winner]
@@ -270,11 +300,11 @@ def _curve_lines(analysis: Analysis) -> list[str]:
     if analysis.crossovers:
         for c in analysis.crossovers:
             secs = f" ({c.seconds:.1f} s of video)" if c.seconds is not None else ""
-            out.append(f"- Crossover: {c.from_gpu} is cheaper below about {c.frames:.0f} frames"
-                       f"{secs}, {c.to_gpu} above.")
+            out.append(f"- Crossover: {md(c.from_gpu)} is cheaper below about {c.frames:.0f} frames"
+                       f"{secs}, {md(c.to_gpu)} above.")
     elif analysis.fits:
         cheapest = min(analysis.fits, key=lambda g: analysis.fits[g].seconds(hi) * analysis.rates[g])
-        out.append(f"- No crossover between {lo} and {hi} frames: by the fit {cheapest} stays "
+        out.append(f"- No crossover between {lo} and {hi} frames: by the fit {md(cheapest)} stays "
                    f"cheapest over that range.")
     return out
 

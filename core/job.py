@@ -88,7 +88,7 @@ class Keyframe:
                 width=int(round(float(data["width"]))),
                 height=int(round(float(data["height"]))),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"keyframe {data!r} needs numeric time, x, y, width, height") from exc
 
 

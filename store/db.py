@@ -11,11 +11,17 @@ process writing in a tight loop cannot starve the others. Behind that, attaching
 jittered exponential back-off in case a process that does not use these lock files holds the file.
 Everything is bounded by `timeout`, after which StorageError names the file. Threads each use their
 own cursor and never share one.
+
+A full disk: a commit that cannot reach the write-ahead log fails whole (StorageError, one line;
+nothing is half-written, what was stored before is intact, later writes work once there is room).
+A commit that did reach the log stands even when the checkpoint on detach then finds no room: the
+log is replayed the next time the file is opened, so that failure is only logged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import threading
@@ -37,6 +43,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds an operation waits for the file before giving up with StorageError."""
@@ -168,6 +175,15 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+_DISK_FULL = ("No space left on device", "Disk quota exceeded", "disk is full")
+_FILE_SYSTEM = _DISK_FULL + ("Read-only file system", "Permission denied", "Could not write file")
+
+
+def _is_file_system_error(exc: BaseException) -> bool:
+    """Whether a DuckDB error comes from the file system (full, read-only, not writable)."""
+    return isinstance(exc, duckdb.IOException) or any(t in str(exc) for t in _FILE_SYSTEM)
+
+
 class _Waiter:
     """Jittered exponential back-off until a deadline."""
 
@@ -242,6 +258,13 @@ class _Host:
             cur = self.cursor()
             try:
                 cur.execute(f"DETACH {alias}")
+            except duckdb.Error as exc:
+                if not _is_file_system_error(exc):
+                    raise
+                # Committed work is in the write-ahead log, which the next attach replays; only
+                # folding it into the file failed (a full disk). Nothing is lost: say so and go on.
+                log.warning("checkpoint of %s on detach failed (%s); its write-ahead log keeps "
+                            "the data", alias, " ".join(str(exc).split())[:300])
             finally:
                 cur.close()
 
@@ -316,6 +339,10 @@ class Database:
                     con.execute(f"USE {self._alias}")
                     held[self._alias] = _InUse(con, read_only)
                     yield con
+                except duckdb.Error as exc:
+                    if _is_file_system_error(exc):
+                        raise self._file_system_error(exc) from exc
+                    raise
                 finally:
                     held.pop(self._alias, None)
                     con.close()
@@ -339,7 +366,10 @@ class Database:
             try:
                 value = fn(con)
             except BaseException:
-                con.execute("ROLLBACK")
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:  # the transaction is already gone (a failed statement)
+                    pass
                 raise
             finally:
                 state.in_transaction = False
@@ -454,9 +484,17 @@ class Database:
                 if _HOST.attach(self.path, self._alias, read_only):
                     return
             except duckdb.Error as exc:
+                if any(t in str(exc) for t in _DISK_FULL):
+                    raise self._file_system_error(exc) from exc
                 raise StorageError(f"cannot open database {self.path}: {' '.join(str(exc).split())}") from exc
             if not waiter.wait():
                 raise self._busy()
+
+    def _file_system_error(self, exc: BaseException) -> StorageError:
+        if any(t in str(exc) for t in _DISK_FULL):
+            return StorageError(f"the disk holding {self.path} is full, so nothing was stored; free "
+                                f"some space and try again (what was stored before is intact)")
+        return StorageError(f"cannot write database {self.path}: {' '.join(str(exc).split())[:300]}")
 
     def _busy(self) -> StorageError:
         return StorageError(

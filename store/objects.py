@@ -49,11 +49,7 @@ class LocalDirectoryStore:
         return path
 
     def put(self, path: Path, key: str) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
+        _copy_into_place(path, self._path(key))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -81,16 +77,27 @@ class FilePairStore:
     def put(self, path: Path, key: str) -> None:
         if key != self._output_key:
             raise StorageError(f"cannot write object {key!r}")
-        self._output_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._output_path.with_name(self._output_path.name + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(self._output_path)
+        _copy_into_place(path, self._output_path)
 
     def exists(self, key: str) -> bool:
         return key == self._input_key and self._input_path.is_file()
 
     def describe(self) -> str:
         return f"files {self._input_path} -> {self._output_path}"
+
+
+def _copy_into_place(path: Path, target: Path) -> None:
+    """Copy path to target through a '.part' file renamed into place, so target is whole or
+    absent. Raises StorageError (one line, the partial copy removed) when the disk is full or the
+    target cannot be written."""
+    tmp = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def open_object_store(config: "StorageConfig") -> ObjectStore:

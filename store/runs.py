@@ -391,7 +391,9 @@ def _limit(limit: int | None) -> str:
 
 
 def add_runs(db: Database, experiment_id: str, specs: Sequence[RunSpec]) -> list[str]:
-    """Queue one run per spec (in order) under the experiment; return their ids.
+    """Queue one run per spec (in order) under the experiment; return their ids. The calling
+    process answers for them (worker_pid/host) until an executor claims them, so if it dies before
+    that, recover_interrupted finds them instead of leaving them queued forever.
 
     Raises InputError if the experiment does not exist, StorageError."""
     return db.write(lambda con: _insert_runs(con, experiment_id, specs))
@@ -421,6 +423,8 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, experiment_id: str, specs: Sequ
         }
         if extra is not None:
             row.update(extra[i])
+        else:  # queued: this process answers for it until an executor claims it
+            row.update(worker_pid=os.getpid(), worker_host=socket.gethostname())
         rows.append(row)
     _insert_frame(con, "runs", pd.DataFrame(rows))
     return [r["id"] for r in rows]
@@ -582,21 +586,28 @@ def fail_run(db: Database, run_id: str, reason: str) -> None:
 
 def claim_runs(db: Database, run_ids: Sequence[str], *, worker_pid: int | None = None,
                worker_host: str | None = None, status: str = "queued") -> int:
+    """claim_run_ids, returning how many runs were claimed. Raises StorageError."""
+    return len(claim_run_ids(db, run_ids, worker_pid=worker_pid, worker_host=worker_host,
+                             status=status))
+
+
+def claim_run_ids(db: Database, run_ids: Sequence[str], *, worker_pid: int | None = None,
+                  worker_host: str | None = None, status: str = "queued") -> list[str]:
     """Record that a process (default: this one) answers for these runs from now on: queued runs it
     will start, or running Modal runs it reattaches to. If it dies, recover_interrupted (or the
-    dashboard's reattach offer) can tell. Only runs still in `status` change; returns how many.
-    Raises StorageError."""
+    dashboard's reattach offer) can tell. Only runs still in `status` change (one recovered as
+    interrupted meanwhile is not claimed); returns their ids. Raises StorageError."""
     if not run_ids:
-        return 0
+        return []
     pid = os.getpid() if worker_pid is None else worker_pid
     host = worker_host or socket.gethostname()
 
-    def apply(con: duckdb.DuckDBPyConnection) -> int:
-        return len(con.execute(
+    def apply(con: duckdb.DuckDBPyConnection) -> list[str]:
+        return [row[0] for row in con.execute(
             "UPDATE runs SET worker_pid = ?, worker_host = ? "
             "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = ? RETURNING id",
             [pid, host, list(run_ids), status],
-        ).fetchall())
+        ).fetchall()]
 
     return db.write(apply)
 
@@ -619,8 +630,8 @@ def interrupt_runs(db: Database, run_ids: Sequence[str], reason: str) -> int:
 
 
 def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int:
-    """Mark as interrupted (with a reason) every running run, and every queued run already handed
-    to a worker (pid set), whose worker is gone per is_alive (bench.liveness.worker_is_alive in the
+    """Mark as interrupted (with a reason) every running run, and every queued run (its pid is the
+    process that queued or claimed it), whose process is gone per is_alive (bench.liveness.worker_is_alive in the
     product). Returns how many were marked. A run that ended meanwhile is left as it ended.
     Raises StorageError."""
     check = is_alive
@@ -638,7 +649,10 @@ def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int
         marked = 0
         now = _now()
         for run in gone:
-            if run.worker_pid is not None:
+            if run.status == "queued":
+                reason = (f"never started: process {run.worker_pid} on {run.worker_host or 'this host'}"
+                          f", which queued or claimed it, is gone")
+            elif run.worker_pid is not None:
                 reason = f"worker process {run.worker_pid} on {run.worker_host or 'this host'} is gone"
             else:
                 reason = "the process that ran it is gone"

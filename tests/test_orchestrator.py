@@ -159,7 +159,7 @@ def test_e6_on_modal_without_credentials_stores_failed_runs_and_says_why_once(tm
     env.update(PYTHONPATH=str(ROOT), BENCH_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
     proc = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "e6"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # refused at launch (user error), runs stored failed
     assert proc.stderr.strip().count("\n") == 0 and "R2_ENDPOINT_URL" in proc.stderr
     db = Database(tmp_path / "data" / "bench.duckdb")
     runs = store_runs.list_runs(db)

@@ -182,19 +182,19 @@ def test_exports_are_valid_json_and_markdown(populated_db):
     assert len(at.get("download_button")) == 2
 
 
-def test_exports_without_succeeded_runs_explain_markdown(bench_env):
+def test_exports_without_succeeded_runs_report_the_failures(bench_env):
     from store.db import Database
     from tests.ui_helpers import store_e6
 
     failed = dict(E6_SAMPLE, results=[dict(E6_SAMPLE["results"][-1])])
     experiment_id = store_e6(bench_env, failed)
     files, missing = compare_view.export_files(Database(bench_env), experiment_id)
-    assert [f["label"] for f in files] == ["E6 JSON"]
-    assert missing and "Markdown findings" in missing[0]
+    assert [f["label"] for f in files] == ["E6 JSON", "Markdown findings"] and not missing
+    markdown = files[1]["data"]
+    assert "No verdict" in markdown and "CUDA out of memory" in markdown
     at = app(PAGE)
     assert_no_exception(at)
-    text = page_text(at)
-    assert "No verdict yet" in text and "Not available — Markdown findings" in text
+    assert "No verdict yet" in page_text(at)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -160,7 +160,7 @@ def test_saved_prices_persist_and_cost_cli_runs(bench_env):  # noqa: F811
     experiment = json.loads(subprocess.run(
         [sys.executable, "-m", "bench", "history", "--json"], env=env, capture_output=True,
         text=True, timeout=60).stdout)["experiments"][0]
-    assert proc.returncode == 1  # no R2/Modal here: stored as failed, priced all the same
+    assert proc.returncode == 2  # no R2/Modal here: stored as failed, priced all the same
     assert experiment["price_table"]["gpus"]["T4"]["usd_per_second"] == 0.0002
     save_prices(DEFAULT_PRICES)
     assert not prices_path().exists()

@@ -178,7 +178,8 @@ def projection_sentence(costs: Mapping[str, float]) -> str:
 
 def export_files(db: Database, experiment_id: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The downloads of an experiment: ([{label, data, file_name, mime}], [why a format is not
-    available]). E6 JSON always (failed runs included); markdown findings need a succeeded run.
+    available]). E6 JSON always (failed runs included); markdown findings too (without a
+    succeeded run they list the failures).
     Raises InputError for an unknown id, StorageError."""
     from bench.report import export_experiment
 

@@ -7,7 +7,6 @@ reading an uploaded E6 results file into a new experiment.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, Sequence
 
 import pandas as pd
@@ -115,20 +114,17 @@ LINK_ID_PATTERN = r"[?&](?:run|experiment)=(\w{8})"
 
 
 def import_e6_upload(db: Database, data: bytes, name: str) -> str:
-    """Store an uploaded E6 results file as a new experiment; return its id. Raises InputError
-    (one line) for a file that is not UTF-8 JSON in the E6 shape, StorageError."""
-    from bench.e6 import parse_e6
+    """Store an uploaded E6 results file as a new experiment; return its id. The upload is judged
+    by its content and size, never its name: UTF-8 JSON in the E6 shape, within bench.e6's bounds.
+    Raises InputError (one line) for anything else, StorageError."""
+    from bench.e6 import MAX_FILE_BYTES, parse_e6_bytes
     from bench.e6_import import import_e6
 
+    label = " ".join(str(name).split())[:120] or "upload"
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{label} is over {MAX_FILE_BYTES // 1_000_000} MB; a results file is far smaller")
     try:
-        parsed = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{name} is not a text file (expected E6 results JSON)") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                         f"{exc.msg})") from None
-    try:
-        e6 = parse_e6(parsed)
+        return import_e6(db, parse_e6_bytes(bytes(data), label), label)
     except InputError as exc:
-        raise InputError(f"{name}: {exc}") from None
-    return import_e6(db, e6, name)
+        message = str(exc)
+        raise InputError(message if message.startswith(label) else f"{label}: {message}") from None

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from core.errors import MediaError, UserError, one_line
+from core.errors import BackendError, MediaError, UserError, one_line
 from core.job import (
     Fidelity,
     Job,
@@ -323,9 +323,11 @@ def prepare_engine(mode: str, model: str, batch_size: int, warm: WarmEngine,
 
 
 def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None = None,
-            cache: ModelCache | None = None) -> JobResult:
+            cache: ModelCache | None = None,
+            still_wanted: Callable[[], bool] | None = None) -> JobResult:
     """Run one job end to end. Never raises for the job's own failure: a failed JobResult carries
-    the one-line reason, and nothing is uploaded."""
+    the one-line reason, and nothing is uploaded. still_wanted, asked just before the upload,
+    False when whoever asked for the job is gone (its run is or will be marked interrupted)."""
     cache = cache or ModelCache()
     clock = StageClock()
     started_at = time.time()
@@ -350,6 +352,8 @@ def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None
             else:
                 outcome = _upscale_video(job, source, output, warm, clock, notify)
             notify("upload", outcome.frames_out, outcome.frames_out)
+            if still_wanted is not None and not still_wanted():
+                raise BackendError("interrupted before the upload: nothing was uploaded")
             with clock.time("upload"):
                 storage.put(output, user_key(job.user_id, job.output_key))
             output_bytes = output.stat().st_size

@@ -4,6 +4,12 @@ Each worker process loads a model once (workers.pipeline.ModelCache) and runs th
 one at a time; different devices run in parallel. The parent hands out one job per worker at a
 time, so when a worker dies it knows which run died with it: that run fails with the exit code as
 its reason and a fresh worker takes the device's remaining runs.
+
+A worker never outlives its parent (the executor): a watchdog thread polls the parent every
+PARENT_POLL_SECONDS, mid-job too, and ends the process at once when the parent is gone (even by
+SIGKILL), so it neither holds a GPU for nothing nor uploads the output of a run that recovery
+has already marked interrupted; the job itself checks the parent again just before its upload.
+(PR_SET_PDEATHSIG would do the first part on Linux only, and fires when the parent *thread* ends.)
 """
 
 from __future__ import annotations
@@ -11,12 +17,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import socket
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from bench.backends.base import EventSink, Finished, Submission
+from bench.logsetup import debug_enabled, logging_to_file
 from core.errors import InputError
 from core.job import Job, JobResult, Progress
 from store.objects import ObjectStore
@@ -25,6 +35,10 @@ StorageFactory = Callable[[], ObjectStore]
 """Picklable callable that opens the object store inside a worker process."""
 
 _POLL_SECONDS = 0.2
+PARENT_POLL_SECONDS = 0.1
+"""How often a worker checks that its parent is alive (it stops within about this long)."""
+ORPHANED_EXIT_CODE = 75
+"""Exit status of a worker that ended because its parent died."""
 
 
 def local_devices() -> list[str]:
@@ -48,19 +62,31 @@ def validate_device(device: str) -> str:
 def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events: Any,
                  parent: int) -> None:
     """Worker process: run jobs from `jobs` on `device` until a None arrives, or until its parent
-    (pid `parent`, the executor) is gone."""
+    (pid `parent`, the executor) is gone. Tracebacks of failed jobs go to the CLI log."""
+    def parent_alive() -> bool:
+        return os.getppid() == parent
+
+    scratch = tempfile.mkdtemp(prefix=f"upscale-worker-{os.getpid()}-")
+    tempfile.tempdir = scratch  # the job's temporary files, removed if the watchdog ends us
+    threading.Thread(target=_watch_parent, args=(parent_alive, scratch), daemon=True,
+                     name="parent-watchdog").start()
+    with logging_to_file(debug_enabled()):
+        _serve(storage_factory(), jobs, events, parent_alive)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve(storage: ObjectStore, jobs: Any, events: Any, parent_alive: Callable[[], bool]) -> None:
     from workers.pipeline import ModelCache, run_job
 
     started_at = time.time()
     cache = ModelCache()
-    storage = storage_factory()
     ran_any = False
     while True:
         try:
             item = jobs.get(timeout=_POLL_SECONDS * 5)
         except queue.Empty:
             item = ()
-        if os.getppid() != parent:  # the executor died (even by SIGKILL): do not linger,
+        if not parent_alive():  # the executor died (even by SIGKILL): do not linger,
             events.cancel_join_thread()  # nor block at exit on events nobody will read
             return
         if item is None:
@@ -73,11 +99,21 @@ def _worker_main(device: str, storage_factory: StorageFactory, jobs: Any, events
         def on_progress(progress: Progress, run_id: str = run_id) -> None:
             events.put(("progress", run_id, progress))
 
-        result = run_job(job, storage, on_progress=on_progress, cache=cache)
+        result = run_job(job, storage, on_progress=on_progress, cache=cache,
+                         still_wanted=parent_alive)
         cold = result.stages.get("model_load", 0.0) > 0.0 or not ran_any
         startup = (result.started_at or started_at) - started_at if not ran_any else 0.0
         events.put(("result", run_id, result.to_dict(), cold, startup))
         ran_any = True
+
+
+def _watch_parent(parent_alive: Callable[[], bool], scratch: str) -> None:
+    """Worker watchdog thread: end the process as soon as its parent is gone, mid-job included
+    (a job deep in a model call cannot be asked to stop). Raises nothing; never returns then."""
+    while parent_alive():
+        time.sleep(PARENT_POLL_SECONDS)
+    shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(ORPHANED_EXIT_CODE)
 
 
 @dataclass
@@ -183,8 +219,12 @@ class LocalBackend:
             self._send_next(lane, sink)
 
     def _stop_worker(self, lane: _DeviceLane) -> None:
+        """Let an idle worker finish; end one still running a job at once (the executor is
+        stopping: its run is about to be marked interrupted and must not upload after that)."""
         if lane.process is None:
             return
+        if lane.current is not None and lane.process.is_alive():
+            lane.process.terminate()
         if lane.process.is_alive():
             try:
                 lane.jobs.put(None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.common import parse_size
+from bench.commands.common import check_output_file, parse_size
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,7 @@ def main(args: argparse.Namespace) -> int:
         write_demo_clip,  # PyAV loads only for commands that need it
     )
 
+    check_output_file(args.output)
     width, height = parse_size(args.size)
     info = write_demo_clip(args.output, seconds=args.seconds, width=width, height=height, fps=args.fps)
     print(f"wrote {args.output}: {info.width}x{info.height}, {info.fps:g} fps, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.commands import exits
 from bench.commands.common import add_db_option, db_path
 
 
@@ -16,19 +17,23 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Exit 0 when every run of the experiment succeeded, 1 when some failed or were interrupted
+    (bench.commands.exits). Raises InputError for an unknown experiment, StorageError."""
     import sys
 
     from bench.experiments import run_titles, short_id
     from bench.orchestrator import execute_experiment
     from bench.progress_display import ProgressDisplay
+    from core.status import ACTIVE_STATUSES, SUCCEEDED
+    from store import runs as store_runs
     from store.db import Database
-    from store.runs import list_runs
 
     db = Database(db_path(args))
-    runs = list_runs(db, experiment_id=args.experiment_id, statuses=["queued", "running"])
+    runs = store_runs.list_runs(db, experiment_id=args.experiment_id, statuses=list(ACTIVE_STATUSES))
     labels = {run_id: f"{title} [{short_id(run_id)}]" for run_id, title in run_titles(runs).items()}
     print(f"experiment {args.experiment_id}: {len(labels)} run(s) to execute", flush=True)
     execute_experiment(db, args.experiment_id,
                        listener=ProgressDisplay(labels, stream=sys.stdout, tty=False))
     print(f"experiment {args.experiment_id}: done", flush=True)
-    return 0
+    statuses = set(store_runs.list_runs(db, experiment_id=args.experiment_id)["status"])
+    return exits.OK if statuses <= {SUCCEEDED} else exits.RUNS_FAILED

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from typing import Any
 
 from bench.commands.common import add_db_option, db_path
+from bench.escape import one_line_text, terminal_text
 from bench.formatting import format_cost, repeat_label
+from core.errors import StorageError
 from store.db import Database
 from store.runs import history
+
+log = logging.getLogger(__name__)
 
 RUN_COLUMNS = (
     ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "repeat", repeat_label),
@@ -28,14 +33,30 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Raises StorageError for an unusable database. A database file that does not exist yet has
-    no experiments (and is not created)."""
+    no experiments (and is not created). Runs whose process is gone are marked interrupted first."""
     path = db_path(args)
-    data = history(Database(path), limit=args.limit) if path.exists() else {"experiments": []}
+    if not path.exists():
+        data: dict[str, Any] = {"experiments": []}
+    else:
+        db = Database(path)
+        _recover(db)
+        data = history(db, limit=args.limit)
     if args.json:
         print(json.dumps(data, indent=2, allow_nan=False))
     else:
-        print(render(data) if data["experiments"] else f"no experiments in {path}")
+        print(terminal_text(render(data)) if data["experiments"] else f"no experiments in {path}")
     return 0
+
+
+def _recover(db: Database) -> None:
+    """Show runs whose process is gone as interrupted, not queued or running forever; a database
+    that cannot be written now (a full disk) is still listed as it is."""
+    from bench.liveness import recover_gone_runs
+
+    try:
+        recover_gone_runs(db)
+    except StorageError as exc:
+        log.warning("could not mark gone runs interrupted: %s", exc)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -47,8 +68,8 @@ def render(data: dict[str, Any]) -> str:
         for run in e["runs"]:
             counts[run["status"]] = counts.get(run["status"], 0) + 1
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
-        what = " ".join(str(x) for x in (e["model"], e["engine"], e["backend"]) if x)
-        header = f"{e['id']}  {e['created_at'][:19]}  {e['name']}  [{e['origin']}{', ' + what if what else ''}]  {summary}"
+        what = " ".join(one_line_text(x) for x in (e["model"], e["engine"], e["backend"]) if x)
+        header = f"{e['id']}  {e['created_at'][:19]}  {one_line_text(e['name'])}  [{e['origin']}{', ' + what if what else ''}]  {summary}"
         blocks.append(header + ("\n" + _table(e["runs"]) if e["runs"] else ""))
     return "\n\n".join(blocks)
 
@@ -57,9 +78,9 @@ def _cell(value: Any, fmt: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     try:
-        return fmt(value) if callable(fmt) else fmt.format(value)
+        return one_line_text(fmt(value) if callable(fmt) else fmt.format(value))
     except (ValueError, TypeError):
-        return str(value)
+        return one_line_text(value)
 
 
 def _table(runs: list[dict[str, Any]]) -> str:

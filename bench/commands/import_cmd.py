@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.commands.common import add_db_option, db_path
 from bench.e6 import load_e6
 from bench.e6_import import import_e6
+from core.errors import InputError
 from store.db import Database
 
 
@@ -23,6 +24,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Raises InputError for a bad file, StorageError for an unusable database."""
     e6 = load_e6(args.file)
-    experiment_id = import_e6(Database(db_path(args)), e6, args.file.name)
+    try:
+        experiment_id = import_e6(Database(db_path(args)), e6, args.file.name)
+    except InputError as exc:
+        raise InputError(f"{args.file}: {exc}") from None
     print(experiment_id)
     return 0

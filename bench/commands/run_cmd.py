@@ -11,6 +11,7 @@ import sys
 
 from bench.analysis import DEFAULT_TOLERANCE
 from bench.billing import BASES, DEFAULT_BASIS
+from bench.commands import exits
 from bench.commands.common import add_db_option, db_path
 from bench.liveness import recover_gone_runs
 from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
@@ -93,7 +94,8 @@ def main(args: argparse.Namespace) -> int:
         experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name)
         for run_id in run_ids:
             store_runs.fail_run(db, run_id, one_line(exc))
-        return _report(db, experiment_id, plan, args, launch_error=one_line(exc))
+        _report(db, experiment_id, plan, args, launch_error=one_line(exc))
+        return exits.USER_ERROR  # refused before launch: the runs are stored failed with why
     experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     for run_id, gpu in zip(runs["id"], runs["gpu"]):  # a missing device fails only its own runs

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from bench.commands.common import parse_size
+from bench.commands import exits
+from bench.commands.common import check_output_file, int_in, parse_size
+from bench.escape import one_line_text
+from bench.plan import MAX_BATCH_SIZE, MAX_FPS
 from core.errors import InputError
 from core.job import (
     COMPILE_MODES,
@@ -23,6 +27,11 @@ from core.job import (
     Job,
     Keyframe,
 )
+
+MAX_KEYFRAMES = 10_000
+"""Most crop keyframes one job takes."""
+MAX_KEYFRAMES_BYTES = 2_000_000
+"""Largest keyframes file read."""
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +59,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None, help="output fps (default: the source's)")
     parser.add_argument("--weights", default="auto", help="auto, random (timing-only) or a .pth path")
     parser.add_argument("--device", default="auto", help="auto (first CUDA card, else CPU), cpu, cuda:N")
-    parser.add_argument("--fidelity-samples", type=int, default=3)
+    parser.add_argument("--fidelity-samples", type=int_in(0, 100), default=3)
     parser.add_argument("--json", action="store_true", help="print the JobResult as JSON")
 
 
@@ -66,27 +75,50 @@ def parse_crop(text: str) -> tuple[Keyframe, ...]:
 def load_keyframes(path: Path) -> tuple[Keyframe, ...]:
     """Keyframes from a JSON file: a list, or an object with a 'keyframes' list. Raises InputError."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read keyframes file {path}: {exc}") from None
+        if path.stat().st_size > MAX_KEYFRAMES_BYTES:
+            raise InputError(f"keyframes file {path} is over {MAX_KEYFRAMES_BYTES // 1000} kB")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = (exc.strerror if isinstance(exc, OSError) else "nested too deeply"
+                  if isinstance(exc, RecursionError) else str(exc)[:200])
+        raise InputError(f"cannot read keyframes file {path}: {reason}") from None
     items = data.get("keyframes") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise InputError(f"keyframes file {path} must hold a non-empty list of keyframes")
+    if len(items) > MAX_KEYFRAMES:
+        raise InputError(f"keyframes file {path} holds {len(items)} keyframes; at most {MAX_KEYFRAMES}")
     return tuple(Keyframe.from_dict(k) if isinstance(k, dict) else Keyframe.from_dict({}) for k in items)
 
 
 def build_job(args: argparse.Namespace) -> Job:
-    from workers.video import is_image_path, probe
+    """The job, with everything that can be checked before running it checked: the files, the
+    model, device and weights, the trim, crop and size. Raises InputError/MediaError (one line)."""
+    from workers.catalog import get_model_spec
+    from workers.crop import validate_keyframes
+    from workers.video import check_trim, is_image_path, probe, read_image
 
     if not args.input.is_file():
-        raise InputError(f"input file {args.input} does not exist")
+        what = "is a directory, not a file" if args.input.is_dir() else "does not exist"
+        raise InputError(f"input {args.input} {what}")
+    check_output_file(args.output, source=args.input)
     if is_image_path(args.input) != is_image_path(args.output):
         raise InputError("an image input needs an image output and a video input a video output")
+    get_model_spec(args.model)
+    _check_weights_and_device(args.weights, args.device)
     keyframes = parse_crop(args.crop) if args.crop else load_keyframes(args.keyframes) if args.keyframes else ()
     width, height = parse_size(args.size) if args.size else (None, None)
-    fps = args.fps
-    if fps is None:
-        fps = 30.0 if is_image_path(args.input) else probe(args.input).fps
+    if is_image_path(args.input):
+        frame_height, frame_width = read_image(args.input).shape[:2]
+        fps = 30.0 if args.fps is None else args.fps
+    else:
+        info = probe(args.input)
+        check_trim(info, args.start, args.end)
+        frame_width, frame_height, fps = info.width, info.height, args.fps or info.fps
+    validate_keyframes(keyframes, frame_width, frame_height)
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"fps {fps:g} must be positive, at most {MAX_FPS:g}")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise InputError(f"batch size {args.batch_size} must be from 1 to {MAX_BATCH_SIZE}")
     return Job(
         job_id="cli", user_id="cli", input_key="input" + args.input.suffix.lower(),
         output_key="output" + args.output.suffix.lower(), keyframes=keyframes,
@@ -96,6 +128,16 @@ def build_job(args: argparse.Namespace) -> Job:
         weights=args.weights, compile=args.compile, fidelity_samples=args.fidelity_samples,
         encoder=args.encoder, encode_preset=args.preset, crf=args.crf,
     )
+
+
+def _check_weights_and_device(weights: str, device: str) -> None:
+    """Raises InputError for a weights file that does not exist or a device this machine lacks."""
+    from bench.backends.local import validate_device
+
+    if weights not in ("auto", "random") and not Path(weights).expanduser().is_file():
+        raise InputError(f"weights file {weights} does not exist (or use auto or random)")
+    if device != "auto":
+        validate_device(device)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -109,9 +151,9 @@ def main(args: argparse.Namespace) -> int:
     result = run_job(job, storage)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
-    if not result.ok:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
+    if not result.ok:  # nothing was written: the pipeline uploads only a finished output
+        print(f"error: {one_line_text(result.error)}", file=sys.stderr)
+        return exits.RUNS_FAILED
     if not args.json:
         stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stages.items())
         print(f"wrote {args.output}: {result.frames_out} frame(s) at {result.output_width}x"

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from bench.e6 import analyse_e6, load_e6
+from bench.escape import terminal_text
 from bench.formatting import format_cost, format_rate, repeat_label
+from core.errors import InputError
+from core.jsonsafe import json_safe
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -26,17 +29,22 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Raises InputError (exit 2, one line) for a missing/bad file, a bad tolerance, a GPU without
-    a price, or a file with no succeeded result."""
-    analysis = analyse_e6(load_e6(args.file), args.tolerance)
+    a price, or a file with no succeeded result. Names from the file are printed escaped."""
+    e6 = load_e6(args.file)
+    try:
+        analysis = analyse_e6(e6, args.tolerance)
+    except InputError as exc:
+        raise InputError(f"{args.file}: {exc}") from None
     if args.json:
-        print(json.dumps(analysis.to_dict(), indent=2))
+        print(json.dumps(json_safe(analysis.to_dict()), indent=2, allow_nan=False))
     else:
         print(render_text(analysis))
     return 0
 
 
 def render_text(analysis: Analysis) -> str:
-    """The per-clip table, failed runs and the verdict as plain text. Raises nothing."""
+    """The per-clip table, failed runs and the verdict as plain text, control characters of names
+    and reasons escaped (bench.escape.terminal_text). Raises nothing."""
     width = max([10, *(len(g) for g in analysis.gpus)])
     header = f"{'clip':<8} {'frames':>6}  {'gpu':<{width}} {'runs':>4} {'time s':>9} {'fps':>7} " \
              f"{'cost':>11} {'speedup':>7} {'break-even s':>12}"
@@ -62,4 +70,4 @@ def render_text(analysis: Analysis) -> str:
     lines += ["", f"verdict: {v.rule}: {v.choice.describe()}", v.reason]
     if not v.settled:
         lines.append("(not settled by the repeats)")
-    return "\n".join(lines)
+    return terminal_text("\n".join(lines))

@@ -1,0 +1,35 @@
+"""Untrusted text (names and reasons read from results files, uploads, workers) made safe to show:
+for a terminal (no control characters, so no escape sequences, no line rewriting) and for markdown
+(no table breaks, no HTML, no links or emphasis injected). Pure; raises nothing."""
+
+from __future__ import annotations
+
+import html
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+"""C0/C1 controls (tab and newline excepted), DEL, zero-width, bidirectional overrides, BOM."""
+_MARKDOWN = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+"""Characters that start markdown syntax in the middle of a line (HTML's < > & become entities;
+an underscore inside a word, as in x4plus_anime_6B, is literal already)."""
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def terminal_text(text: object) -> str:
+    """text with every control character written as an escape ('\\x1b', '\\u202e'); newlines and
+    tabs are kept."""
+    return _CONTROL.sub(_escaped, str(text))
+
+
+def one_line_text(text: object) -> str:
+    """terminal_text on one line: runs of whitespace (newlines included) become one space."""
+    return " ".join(terminal_text(str(text).replace("\r", " ")).split())
+
+
+def markdown_text(text: object) -> str:
+    """text as literal markdown on one line: HTML entities for < > &, backslashes before markdown
+    punctuation (| ends a table cell), control characters escaped."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(one_line_text(text), quote=False))
