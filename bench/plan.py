@@ -9,7 +9,7 @@ variant in their model and engine columns.
 
 GPUs of a plan depend on the backend:
 - modal: catalog names ('T4', 'l4', 'a100' -> 'A100-40GB'); each is priced at its own catalog rate.
-- local: devices, 'cpu' or 'cuda:N' ('cuda' means 'cuda:0'), optionally '=CARD' naming the catalog
+- local: devices, 'cpu', 'cuda:N' ('cuda' means 'cuda:0') or 'cuda:all' (every card, one candidate), optionally '=CARD' naming the catalog
   card whose rate applies ('cuda:0=H100'). Without '=CARD', a CUDA device is priced at the catalog
   card matching the device name it reports (pricing.gpu_for_device) and the CPU at the catalog's
   CPU rate x cores used (price_gpu None): the orchestrator resolves both once the device is known.
@@ -397,9 +397,9 @@ def _parse_gpu(item: str, backend: str) -> GpuChoice:
     device = device.strip().lower()
     if device == "cuda":
         device = "cuda:0"
-    if device != "cpu" and not re.fullmatch(r"cuda:\d+", device):
-        raise InputError(f"unknown local device {item!r}; use cpu or cuda:N "
-                         f"(optionally =CARD for its price, e.g. cuda:0=H100)")
+    if device != "cpu" and not re.fullmatch(r"cuda:(\d+|all)", device):
+        raise InputError(f"unknown local device {item!r}; use cpu, cuda:N or cuda:all (every card, "
+                         f"runs spread over them), optionally =CARD for its price, e.g. cuda:0=H100")
     price = canonical_gpu(card) if card.strip() else None
     return GpuChoice(device, price, backend)
 

@@ -3,7 +3,9 @@
 Each worker process loads a model once (workers.pipeline.ModelCache) and runs the jobs sent to it
 one at a time; different devices run in parallel. The parent hands out one job per worker at a
 time, so when a worker dies it knows which run died with it: that run fails with the exit code as
-its reason and a fresh worker takes the device's remaining runs.
+its reason and a fresh worker takes the device's remaining runs. Runs for 'cuda:all' go to
+whichever card is free (bench.backends.scheduling), so every card stays busy; each records the
+card it ran on, and a card that faults leaves the pool while the others carry on.
 
 A worker never outlives its parent (the executor): a watchdog thread polls the parent every
 PARENT_POLL_SECONDS, mid-job too, and ends the process at once when the parent is gone (even by
@@ -22,10 +24,11 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
 
 from bench.backends.base import EventSink, Finished, Submission
+from bench.backends.scheduling import POOL, RunQueue
 from bench.logsetup import debug_enabled, logging_to_file
 from core.errors import InputError
 from core.job import Job, JobResult, Progress
@@ -48,12 +51,15 @@ def local_devices() -> list[str]:
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())] + ["cpu"]
 
 
-def validate_device(device: str) -> str:
-    """Normalise a local device name; raises InputError for devices this machine lacks."""
+def validate_device(device: str, available: Sequence[str] | None = None) -> str:
+    """Normalise a local device name ('cuda:all' = every card, as one pool); raises InputError for
+    devices this machine (or `available`) lacks."""
     name = device.strip().lower()
     if name == "cuda":
         name = "cuda:0"
-    available = local_devices()
+    available = list(local_devices() if available is None else available)
+    if name == POOL and any(d.startswith("cuda:") for d in available):
+        return name
     if name not in available:
         raise InputError(f"no local device {device!r}; this machine has {', '.join(available)}")
     return name
@@ -118,10 +124,9 @@ def _watch_parent(parent_alive: Callable[[], bool], scratch: str) -> None:
 
 @dataclass
 class _DeviceLane:
-    """The runs of one device and the worker process serving them."""
+    """One device and the worker process serving it (bench.backends.scheduling says what next)."""
 
     device: str
-    pending: list[Submission]
     process: Any = None
     jobs: Any = None
     current: Submission | None = None
@@ -134,24 +139,35 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, storage_factory: StorageFactory, start_method: str = "spawn"):
+    def __init__(self, storage_factory: StorageFactory, start_method: str = "spawn",
+                 devices: Sequence[str] | None = None, run_on: Mapping[str, str] | None = None):
+        """devices: this machine's devices (default: what torch sees, local_devices()).
+        run_on: device -> the device its worker really uses; tests simulate cards with it
+        ({'cuda:0': 'cpu', 'cuda:1': 'cpu'}). Neither is needed in the product."""
         self._storage_factory = storage_factory
         self._ctx = mp.get_context(start_method)
+        self._devices = tuple(devices) if devices is not None else None
+        self._run_on = dict(run_on or {})
+
+    def _available(self) -> list[str]:
+        return list(self._devices) if self._devices is not None else local_devices()
 
     def preflight(self, gpus: Sequence[str]) -> None:
+        available = self._available()
         for gpu in gpus:
-            validate_device(gpu)
+            validate_device(gpu, available)
 
     def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:
         events = self._ctx.Queue()
-        lanes: dict[str, _DeviceLane] = {}
+        available = self._available()
+        valid = []
         for sub in submissions:
             try:
-                device = validate_device(sub.gpu)
+                valid.append(replace(sub, gpu=validate_device(sub.gpu, available)))
             except InputError as exc:  # a device this machine lacks fails only its own runs
                 sink.failed(sub.run_id, str(exc))
-                continue
-            lanes.setdefault(device, _DeviceLane(device, [])).pending.append(sub)
+        self._queue = RunQueue(valid, cards=[d for d in available if d.startswith("cuda:")])
+        lanes = {device: _DeviceLane(device) for device in self._queue.devices()}
         try:
             for lane in lanes.values():
                 self._start_worker(lane, events)
@@ -159,6 +175,12 @@ class LocalBackend:
             while any(lane.current is not None for lane in lanes.values()):
                 self._pump(events, lanes, sink)
                 self._check_workers(lanes, events, sink)
+                for lane in lanes.values():  # a run put back by a faulty card finds an idle one
+                    if lane.current is None:
+                        self._send_next(lane, sink)
+            for sub in self._queue.stranded():
+                sink.failed(sub.run_id, "no card of this machine is left to run it: each one "
+                                        "failed a run with a device fault")
         finally:
             for lane in lanes.values():
                 self._stop_worker(lane)
@@ -167,15 +189,16 @@ class LocalBackend:
         lane.jobs = self._ctx.Queue()
         lane.process = self._ctx.Process(
             target=_worker_main,
-            args=(lane.device, self._storage_factory, lane.jobs, events, os.getpid()),
+            args=(self._run_on.get(lane.device, lane.device), self._storage_factory, lane.jobs, events,
+              os.getpid()),
             name=f"upscale-worker-{lane.device}", daemon=True)
         lane.process.start()
 
     def _send_next(self, lane: _DeviceLane, sink: EventSink) -> None:
-        lane.current = lane.pending.pop(0) if lane.pending else None
+        lane.current = self._queue.next_for(lane.device)
         if lane.current is None:
             return
-        job = lane.current.job
+        job = replace(lane.current.job, device=self._run_on.get(lane.device, lane.device))
         lane.jobs.put((lane.current.run_id, job.to_dict()))
         lane.sent_at = time.time()
         sink.submitted(lane.current.run_id, None, f"{lane.process.pid}@{socket.gethostname()}")
@@ -195,6 +218,13 @@ class LocalBackend:
         if lane is None:
             return True
         result = JobResult.from_dict(event[2])
+        sub = lane.current
+        if not result.ok and self._queue.pooled_run_failed(lane.device, sub, result.error):
+            lane.current = None  # another card takes it; this one carries on with its own runs
+            self._send_next(lane, sink)
+            return True
+        if sub.gpu == POOL:  # the run records the card it used
+            result = replace(result, device_name=f"{result.device_name} ({lane.device})")
         cold, startup = bool(event[3]), float(event[4])
         total = result.stages.get("total", 0.0)
         sink.finished(Finished(run_id=run_id, result=result,
@@ -213,8 +243,10 @@ class LocalBackend:
             if lane.current is None or lane.process.is_alive():
                 continue
             code = lane.process.exitcode
-            sink.failed(lane.current.run_id,
-                        f"the {lane.device} worker process died (exit code {code}) while running this job")
+            reason = f"the {lane.device} worker process died (exit code {code}) while running this job"
+            if not self._queue.pooled_run_failed(lane.device, lane.current, reason):
+                sink.failed(lane.current.run_id, reason)
+            lane.current = None
             self._start_worker(lane, events)
             self._send_next(lane, sink)
 

@@ -23,8 +23,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
     parser.add_argument("--backend", choices=("local", "modal"), default=None)
     parser.add_argument("--gpus", default=None,
-                        help="modal: catalog GPUs (T4,L4,...); local: devices (cpu, cuda:0, "
-                             "optionally =CARD for its price, e.g. cuda:0=H100)")
+                        help="modal: catalog GPUs (T4,L4,...); local: devices (cpu, cuda:0, or "
+                             "cuda:all = every card as one candidate; optionally =CARD for its "
+                             "price, e.g. cuda:0=H100)")
     parser.add_argument("--clips", default=None, help="NAME:START:END,... in seconds of the source")
     parser.add_argument("--source", default=None, help="local video file, object key USER/PATH, or 'demo'")
     parser.add_argument("--model", default=None,
