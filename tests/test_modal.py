@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.backends.base import Finished, Submission
+from bench.backends.base import Submission
 from bench.backends.modal_backend import (
     NO_TOKEN_MESSAGE,
     ContainerPolicy,
@@ -33,6 +33,7 @@ from bench.backends.modal_credentials import modal_credentials, modal_token_pres
 from core.errors import BackendError, InputError, StorageError
 from core.job import EVERY_JOB_STAGES, Job, JobResult, Keyframe, Progress, WarmShape
 from tests.modal_fakes import FakeDict, FakeVolume, use_modal_config
+from tests.sinks import Sink
 from workers import modal_app
 from workers.modal_app import (
     ContainerFacts,
@@ -46,28 +47,6 @@ from workers.modal_app import (
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VOLUME_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
 TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-class Sink:
-    """An EventSink that keeps every event in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
-        self.events.append(("submitted", run_id, call_id, worker))
-
-    def progress(self, run_id: str, progress: Progress) -> None:
-        self.events.append(("progress", run_id, progress))
-
-    def finished(self, outcome: Finished) -> None:
-        self.events.append(("finished", outcome.run_id, outcome))
-
-    def failed(self, run_id: str, reason: str) -> None:
-        self.events.append(("failed", run_id, reason))
-
-    def of(self, kind: str) -> list[tuple]:
-        return [e for e in self.events if e[0] == kind]
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ import modal
 import pytest
 from modal._utils.async_utils import synchronizer
 
-from bench.backends.base import Finished, Submission
+from bench.backends.base import Submission
 from bench.backends.modal_backend import ContainerPolicy, ModalBackend, upscaler_params
 from bench.backends.modal_results import finished_from_result, queue_wait_seconds
-from core.job import Job, JobResult, Keyframe, Progress
+from core.job import Job, JobResult, Keyframe
 from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned, use_modal_config
+from tests.sinks import Sink
 from workers import modal_app
 from workers.modal_app import (
     APP_NAME,
@@ -36,28 +37,6 @@ from workers.modal_app import (
 
 LOCAL_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
 TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-class Sink:
-    """An EventSink keeping every event in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
-        self.events.append(("submitted", run_id, call_id, worker))
-
-    def progress(self, run_id: str, progress: Progress) -> None:
-        self.events.append(("progress", run_id, progress))
-
-    def finished(self, outcome: Finished) -> None:
-        self.events.append(("finished", outcome.run_id, outcome))
-
-    def failed(self, run_id: str, reason: str) -> None:
-        self.events.append(("failed", run_id, reason))
-
-    def of(self, kind: str) -> list[tuple]:
-        return [e for e in self.events if e[0] == kind]
 
 
 def tiny_job(job_id: str, **overrides: Any) -> Job:

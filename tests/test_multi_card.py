@@ -15,6 +15,7 @@ from bench.backends.scheduling import POOL
 from bench.plan import parse_gpus
 from core.job import Job, Keyframe
 from store.objects import LocalDirectoryStore
+from tests.sinks import Sink
 
 CARDS = ("cuda:0", "cuda:1", "cpu")
 
@@ -31,23 +32,6 @@ def job(run_id: str) -> Job:
                keyframes=(Keyframe(0.0, 4, 4, 16, 16),), output_width=32, output_height=32,
                fps=10.0, trim_start=0.0, trim_end=0.3, model="animevideov3", weights="random",
                batch_size=3, fidelity_samples=0)
-
-
-class Sink:
-    def __init__(self):
-        self.results, self.failures = {}, {}
-
-    def submitted(self, run_id, call_id, worker):
-        pass
-
-    def progress(self, run_id, progress):
-        pass
-
-    def finished(self, outcome):
-        self.results[outcome.run_id] = outcome.result
-
-    def failed(self, run_id, reason):
-        self.failures[run_id] = reason
 
 
 def test_pooled_runs_spread_over_every_card_and_record_the_card(store):
