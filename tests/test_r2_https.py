@@ -176,8 +176,9 @@ def test_demo_run_with_r2_storage_over_https(trusted: FakeR2, tmp_path: Path) ->
                R2_ACCESS_KEY_ID="AKIAEXAMPLEHTTPS0001", R2_SECRET_ACCESS_KEY=SECRET,
                AWS_CA_BUNDLE=str(trusted.ca_bundle), BENCH_OFFLINE="1")
     mark = len(trusted.requests)
+    # the demo preset on one engine and one repeat: three clips, three uploads beside the source
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--preset", "demo",
-                           "--weights", "random", "--json"],
+                           "--engine", "fast", "--repeats", "1", "--weights", "random", "--json"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout)
