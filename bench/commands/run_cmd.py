@@ -13,10 +13,12 @@ from bench.analysis import DEFAULT_TOLERANCE
 from bench.billing import BASES, DEFAULT_BASIS
 from bench.commands import exits
 from bench.commands.common import add_db_option, db_path
+from bench.escape import one_line_text
 from bench.liveness import recover_gone_runs
 from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
 from core.errors import UserError, one_line
 from core.job import COMPILE_MODES, DEFAULT_ENCODE_PRESET, ENCODERS, ENGINES, X264_PRESETS
+from core.jsonsafe import json_safe
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
         listener = ProgressDisplay(labels)
         print(f"experiment {experiment_id}: {len(labels)} run(s) on {plan.backend}", file=sys.stderr)
         for gpu, reason in unavailable.items():
-            print(f"not run on {gpu}: {reason}", file=sys.stderr)
+            print(one_line_text(f"not run on {gpu}: {reason}"), file=sys.stderr)
     execute_experiment(db, experiment_id, storage_config, listener=listener)
     return _report(db, experiment_id, plan, args)
 
@@ -127,11 +129,12 @@ def _report(db, experiment_id: str, plan, args: argparse.Namespace,
     bill = bill_of(load_experiment(db, experiment_id), runs)
     failed = [r for r in runs if r["status"] != "succeeded"]
     if args.json:
-        print(json.dumps({"experiment_id": experiment_id, "runs": runs,
-                          "verdict": analysis.verdict.to_dict() if analysis else None,
-                          "analysis": analysis.to_dict() if analysis else None,
-                          "cost_basis": args.basis, "bill": bill.to_dict(),
-                          "error": launch_error or why_not}, indent=2, default=str))
+        outcome = {"experiment_id": experiment_id, "runs": runs,
+                   "verdict": analysis.verdict.to_dict() if analysis else None,
+                   "analysis": analysis.to_dict() if analysis else None,
+                   "cost_basis": args.basis, "bill": bill.to_dict(),
+                   "error": launch_error or why_not}
+        print(json.dumps(json_safe(outcome), indent=2, default=str, allow_nan=False))
     elif launch_error:  # nothing ran: one line says why, every run is stored failed with it
         print(f"experiment {experiment_id} stored in {db.path} ({len(runs)} runs failed)")
     else:
@@ -142,10 +145,10 @@ def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             print("\n".join(["", "the bill:", *bill_lines(bill)]))
         titles = run_titles(runs)
         for run in failed:
-            print(f"failed: {titles[str(run['id'])]}: {run['error']}", file=sys.stderr)
+            print(one_line_text(f"failed: {titles[str(run['id'])]}: {run['error']}"), file=sys.stderr)
         if why_not and not analysis:
-            print(f"no verdict: {why_not}", file=sys.stderr)
+            print(one_line_text(f"no verdict: {why_not}"), file=sys.stderr)
         print(f"experiment {experiment_id} stored in {db.path}")
     if launch_error:
-        print(f"error: {launch_error}", file=sys.stderr)
-    return 1 if failed else 0
+        print(one_line_text(f"error: {launch_error}"), file=sys.stderr)
+    return exits.RUNS_FAILED if failed else exits.OK
