@@ -22,9 +22,10 @@ from modal._utils.async_utils import synchronizer
 from bench.backends.base import Submission
 from bench.backends.modal_backend import ContainerPolicy, ModalBackend, upscaler_params
 from bench.backends.modal_results import finished_from_result, queue_wait_seconds
-from core.job import Job, JobResult, Keyframe
+from core.job import JobResult
 from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned, use_modal_config
 from tests.sinks import Sink
+from tests.test_modal import tiny_job
 from workers import modal_app
 from workers.modal_app import (
     APP_NAME,
@@ -37,17 +38,6 @@ from workers.modal_app import (
 
 LOCAL_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
 TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-def tiny_job(job_id: str, **overrides: Any) -> Job:
-    options: dict[str, Any] = dict(
-        job_id=job_id, user_id="user-1", input_key="in/tiny.mp4", output_key=f"out/{job_id}.mp4",
-        keyframes=(Keyframe(time=0.0, x=8, y=8, width=16, height=16),),
-        output_width=24, output_height=24, fps=10.0, trim_start=0.5, trim_end=1.0,
-        model="animevideov3", weights="random", device="cpu", engine="fast", precision="fp32",
-        batch_size=2, fidelity_samples=1)
-    options.update(overrides)
-    return Job(**options)
 
 
 @pytest.fixture
