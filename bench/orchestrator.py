@@ -23,6 +23,7 @@ from typing import Callable
 from bench.backends.base import Backend, EventSink, Finished, Submission
 from bench.billing import steady_seconds
 from bench.experiments import load_experiment, plan_of, prices_of
+from bench.liveness import worker_is_alive
 from bench.plan import (
     DEMO_SOURCE,
     DEMO_SOURCE_FPS,
@@ -287,6 +288,14 @@ def unavailable_gpus(plan: Plan, storage_config: StorageConfig,
     return reasons
 
 
+def owner_lets_go(run: store_runs.RunRow) -> bool:
+    """Whether this process may take a queued run: nobody answers for it, this process or the one
+    that started it does (the creator handing over), or its owner is gone."""
+    if run.worker_pid is None or run.worker_pid in (os.getpid(), os.getppid()):
+        return True
+    return not worker_is_alive(run)
+
+
 def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,
                        backend: Backend | None = None, listener: Listener | None = None) -> None:
     """Run every queued run of an experiment to the end, recording everything in the store.
@@ -295,10 +304,15 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     experiment = load_experiment(db, experiment_id)
     plan, prices = plan_of(experiment), prices_of(experiment)
     backend = backend or make_backend(plan.backend, storage_config, plan)
-    queued = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]
     # Only runs this process claimed run here: one recovered as interrupted meanwhile (the process
-    # that queued it died first) stays interrupted instead of running under that label.
-    claimed = [store_runs.get_run(db, rid) for rid in store_runs.claim_run_ids(db, list(queued))]
+    # that queued it died first) stays interrupted instead of running under that label, and one
+    # another live executor answers for is left to it (claimed only if its owner is unchanged).
+    queued = [store_runs.get_run(db, rid) for rid in
+              store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
+    owners = {run.id: run.worker_pid for run in queued if run}
+    free = [run.id for run in queued if run and owner_lets_go(run)]
+    claimed = [store_runs.get_run(db, rid)
+               for rid in store_runs.claim_run_ids(db, free, owners=owners)]
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed if r}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in claimed if r]

@@ -12,7 +12,7 @@ import socket
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import duckdb
 import pandas as pd
@@ -592,22 +592,34 @@ def claim_runs(db: Database, run_ids: Sequence[str], *, worker_pid: int | None =
 
 
 def claim_run_ids(db: Database, run_ids: Sequence[str], *, worker_pid: int | None = None,
-                  worker_host: str | None = None, status: str = "queued") -> list[str]:
+                  worker_host: str | None = None, status: str = "queued",
+                  owners: Mapping[str, int | None] | None = None) -> list[str]:
     """Record that a process (default: this one) answers for these runs from now on: queued runs it
     will start, or running Modal runs it reattaches to. If it dies, recover_interrupted (or the
     dashboard's reattach offer) can tell. Only runs still in `status` change (one recovered as
-    interrupted meanwhile is not claimed); returns their ids. Raises StorageError."""
+    interrupted meanwhile is not claimed); with `owners` (run id -> the worker pid the caller saw),
+    only runs whose owner has not changed since, so two processes never both claim a run. Returns
+    the ids claimed. Raises StorageError."""
     if not run_ids:
         return []
     pid = os.getpid() if worker_pid is None else worker_pid
     host = worker_host or socket.gethostname()
 
     def apply(con: duckdb.DuckDBPyConnection) -> list[str]:
-        return [row[0] for row in con.execute(
-            "UPDATE runs SET worker_pid = ?, worker_host = ? "
-            "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = ? RETURNING id",
-            [pid, host, list(run_ids), status],
-        ).fetchall()]
+        if owners is None:
+            return [row[0] for row in con.execute(
+                "UPDATE runs SET worker_pid = ?, worker_host = ? "
+                "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = ? RETURNING id",
+                [pid, host, list(run_ids), status],
+            ).fetchall()]
+        claimed = []
+        for run_id in run_ids:
+            claimed += [row[0] for row in con.execute(
+                "UPDATE runs SET worker_pid = ?, worker_host = ? WHERE id = ? AND status = ? "
+                "AND worker_pid IS NOT DISTINCT FROM ? RETURNING id",
+                [pid, host, run_id, status, owners.get(run_id)],
+            ).fetchall()]
+        return claimed
 
     return db.write(apply)
 

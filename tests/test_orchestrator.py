@@ -218,3 +218,38 @@ def test_a_weights_file_that_does_not_exist_is_refused_before_launch(env, tmp_pa
     plan = build_plan("demo", weights=str(tmp_path / "nope.pth"))
     with pytest.raises(InputError, match="weights file .*nope.pth does not exist"):
         preflight(plan, config)
+
+
+class RecordingBackend:
+    """A backend that only notes which runs it was given."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.given: list[str] = []
+
+    def preflight(self, gpus) -> None:
+        pass
+
+    def execute(self, submissions, sink) -> None:
+        self.given = [s.run_id for s in submissions]
+
+
+def test_a_second_executor_leaves_runs_a_live_executor_answers_for(env):
+    db, config, storage = env
+    plan = build_plan("demo", engine="fast", repeats=1)
+    experiment_id, run_ids = create_experiment(db, plan, prepare_source(plan.source, storage))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        store_runs.claim_runs(db, run_ids[:2], worker_pid=live.pid)  # another executor, alive
+        store_runs.claim_runs(db, run_ids[2:], worker_pid=gone.pid)  # one whose executor is gone
+        backend = RecordingBackend()
+        execute_experiment(db, experiment_id, config, backend=backend)
+        assert backend.given == run_ids[2:]
+        assert {store_runs.get_run(db, rid).worker_pid for rid in run_ids[:2]} == {live.pid}
+        assert {store_runs.get_run(db, rid).worker_pid for rid in run_ids[2:]} == {os.getpid()}
+    finally:
+        live.kill()
+        live.wait()
