@@ -541,10 +541,10 @@ def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo
     text = page_text(at)
     assert "cpu · fast · 0.3s · repeat 1" in [s.value for s in at.subheader]
     assert f"run-detail?run={run['id']}" in text  # the permalink
-    facts = dict(zip(at.dataframe[0].value["Fact"], at.dataframe[0].value["Value"]))
+    facts = at.table[0].value["Value"].to_dict()
     assert facts["Engine"] == "fast" and facts["Device"] and facts["Container / worker"]
     assert facts["Repeat"] == "repeat 1" and facts["GPU cost"].startswith("$")
-    stages = at.dataframe[1].value
+    stages = at.dataframe[0].value
     assert {"upscale", "encode", "total (worker)"} <= set(stages["Stage"])
     assert "Fidelity: PSNR" in text
     assert [c.value for c in at.code] == [f"cpu · fast · 0.3s · repeat 1 [{run['id'][:8]}]  started"]

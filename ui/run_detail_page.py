@@ -75,9 +75,8 @@ def main() -> None:
     _summary(row, title)
 
     st.subheader("Where and what ran")
-    st.dataframe(run_detail_view.run_facts(row), hide_index=True, height="content",
-                 column_config={"Fact": st.column_config.TextColumn(pinned=True),
-                                "Value": st.column_config.TextColumn(width="large")})
+    # a static table wraps long values (storage keys, sha256) instead of cutting them at 800 px
+    st.table(run_detail_view.run_facts(row).set_index("Fact"))
     left, right = st.columns(2)
     with left:
         st.subheader("Stages")

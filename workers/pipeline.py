@@ -421,7 +421,8 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     batch_size = job.batch_size if overlap else 1
     samples = _sample_indices(expected, job.fidelity_samples)
     sampled: list[np.ndarray] = []
-    notify("compile", 0, expected)
+    if job.compile != "off" and engine.name == "fast":
+        notify("compile", 0, expected)
     decision = prepare_engine(job.compile, job.model, job.batch_size, warm, crop_size, size,
                               expected, clock)
     encoder = resolve_encoder(job.encoder, size[0], size[1])
