@@ -307,15 +307,16 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     # Only runs this process claimed run here: one recovered as interrupted meanwhile (the process
     # that queued it died first) stays interrupted instead of running under that label, and one
     # another live executor answers for is left to it (claimed only if its owner is unchanged).
-    queued = [store_runs.get_run(db, rid) for rid in
-              store_runs.list_runs(db, experiment_id=experiment_id, statuses=["queued"])["id"]]
-    owners = {run.id: run.worker_pid for run in queued if run}
-    free = [run.id for run in queued if run and owner_lets_go(run)]
-    claimed = [store_runs.get_run(db, rid)
-               for rid in store_runs.claim_run_ids(db, free, owners=owners)]
-    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed if r}, listener)
+    queued = [run for rid in store_runs.list_runs(db, experiment_id=experiment_id,
+                                                  statuses=["queued"])["id"]
+              if (run := store_runs.get_run(db, rid)) is not None]
+    owners = {run.id: run.worker_pid for run in queued}
+    taken = set(store_runs.claim_run_ids(db, [run.id for run in queued if owner_lets_go(run)],
+                                         owners=owners))
+    claimed = [run for run in queued if run.id in taken]  # what a job needs of a run is unchanged
+    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
-                   for r in claimed if r]
+                   for r in claimed]
     resumer = _resume_in_background(db, experiment_id, backend, sink)
     try:
         backend.execute(submissions, sink)

@@ -289,6 +289,18 @@ class _Outcome:
     """Frame position -> the yuv420p planes fed to the encoder, for encode PSNR."""
 
 
+def _compile_stats_key(model: str, batch_size: int, warm: WarmEngine, crop_size: tuple[int, int],
+                       out_size: tuple[int, int]) -> str:
+    """The compile_policy stats entry of a model at these shapes on this card and torch."""
+    import torch
+
+    from workers import compile_policy
+
+    width, height = crop_size
+    return compile_policy.stats_key(model, warm.engine.precision, (height, width, *out_size),
+                                    batch_size, warm.device_name, torch.__version__)
+
+
 def prepare_engine(mode: str, model: str, batch_size: int, warm: WarmEngine,
                    crop_size: tuple[int, int], out_size: tuple[int, int], frames: int,
                    clock: StageClock) -> CompileDecision:
@@ -303,10 +315,7 @@ def prepare_engine(mode: str, model: str, batch_size: int, warm: WarmEngine,
     if mode == "off" or engine.name != "fast":
         return compile_policy.CompileDecision(False, "off")
     with clock.time("compile"):
-        import torch
-
-        key = compile_policy.stats_key(model, engine.precision, (height, width, *out_size),
-                                       batch_size, warm.device_name, torch.__version__)
+        key = _compile_stats_key(model, batch_size, warm, crop_size, out_size)
         cuda = engine.device.type == "cuda"
         measure = mode == "auto" and cuda
         eager = engine.seconds_per_frame(height, width, out_size) if measure else 0.0
@@ -479,15 +488,12 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
 def _record_speedup(job: Job, warm: WarmEngine, crop_size: tuple[int, int],
                     out_size: tuple[int, int], upscale_seconds: float | None, frames: int) -> None:
     """After a compiled 'auto' job: remember compiled vs eager speed for the next decision."""
-    import torch
-
     from workers import compile_policy
 
     if not upscale_seconds or not frames:
         return
     width, height = crop_size
-    key = compile_policy.stats_key(job.model, warm.engine.precision, (height, width, *out_size),
-                                   job.batch_size, warm.device_name, torch.__version__)
+    key = _compile_stats_key(job.model, job.batch_size, warm, crop_size, out_size)
     stats = compile_policy.load_stats(key)
     eager = warm.engine.seconds_per_frame(height, width, out_size)
     compiled = upscale_seconds / frames

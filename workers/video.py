@@ -88,13 +88,11 @@ class DecodedFrame:
         yuv420p and unrotated (bit-identical to converting the whole frame: libswscale converts
         the even-aligned planes around the box)."""
         picture = self.picture
-        if picture.format.name != "yuv420p" or _quarter_turns(picture.rotation):
-            return np.ascontiguousarray(self.image[y:y + height, x:x + width])
         x0, y0 = x // 2 * 2, y // 2 * 2
         x1, y1 = min(picture.width, (x + width + 1) // 2 * 2), min(picture.height, (y + height + 1) // 2 * 2)
         if (y1 - y0) % 4:  # packed yuv420p holds each chroma plane as whole rows of the width
             y1, y0 = (y1 + 2, y0) if y1 + 2 <= picture.height else (y1, y0 - 2)
-        if y0 < 0:
+        if picture.format.name != "yuv420p" or _quarter_turns(picture.rotation) or y0 < 0:
             return np.ascontiguousarray(self.image[y:y + height, x:x + width])
         w, h = x1 - x0, y1 - y0
         planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in picture.planes]
