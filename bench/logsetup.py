@@ -29,11 +29,18 @@ def debug_enabled() -> bool:
 
 
 class _LazyFileHandler(logging.FileHandler):
-    """A file handler that creates its folder on the first record, never before."""
+    """A file handler that creates its folder on the first record, never before; a log that
+    cannot be opened (its folder cannot be created) drops the record instead of raising."""
 
     def _open(self):  # noqa: ANN202 - logging's own signature
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
         return super()._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:  # FileHandler opens its file outside logging's own error handling
+            super().emit(record)
+        except OSError:
+            self.handleError(record)
 
 
 @contextmanager

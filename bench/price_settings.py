@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from bench.pricing import DEFAULT_PRICES, PriceTable
+from core.atomic import write_bytes_atomically
 from core.errors import InputError
 from core.paths import prices_path
 
@@ -29,6 +30,4 @@ def save_prices(table: PriceTable) -> None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(table.to_dict(), indent=2), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomically(path, json.dumps(table.to_dict(), indent=2).encode())

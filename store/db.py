@@ -20,6 +20,7 @@ log is replayed the next time the file is opened, so that failure is only logged
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -168,6 +169,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes and reads."""
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Every table of the current database and its column names."""
+    rows = con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                       "WHERE database_name = current_database()").fetchall()
+    tables: dict[str, set[str]] = {}
+    for table, column in rows:
+        tables.setdefault(table, set()).add(column)
+    return tables
+
+
+@functools.cache
+def _expected_columns() -> dict[str, frozenset[str]]:
+    """The tables and columns MIGRATIONS create (applied once to a throwaway in-memory database)."""
+    con = duckdb.connect(":memory:")
+    try:
+        for step in MIGRATIONS:
+            for statement in step:
+                con.execute(statement)
+        return {table: frozenset(columns) for table, columns in _columns(con).items()}
+    finally:
+        con.close()
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -392,9 +416,10 @@ class Database:
         if not self._is_empty():
             with self.connect(read_only=True) as con:
                 current = self._version(con)
-            self._check_not_newer(current)
-            if current == SCHEMA_VERSION:
-                return current
+                self._check_not_newer(current)
+                if current == SCHEMA_VERSION:
+                    self._check_complete(con)
+                    return current
 
         def apply(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
@@ -417,15 +442,36 @@ class Database:
                 f"{SCHEMA_VERSION}: update the program or use another --db"
             )
 
-    @staticmethod
-    def _version(con: duckdb.DuckDBPyConnection) -> int:
-        has_meta = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'meta'"
-        ).fetchall()[0][0]
-        if not has_meta:
+    def _version(self, con: duckdb.DuckDBPyConnection) -> int:
+        """The stored schema version, 0 for a file without tables. Raises StorageError for
+        another application's database (tables but no schema version: it is never written to)
+        and for a version that is not a whole number."""
+        tables = set(_columns(con))
+        if "meta" not in tables:
+            if tables:
+                raise StorageError(
+                    f"database {self.path} is not this program's history (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); it was left untouched: use another --db")
             return 0
         rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-        return int(rows[0][0]) if rows else 0
+        try:
+            return int(rows[0][0]) if rows else 0
+        except (TypeError, ValueError):
+            raise StorageError(f"database {self.path} has schema version {str(rows[0][0])[:40]!r}, "
+                               f"not a number: it is damaged; restore a backup or use another "
+                               f"--db") from None
+
+    def _check_complete(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Raises StorageError naming the tables or columns missing from a file at this code's
+        schema version (dropped by hand or by another program)."""
+        present = _columns(con)
+        missing = [f"{table}.{column}" if table in present else table
+                   for table, columns in _expected_columns().items()
+                   for column in (sorted(columns - present[table]) if table in present else [""])]
+        if missing:
+            shown = ", ".join(m.rstrip(".") for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise StorageError(f"database {self.path} is damaged: {shown} missing; restore a backup "
+                               f"or use another --db")
 
     def _is_empty(self) -> bool:
         try:

@@ -6,10 +6,10 @@ get(key) -> local path and put(path, key).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from core.atomic import copy_atomically
 from core.errors import StorageError
 from store.keys import validate_key
 
@@ -87,16 +87,13 @@ class FilePairStore:
 
 
 def _copy_into_place(path: Path, target: Path) -> None:
-    """Copy path to target through a '.part' file renamed into place, so target is whole or
-    absent. Raises StorageError (one line, the partial copy removed) when the disk is full or the
-    target cannot be written."""
-    tmp = target.with_name(target.name + ".part")
+    """Copy path to target atomically (core.atomic: a private temporary name, so concurrent
+    writers never share one and a planted link is never written through): target is whole or as
+    it was. Raises StorageError (one line) when the disk is full or the target cannot be written."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
+        copy_atomically(path, target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 

@@ -18,6 +18,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.atomic import atomic_path
 from core.errors import InputError, MediaError
 from core.job import X264_PRESETS, output_frame_count
 
@@ -590,9 +591,10 @@ def write_demo_clip(path: Path | str, seconds: float = 2.0, width: int = 320, he
                     fps: float = 30.0) -> VideoInfo:
     """Write a synthetic H.264 clip with moving detail (gradients, rotating stripes, scrolling
     text-like blocks, a moving checker) and return its probe. The same arguments give the same bytes.
+    The file appears whole or not at all (core.atomic).
 
     Raises InputError for seconds/fps <= 0, sizes that are odd or under 16 pixels, or a path that
-    cannot be created; MediaError if encoding fails.
+    cannot be created; MediaError if encoding fails; OSError when path's folder is unwritable.
     """
     if not (math.isfinite(seconds) and seconds > 0):
         raise InputError(f"demo clip length {seconds} s must be positive")
@@ -601,8 +603,9 @@ def write_demo_clip(path: Path | str, seconds: float = 2.0, width: int = 320, he
     if width < 16 or height < 16:
         raise InputError(f"demo clip size {width}x{height} must be at least 16x16")
     frames = max(1, round(seconds * fps))
-    with VideoWriter(path, width, height, fps, crf=18, preset="fast",
-                     x264_params=DETERMINISTIC_X264) as writer:
-        for i in range(frames):
-            writer.write(demo_frame(i, width, height, fps))
+    with atomic_path(path) as tmp:  # whole or absent; a link at path is replaced, not followed
+        with VideoWriter(tmp, width, height, fps, crf=18, preset="fast",
+                         x264_params=DETERMINISTIC_X264) as writer:
+            for i in range(frames):
+                writer.write(demo_frame(i, width, height, fps))
     return probe(path)

@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from bench.plan import check_output_size
+from core.atomic import write_bytes_atomically
 from core.errors import InputError
-from core.paths import default_db_path
+from core.paths import default_db_path, local_objects_dir, object_cache_dir
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +53,11 @@ def int_in(low: int, high: int):
     return parse
 
 
-def check_output_file(path: Path, *, source: Path | None = None) -> None:
+def check_output_file(path: Path, *, source: Path | None = None, db: Path | None = None) -> None:
     """Check, before any work, that a command can write its result to `path`: not a directory,
-    in a folder that exists and is writable, and not the source file itself (which it would
-    overwrite). Raises InputError naming the problem."""
+    in a folder that exists and is writable, not the source file itself (which it would
+    overwrite), and not the history (check_not_history). Raises InputError naming the problem."""
+    check_not_history(path, db)
     if path.is_dir():
         raise InputError(f"output {path} is a directory; name a file inside it")
     folder = path.parent
@@ -71,6 +73,20 @@ def check_output_file(path: Path, *, source: Path | None = None) -> None:
         raise InputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
+def check_not_history(path: Path, db: Path | None = None) -> None:
+    """Refuse an output path that is the database (`db`, default $BENCH_DB or data/bench.duckdb),
+    its write-ahead log, or inside the local object store or its cache (stored sources and
+    outputs), links and other spellings resolved. Raises InputError."""
+    db = db or default_db_path()
+    target = path.resolve()
+    if any(_same_file(target, p) for p in (db, db.with_name(db.name + ".wal"))):
+        raise InputError(f"output {path} is the history database {db}; choose another output name")
+    for folder in (local_objects_dir(), object_cache_dir()):
+        if target.is_relative_to(folder.resolve()):
+            raise InputError(f"output {path} is inside the object store {folder} (stored sources "
+                             f"and outputs); choose a path outside it")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():
@@ -80,15 +96,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def write_output_file(path: Path, text: str) -> None:
-    """Write text to path atomically (a '.part' file renamed into place), so a failure never
-    leaves a partial file looking valid. Raises InputError as check_output_file does, OSError
-    when the disk fills up meanwhile."""
-    check_output_file(path)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def write_output_file(path: Path, text: str, *, db: Path | None = None) -> None:
+    """Write text to path atomically (core.atomic), so a failure never leaves a partial file
+    looking valid and a planted link is never written through. Raises InputError as
+    check_output_file does, OSError when the disk fills up meanwhile."""
+    check_output_file(path, db=db)
+    write_bytes_atomically(path, text.encode("utf-8"))

@@ -27,14 +27,14 @@ def main(args: argparse.Namespace) -> int:
     from store.db import Database
 
     if args.output:
-        check_output_file(args.output)
+        check_output_file(args.output, db=db_path(args))
     document = export_experiment(Database(db_path(args)), args.experiment_id, args.format)
     if args.format == "json":
         text = json.dumps(json_safe(document), indent=2, default=str, allow_nan=False)
     else:
         text = document
     if args.output:
-        write_output_file(args.output, text if text.endswith("\n") else text + "\n")
+        write_output_file(args.output, text if text.endswith("\n") else text + "\n", db=db_path(args))
         print(f"wrote {args.output}")
     else:
         print(text)
