@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse
-from bench.pricing import DEFAULT_PRICES, PriceTable
+from bench.pricing import DEFAULT_PRICES, PriceTable, check_rate
 from core.errors import InputError
 
 SUCCESS_WORDS = frozenset({"success", "succeeded", "successful", "ok", "completed", "complete", "done"})
@@ -42,8 +42,6 @@ MAX_SECONDS = 30 * 24 * 3600.0
 """Longest elapsed time of one result (30 days)."""
 MAX_FPS = 100_000.0
 """Fastest frame rate a result may report (frames / elapsed included)."""
-MIN_RATE, MAX_RATE = 1e-9, 1.0
-"""Cheapest and dearest price accepted, $ per second ($1/s is $3,600 an hour)."""
 MAX_REPEAT = 10_000
 """Highest repeat index."""
 
@@ -181,9 +179,9 @@ def _parse_pricing(raw: Any) -> dict[str, float]:
         raise InputError("'pricing' must be an object {GPU: $ per second}")
     out = {}
     for gpu, rate in raw.items():
-        if not _is_number(rate) or not MIN_RATE <= rate <= MAX_RATE:
-            raise InputError(f"pricing of {_short(gpu)} must be a number of $/s from {MIN_RATE:g} "
-                             f"to {MAX_RATE:g}, got {_short(rate)}")
+        if not _is_number(rate):
+            raise InputError(f"pricing of {_short(gpu)} must be a number of $/s, got {_short(rate)}")
+        check_rate(rate, f"pricing of {_short(gpu)}")
         if len(str(gpu)) > MAX_NAME_CHARS:
             raise InputError(f"pricing names a GPU over {MAX_NAME_CHARS} characters long")
         out[str(gpu)] = float(rate)

@@ -10,6 +10,7 @@ nothing runs on its script thread and a page reload loses nothing; the CLI runs 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from core.resources import DEFAULT_CPU_CORES
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
-from store.keys import output_key, source_object_key, split_user_key
+from store.keys import output_key, source_content_key, source_object_key, split_user_key
 from store.objects import ObjectStore, open_object_store
 
 PROGRESS_WRITE_INTERVAL = 0.5
@@ -81,7 +82,7 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
     """Make the plan's source available in storage and return its full object key.
 
     'demo' generates the demo clip (once); an existing local file is uploaded under
-    'bench/sources/'; anything else must already be an object key. Raises InputError/StorageError."""
+    'bench/sources/{sha256}/' (store.keys.source_content_key: one key per content); anything else must already be an object key. Raises InputError/StorageError."""
     if source == DEMO_SOURCE:
         from workers.video import write_demo_clip
 
@@ -96,8 +97,10 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
         return key
     path = Path(source).expanduser()
     if path.is_file():
-        key = source_object_key(f"{path.stat().st_size}-{path.name}")
-        if not storage.exists(key):
+        with path.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        key = source_content_key(digest, path.name)
+        if not storage.exists(key):  # concurrent first uploads each write a private copy
             storage.put(path, key)
         return key
     if path.is_dir():

@@ -30,6 +30,7 @@ from core.job import (
     PRECISIONS,
     Keyframe,
     check_engine_settings,
+    check_output_size,
     output_frame_count,
 )
 from core.resources import DEFAULT_CPU_CORES, DEFAULT_SCALEDOWN_WINDOW_SECONDS
@@ -64,8 +65,6 @@ MAX_SOURCE_SECONDS = 24 * 3600.0
 """Latest clip end a plan accepts (seconds of the source)."""
 MAX_FPS = 1000.0
 """Highest output frame rate."""
-MAX_OUTPUT_SIDE = 8192
-"""Widest and tallest output in pixels (H.264's largest level, 6.2, tops out at 8192 wide)."""
 MAX_BATCH_SIZE = 256
 """Most frames per model call."""
 
@@ -321,7 +320,7 @@ def validate_plan(plan: Plan) -> None:
     if (plan.output_width is None) != (plan.output_height is None):
         raise InputError("give both output width and height, or neither")
     if plan.output_width is not None:
-        check_output_size(plan.output_width, plan.output_height)
+        check_output_size(plan.output_width, plan.output_height, video=True)
     if not plan.weights:
         raise InputError("weights must be 'auto', 'random' or a path")
     if plan.container_reuse not in CONTAINER_REUSE:
@@ -343,13 +342,6 @@ def validate_plan(plan: Plan) -> None:
         if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
             raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
                              f"must have a non-negative corner and a positive size")
-
-
-def check_output_size(width: int, height: int) -> None:
-    """Raises InputError unless 1 <= width, height <= MAX_OUTPUT_SIDE."""
-    if not (0 < width <= MAX_OUTPUT_SIDE and 0 < height <= MAX_OUTPUT_SIDE):
-        raise InputError(f"output size {width}x{height} must be positive and at most "
-                         f"{MAX_OUTPUT_SIDE} pixels each way")
 
 
 def parse_clips(text: str) -> tuple[ClipSpec, ...]:

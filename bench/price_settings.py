@@ -19,8 +19,10 @@ def load_prices() -> PriceTable:
         return DEFAULT_PRICES
     try:
         return PriceTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"saved prices {path} are unreadable ({exc}); fix or delete the file") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputError(f"saved prices {path} are unreadable ({reason}); fix or delete the "
+                         f"file") from None
 
 
 def save_prices(table: PriceTable) -> None:

@@ -17,6 +17,24 @@ from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
 
 PRICE_DATE = "2026-06"
 PRICE_SOURCE = "Modal pricing page as published mid-2026 (https://modal.com/pricing)"
+MIN_RATE, MAX_RATE = 1e-9, 1.0
+"""Cheapest and dearest GPU price accepted anywhere (Settings, prices.json, imported results
+files), $ per second ($1/s is $3,600 an hour); CPU and memory rates are bounded by MAX_RATE too."""
+MAX_MEMORY_GB = 10_000
+"""Most GPU memory a price table may state for one card."""
+
+
+def check_rate(rate: Any, what: str) -> float:
+    """rate as a float when it is a number of $/s from MIN_RATE to MAX_RATE. Raises InputError
+    naming `what` otherwise."""
+    try:
+        value = math.nan if isinstance(rate, (bool, str)) else float(rate)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not MIN_RATE <= value <= MAX_RATE:  # NaN is refused too
+        raise InputError(f"{what} must be a number of $/s from {MIN_RATE:g} to {MAX_RATE:g}, "
+                         f"got {str(rate)[:40]}")
+    return value
 
 
 
@@ -82,10 +100,9 @@ class PriceTable:
         gpus = dict(self.gpus)
         for name, rate in rates.items():
             key = canonical_gpu(name, self)
-            if not _positive(rate):
-                raise InputError(f"price for {key} must be a positive number of $/s, got {rate!r}")
             old = gpus[key]
-            gpus[key] = GpuPrice(old.name, float(rate), old.modal_gpu, old.memory_gb)
+            gpus[key] = GpuPrice(old.name, check_rate(rate, f"price for {key}"), old.modal_gpu,
+                                 old.memory_gb)
         return PriceTable("user override", f"{self.source}, edited by the user", gpus,
                           self.cpu_core_per_second, self.memory_gib_per_second)
 
@@ -106,18 +123,22 @@ class PriceTable:
         try:
             gpus = {}
             for name, row in dict(data["gpus"]).items():
-                rate = float(row["usd_per_second"])
-                if not _positive(rate):
-                    raise ValueError(f"rate of {name} is {rate}")
+                rate = check_rate(float(row["usd_per_second"]), f"rate of {str(name)[:40]}")
+                memory = float(row.get("memory_gb") or 0)
+                if not (_non_negative(memory) and memory <= MAX_MEMORY_GB):
+                    raise ValueError(f"memory_gb of {str(name)[:40]} must be from 0 to "
+                                     f"{MAX_MEMORY_GB}, got {str(memory)[:40]}")
                 gpus[str(name)] = GpuPrice(str(name), rate, str(row.get("modal_gpu") or name),
-                                           int(row.get("memory_gb") or 0))
+                                           int(memory))
             cpu = float(data.get("cpu_core_per_second", 0.0))
             mem = float(data.get("memory_gib_per_second", 0.0))
-            if not (_non_negative(cpu) and _non_negative(mem)):
-                raise ValueError("CPU and memory rates must be non-negative")
+            if not (_non_negative(cpu) and _non_negative(mem) and max(cpu, mem) <= MAX_RATE):
+                raise ValueError(f"CPU and memory rates must be from 0 to {MAX_RATE:g} $/s")
             return cls(str(data.get("date", "")), str(data.get("source", "")), gpus, cpu, mem)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except InputError as exc:
             raise InputError(f"malformed price table: {exc}") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise InputError(f"malformed price table: {' '.join(str(exc).split())[:200]}") from exc
 
 
 DEFAULT_PRICES = PriceTable(

@@ -63,6 +63,22 @@ def check_engine_settings(engine: str, compile: str, encoder: str, encode_preset
         raise InputError(f"crf {crf!r} must be a whole number between 0 and 51")
 
 
+MAX_OUTPUT_SIDE = 8192
+"""Widest and tallest output in pixels, asked for or implied by the model's scale (H.264's largest
+level, 6.2, tops out at 8192 wide; an 8K source at x4 would need a 25 GB frame batch)."""
+
+
+def check_output_size(width: int, height: int, *, video: bool) -> None:
+    """Raises InputError unless 1 <= width, height <= MAX_OUTPUT_SIDE and, for a video, both are
+    even (H.264's 4:2:0 needs even sides; an odd size is refused, never rounded)."""
+    if not (0 < width <= MAX_OUTPUT_SIDE and 0 < height <= MAX_OUTPUT_SIDE):
+        raise InputError(f"output size {width}x{height} must be positive and at most "
+                         f"{MAX_OUTPUT_SIDE} pixels each way")
+    if video and (width % 2 or height % 2):
+        raise InputError(f"output size {width}x{height} of a video must be even both ways "
+                         f"(H.264 4:2:0); odd sizes are refused, not rounded")
+
+
 @dataclass(frozen=True)
 class Keyframe:
     """A crop box that holds at one moment of the source; boxes between keyframes are interpolated."""

@@ -43,6 +43,13 @@ def source_object_key(name: str, user_id: str = LOCAL_USER) -> str:
     return user_key(user_id, f"sources/{name}")
 
 
+def source_content_key(sha256: str, name: str, user_id: str = LOCAL_USER) -> str:
+    """The full key of a local source file known by its content: 'sources/{sha256}/{name}' (two
+    different files never share a key, one file always gets the same one). Keys stored by older
+    versions ('sources/{size}-{name}') stay valid as they are."""
+    return source_object_key(f"{sha256}/{name}", user_id)
+
+
 def output_key(experiment_id: str, run_id: str) -> str:
     """A run's output key, relative to its user's prefix."""
     return f"outputs/{experiment_id}/{run_id}.mp4"

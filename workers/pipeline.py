@@ -31,6 +31,7 @@ from core.job import (
     Progress,
     ProgressCallback,
     WarmShape,
+    check_output_size,
     output_frame_count,
 )
 from store.keys import user_key
@@ -394,10 +395,15 @@ def _progress_notifier(job: Job, on_progress: ProgressCallback | None) -> Callab
     return notify
 
 
-def _output_size(job: Job, crop_size: tuple[int, int], scale: int) -> tuple[int, int]:
+def _output_size(job: Job, crop_size: tuple[int, int], scale: int, *, video: bool) -> tuple[int, int]:
+    """The output size asked for, else the model's scale of the crop; either is bounded
+    (core.job.check_output_size) before any frame is allocated. Raises InputError."""
     if job.output_width is None:
-        return crop_size[0] * scale, crop_size[1] * scale
-    return job.output_width, job.output_height
+        size = crop_size[0] * scale, crop_size[1] * scale
+    else:
+        size = job.output_width, job.output_height
+    check_output_size(*size, video=video)
+    return size
 
 
 def _upscale_image(job: Job, source: Path, output: Path, warm: WarmEngine,
@@ -408,7 +414,7 @@ def _upscale_image(job: Job, source: Path, output: Path, warm: WarmEngine,
     validate_keyframes(job.keyframes, width, height)
     box = crop_box_at(job.keyframes, 0.0, width, height)
     crop = _fit_crop(image, box, (box.width, box.height))
-    size = _output_size(job, (box.width, box.height), warm.engine.scale)
+    size = _output_size(job, (box.width, box.height), warm.engine.scale, video=False)
     with clock.time("upscale"):
         upscaled = warm.engine.upscale(crop[None], size)[0]
     with clock.time("encode"):
@@ -424,7 +430,7 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     expected = output_frame_count(start, end, job.fps)
     first_box = crop_box_at(job.keyframes, start, info.width, info.height)
     crop_size = (first_box.width, first_box.height)
-    size = _output_size(job, crop_size, warm.engine.scale)
+    size = _output_size(job, crop_size, warm.engine.scale, video=True)
     engine = warm.engine
     overlap = engine.name != "reference"
     batch_size = job.batch_size if overlap else 1

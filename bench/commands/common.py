@@ -8,9 +8,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from bench.plan import check_output_size
 from core.atomic import write_bytes_atomically
 from core.errors import InputError
+from core.job import check_output_size
 from core.paths import default_db_path, local_objects_dir, object_cache_dir
 
 
@@ -30,12 +30,12 @@ def parse_size(text: str) -> tuple[int, int]:
     """Parse 'WxH' (e.g. '810x1440') into (width, height).
 
     Raises InputError when the text is not two whole numbers joined by 'x', or either is 0 or
-    above bench.plan.MAX_OUTPUT_SIDE."""
+    above core.job.MAX_OUTPUT_SIDE (callers writing a video check evenness too)."""
     match = _SIZE.fullmatch(text or "")
     if not match:
         raise InputError(f"size {text!r} must look like WIDTHxHEIGHT, e.g. 810x1440")
     width, height = int(match.group(1)), int(match.group(2))
-    check_output_size(width, height)
+    check_output_size(width, height, video=False)
     return width, height
 
 

@@ -26,6 +26,7 @@ from core.job import (
     X264_PRESETS,
     Job,
     Keyframe,
+    check_output_size,
 )
 
 MAX_KEYFRAMES = 10_000
@@ -103,7 +104,7 @@ def build_job(args: argparse.Namespace) -> Job:
     check_output_file(args.output, source=args.input)
     if is_image_path(args.input) != is_image_path(args.output):
         raise InputError("an image input needs an image output and a video input a video output")
-    get_model_spec(args.model)
+    scale = get_model_spec(args.model).scale
     _check_weights_and_device(args.weights, args.device)
     keyframes = parse_crop(args.crop) if args.crop else load_keyframes(args.keyframes) if args.keyframes else ()
     width, height = parse_size(args.size) if args.size else (None, None)
@@ -115,6 +116,11 @@ def build_job(args: argparse.Namespace) -> Job:
         check_trim(info, args.start, args.end)
         frame_width, frame_height, fps = info.width, info.height, args.fps or info.fps
     validate_keyframes(keyframes, frame_width, frame_height)
+    implied = width is None
+    if implied:  # the model's own scale of the crop: bounded like an explicit size
+        crop = (keyframes[0].width, keyframes[0].height) if keyframes else (frame_width, frame_height)
+        width, height = crop[0] * scale, crop[1] * scale
+    check_output_size(width, height, video=not is_image_path(args.input))
     if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise InputError(f"fps {fps:g} must be positive, at most {MAX_FPS:g}")
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
@@ -122,7 +128,8 @@ def build_job(args: argparse.Namespace) -> Job:
     return Job(
         job_id="cli", user_id="cli", input_key="input" + args.input.suffix.lower(),
         output_key="output" + args.output.suffix.lower(), keyframes=keyframes,
-        output_width=width, output_height=height, fps=fps,
+        output_width=None if implied else width, output_height=None if implied else height,
+        fps=fps,
         trim_start=args.start, trim_end=args.end, model=args.model, engine=args.engine,
         precision=args.precision, batch_size=args.batch_size, device=args.device,
         weights=args.weights, compile=args.compile, fidelity_samples=args.fidelity_samples,

@@ -158,7 +158,7 @@ def test_gpu_parser(text, backend):
 @given(st.text(max_size=30))
 def test_size_parser(text):
     from bench.commands.common import parse_size
-    from bench.plan import MAX_OUTPUT_SIDE
+    from core.job import MAX_OUTPUT_SIDE
 
     size = _parse_or_refuse(parse_size, text)
     if size is not None:
