@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -37,11 +38,14 @@ from core.errors import BackendError, InputError, StorageError, UserError, one_l
 from core.job import Job, Progress
 from core.paths import run_log_path
 from core.resources import DEFAULT_CPU_CORES
+from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.keys import output_key, source_content_key, source_object_key, split_user_key
 from store.objects import ObjectStore, open_object_store
+
+log = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL = 0.5
 """Seconds between stored progress updates of one run (stage changes are stored at once)."""
@@ -82,7 +86,8 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
     """Make the plan's source available in storage and return its full object key.
 
     'demo' generates the demo clip (once); an existing local file is uploaded under
-    'bench/sources/{sha256}/' (store.keys.source_content_key: one key per content); anything else must already be an object key. Raises InputError/StorageError."""
+    'bench/sources/{sha256}/' (store.keys.source_content_key: one key per content); anything
+    else must already be an object key. Raises InputError/StorageError."""
     if source == DEMO_SOURCE:
         from workers.video import write_demo_clip
 
@@ -299,10 +304,21 @@ def owner_lets_go(run: store_runs.RunRow) -> bool:
     return not worker_is_alive(run)
 
 
+@dataclass(frozen=True)
+class Execution:
+    """What one execute_experiment call took on."""
+
+    claimed: tuple[str, ...]
+    """Ids of the runs this process ran."""
+    held: dict[str, str]
+    """Queued runs another live process answers for (left to it): run id -> 'pid@host'."""
+
+
 def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,
-                       backend: Backend | None = None, listener: Listener | None = None) -> None:
+                       backend: Backend | None = None, listener: Listener | None = None) -> Execution:
     """Run every queued run of an experiment to the end, recording everything in the store.
-    A run that cannot start fails with its reason; the others go on."""
+    A run that cannot start fails with its reason; the others go on. Runs another live process
+    answers for are left to it, and named in the Execution returned."""
     storage_config = storage_config or load_storage_config()
     experiment = load_experiment(db, experiment_id)
     plan, prices = plan_of(experiment), prices_of(experiment)
@@ -317,6 +333,11 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     taken = set(store_runs.claim_run_ids(db, [run.id for run in queued if owner_lets_go(run)],
                                          owners=owners))
     claimed = [run for run in queued if run.id in taken]  # what a job needs of a run is unchanged
+    running = [run for rid in store_runs.list_runs(db, experiment_id=experiment_id,
+                                                   statuses=["running"])["id"]
+               if (run := store_runs.get_run(db, rid)) is not None and not run.call_id]
+    held = {run.id: f"{run.worker_pid}@{run.worker_host or '?'}"
+            for run in [*queued, *running] if run.id not in taken and worker_is_alive(run)}
     sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed}, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in claimed]
@@ -325,10 +346,36 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
         backend.execute(submissions, sink)
         if resumer is not None:
             resumer.join()
+    except StorageError as exc:  # the history became unwritable mid-run (a full disk)
+        raise StorageError(_kept_after(db, experiment_id, [s.run_id for s in submissions],
+                                       one_line(exc))) from exc
     except BaseException as exc:
         store_runs.interrupt_runs(db, [s.run_id for s in submissions],
                                   f"the orchestrator stopped: {type(exc).__name__}: {exc}".strip())
         raise
+    return Execution(tuple(r.id for r in claimed), held)
+
+
+def _kept_after(db: Database, experiment_id: str, run_ids: list[str], reason: str) -> str:
+    """After the store failed mid-run: fail this process's unfinished runs with the reason where
+    the store still takes it (best effort), and say truthfully what is kept. Raises nothing."""
+    reason = reason.replace(", so nothing was stored", "")
+    try:
+        runs = store_runs.list_runs(db, experiment_id=experiment_id)  # reads work on a full disk
+        for run_id in runs[runs["id"].isin(run_ids) & runs["status"].isin(ACTIVE_STATUSES)]["id"]:
+            store_runs.fail_run(db, run_id, f"stopped: {reason}")
+    except UserError:
+        log.warning("could not store why the runs of %s stopped", experiment_id, exc_info=True)
+    try:
+        runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    except UserError:
+        return f"{reason}; experiment {experiment_id} was stored before this"
+    counts = runs["status"].value_counts()
+    kept = ", ".join(f"{n} {status}" for status, n in counts.items())
+    stale = int(runs["status"].isin(ACTIVE_STATUSES).sum())
+    return (f"{reason}; experiment {experiment_id} is kept with its {len(runs)} run(s) ({kept})"
+            + (f"; {stale} could not be marked failed and will read as interrupted" if stale
+               else ", the unfinished ones stored failed with this reason"))
 
 
 def _resume_in_background(db: Database, experiment_id: str, backend: Backend,

@@ -195,7 +195,7 @@ def test_fault_disk_full_injected(env, media, monkeypatch):
     import duckdb
 
     import store.db
-    import store.objects
+    import core.atomic
 
     full = {"on": False}
     enospc = 'IO Error: Could not write file "bench.duckdb.wal": No space left on device'
@@ -216,7 +216,7 @@ def test_fault_disk_full_injected(env, media, monkeypatch):
         def __getattr__(self, name):
             return getattr(self._cursor, name)
 
-    real_cursor, real_copy = store.db._Host.cursor, store.objects.shutil.copyfile
+    real_cursor, real_copy = store.db._Host.cursor, core.atomic.shutil.copyfile
 
     def copyfile(src, dst, *args, **kwargs):
         if full["on"] or full.get("objects"):
@@ -225,7 +225,7 @@ def test_fault_disk_full_injected(env, media, monkeypatch):
         return real_copy(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(store.db._Host, "cursor", lambda self: FullDiskCursor(real_cursor(self)))
-    monkeypatch.setattr(store.objects.shutil, "copyfile", copyfile)
+    monkeypatch.setattr(core.atomic.shutil, "copyfile", copyfile)
     # First only the object store is full: the runs are stored, failed with the reason.
     full["objects"] = True
     outcome = cli("run", "--source", media / "clip.mp4", "--clips", "a:0:0.3,b:0.3:0.6", *PLAN)
