@@ -1,6 +1,8 @@
 """Untrusted text (names and reasons read from results files, uploads, workers) made safe to show:
-for a terminal (no control characters, so no escape sequences, no line rewriting) and for markdown
-(no table breaks, no HTML, no links or emphasis injected). Pure; raises nothing."""
+for a terminal (no control characters, so no escape sequences, no line rewriting), for markdown
+files (no table breaks, no HTML, no links or emphasis injected) and for the dashboard, whose every
+text element and widget label is Markdown with Streamlit's extras (page_text). Pure; raises
+nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u
 _MARKDOWN = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 """Characters that start markdown syntax in the middle of a line (HTML's < > & become entities;
 an underscore inside a word, as in x4plus_anime_6B, is literal already)."""
+
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+"""Every ASCII punctuation character: CommonMark lets a backslash make each one literal."""
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -33,3 +39,10 @@ def markdown_text(text: object) -> str:
     """text as literal markdown on one line: HTML entities for < > &, backslashes before markdown
     punctuation (| ends a table cell), control characters escaped."""
     return _MARKDOWN.sub(r"\\\1", html.escape(one_line_text(text), quote=False))
+
+
+def page_text(text: object) -> str:
+    """text as literal Markdown for a Streamlit element or label, on one line: a backslash before
+    every ASCII punctuation character, so no image, link or autolink (`http://`, `www.`, `a@b`),
+    emphasis, heading, HTML, `:color[...]` directive, `:icon:` or KaTeX (`$`) is made of it."""
+    return _PUNCTUATION.sub(r"\\\1", one_line_text(text))

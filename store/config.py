@@ -112,6 +112,8 @@ def _read_r2_table(path: Path) -> dict[str, object]:
         return {}
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise StorageError(f"{path} is not UTF-8 text (TOML must be); re-save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

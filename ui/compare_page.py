@@ -18,6 +18,7 @@ import streamlit as st
 from bench import experiments
 from bench.analysis import DEFAULT_TOLERANCE, Analysis
 from bench.billing import BASES, DEFAULT_BASIS
+from bench.escape import page_text
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
@@ -47,7 +48,8 @@ def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | N
     wanted = state.selected_experiment()
     index = ids.index(wanted) if wanted in ids else 0
     if wanted and wanted not in ids:
-        st.warning(f"Experiment {wanted} is not in the database; showing the latest instead.")
+        st.warning(f"Experiment {page_text(wanted)} is not in the database; showing the latest "
+                   f"instead.")
     chosen = st.selectbox("Experiment", ids, index=index, format_func=labels.get,
                           key="compare_experiment")
     if chosen != wanted:
@@ -61,16 +63,16 @@ def experiment_caption(experiment_id: str) -> None:
     row = store_runs.get_experiment(state.database(), experiment_id)
     if row is None:
         return
-    parts = [f"source `{row.source}`" if row.source else None,
+    parts = [f"source {row.source}" if row.source else None,
              f"model {row.model}" if row.model else None,
              f"engine {row.engine}" if row.engine else None,
              f"backend {row.backend}" if row.backend else None,
              f"prices of {row.price_table_date}" if row.price_table_date else None,
              "imported" if row.origin == "import" else None]
-    st.caption(" · ".join(p for p in parts if p))
+    st.caption(page_text(" · ".join(p for p in parts if p)))
     notes = experiments.plan_dict(row).get("notes") if row.origin == "import" else None
     if notes:
-        st.info(str(notes), icon=":material/description:")
+        st.info(page_text(notes), icon=":material/description:")
 
 
 # Width of the projection's clip-length mix (both its columns whole at 800 px).
@@ -104,7 +106,7 @@ def verdict_card(analysis: Analysis | None, why: str | None) -> None:
     """The decision (ui.widgets.verdict_card), or why there is none yet."""
     if analysis is None:
         st.subheader("Verdict")
-        st.info(f"No verdict yet: {why}. Runs that succeed appear here — start one on the Run page.")
+        st.info(f"No verdict yet: {page_text(why)}. Runs that succeed appear here — start one on the Run page.")
         return
     widgets.verdict_card(analysis)
 
@@ -133,7 +135,7 @@ def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
                      "Spread": st.column_config.TextColumn(
                          help="Fastest to slowest repeat"),
                  })
-    st.caption(compare_view.cold_warm_note(runs, imported=any_imported(runs)))
+    st.caption(page_text(compare_view.cold_warm_note(runs, imported=any_imported(runs))))
     failed = compare_view.failed_table(analysis)
     if not failed.empty:
         with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
@@ -180,11 +182,11 @@ def projection_section(analysis: Analysis) -> None:
         costs = compare_view.projection(analysis, per_day,
                                         compare_view.mix_from_table(mix, analysis.fps))
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
-    st.caption(compare_view.projection_sentence(costs) + " Costs come from each GPU's fitted "
-               "overhead + throughput, GPU-only.")
+    st.caption(page_text(compare_view.projection_sentence(costs)) + " Costs come from each GPU's "
+               "fitted overhead + throughput, GPU-only.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -210,7 +212,7 @@ def video_section(runs: pd.DataFrame) -> None:
         row = rows[run_id]
         size = f"{int(row['output_width'])}x{int(row['output_height'])}" \
             if not pd.isna(row.get("output_width")) and not pd.isna(row.get("output_height")) else ""
-        st.caption(" · ".join(p for p in (size, output_view.fidelity_text(row)) if p))
+        st.caption(page_text(" · ".join(p for p in (size, output_view.fidelity_text(row)) if p)))
         st.markdown(f"[Run details]({page_url(DETAIL_PATH, run=run_id)})")
     with player:
         widgets.output_video(row)
@@ -239,12 +241,12 @@ def side_by_side_section(runs: pd.DataFrame) -> None:
                 path = widgets.output_path(row)
                 image = frame_of(str(path), os.path.getmtime(path), index)
             except UserError as exc:
-                st.error(one_line(exc))
+                st.error(page_text(one_line(exc)))
                 continue
             crop = output_view.crop_region(image, zoom, cx / 100, cy / 100)
             st.image(output_view.enlarge(crop, int(zoom)),
-                     caption=variant_label(row), width="stretch")
-            st.caption(output_view.fidelity_text(row))
+                     caption=page_text(variant_label(row)), width="stretch")
+            st.caption(page_text(output_view.fidelity_text(row)))
 
 
 def exports_section(subject: tuple[str, str | list[str]]) -> None:
@@ -258,7 +260,7 @@ def exports_section(subject: tuple[str, str | list[str]]) -> None:
     try:
         files, missing = compare_view.export_files(state.database(), str(value))
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     with widgets.button_row():
         for f in files:
@@ -266,7 +268,7 @@ def exports_section(subject: tuple[str, str | list[str]]) -> None:
                                mime=f["mime"], key=f"export_{f['file_name']}", wrap=True,
                                icon=":material/download:")
     for reason in missing:
-        st.caption(f"Not available — {reason}")
+        st.caption(f"Not available — {page_text(reason)}")
 
 
 def bill_section(runs: pd.DataFrame) -> None:
@@ -282,7 +284,7 @@ def bill_section(runs: pd.DataFrame) -> None:
         prices = experiments.prices_of(experiment)
         bill = experiments.bill_of(experiment, records, prices)
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     if not bill.containers:
         st.caption("No run of these came back with its container's facts (imported results, or "
@@ -290,7 +292,7 @@ def bill_section(runs: pd.DataFrame) -> None:
         return
     for column, (label, value, help_text) in zip(st.columns(5), bill_view.metrics(bill)):
         column.metric(label, value, help=help_text)
-    st.caption(bill_view.breakdown_sentence(bill))
+    st.caption(page_text(bill_view.breakdown_sentence(bill)))
     st.dataframe(bill_view.gpu_table(bill), hide_index=True)
     with st.expander(f"{len(bill.containers)} container(s): boot, busy, idle and tail"):
         st.dataframe(bill_view.container_table(bill), hide_index=True)
@@ -323,7 +325,7 @@ def main() -> None:
     try:
         experiments = store_runs.list_experiments(state.database())
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     subject = choose_subject(experiments)
     if subject is None:
@@ -344,7 +346,7 @@ def main() -> None:
         try:
             analysis, why, runs = analyse(subject, percent / 100, basis)
         except UserError as exc:
-            st.error(one_line(exc))
+            st.error(page_text(one_line(exc)))
             return
         verdict_card(analysis, why)
     active_note(runs)

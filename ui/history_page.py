@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bench.escape import page_text
 from core.errors import UserError, one_line
 from core.status import RUN_STATUSES
 from store import runs as store_runs
@@ -43,13 +44,13 @@ def import_section() -> None:
                 experiment_id = history_view.import_e6_upload(state.database(),
                                                               upload.getvalue(), upload.name)
             except UserError as exc:
-                st.error(one_line(exc))
+                st.error(page_text(one_line(exc)))
                 return
             st.session_state["history_imported"] = (upload.name, experiment_id)
         imported = st.session_state.get("history_imported")
         if imported:
             name, experiment_id = imported
-            st.success(f"Imported {name} as experiment {experiment_id[:8]}, dated by the file's "
+            st.success(f"Imported {page_text(name)} as experiment {experiment_id[:8]}, dated by the file's "
                        "own timestamp.")
             widgets.page_link(widgets.COMPARE_PAGE, COMPARE_PATH, "Open its comparison",
                               icon=":material/bar_chart:", **{state.EXPERIMENT_PARAM: experiment_id})
@@ -147,7 +148,7 @@ def main() -> None:
         chosen = filters(store_runs.run_facets(db))
         runs = store_runs.list_runs(db, **history_view.runs_query(**chosen))
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     runs_section(runs)
     failed_section(runs)

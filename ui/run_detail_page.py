@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bench.escape import page_text
 from bench.experiments import label_variants, run_records, run_titles
 from core.errors import UserError, one_line
 from store import runs as store_runs
@@ -41,7 +42,7 @@ def _pick_run() -> str | None:
 def _summary(row: dict, title: str) -> None:
     kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning}.get(
         row["status"], st.info)
-    kind(live_run.progress_row(row, title).text)
+    kind(page_text(live_run.progress_row(row, title).text))
 
 
 def main() -> None:
@@ -53,20 +54,20 @@ def main() -> None:
             return
         runs = store_runs.list_runs(state.database(), run_ids=[run_id])
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     if runs.empty:
-        st.warning(f"No run {run_id} in {state.db_path()}.")
+        st.warning(page_text(f"No run {run_id} in {state.db_path()}."))
         return
     row = runs.to_dict("records")[0]
     experiment_id = str(row["experiment_id"])
     # Named as among its experiment's runs ('cpu · fast · ...' when engines are compared).
     siblings = store_runs.list_runs(state.database(), experiment_id=experiment_id)
     title = run_titles(siblings).get(run_id) or run_titles(runs)[run_id]
-    st.subheader(title)
-    st.caption(f"Experiment: {row.get('experiment_name')} · run {run_id}")
+    st.subheader(page_text(title))
+    st.caption(page_text(f"Experiment: {row.get('experiment_name')} · run {run_id}"))
     link = run_detail_view.permalink(st.context.url, run_id)
-    st.markdown(f"Permalink: [{link}]({link})")
+    st.markdown(f"Permalink: [{page_text(link)}]({link})")
     with widgets.button_row():
         widgets.page_link(widgets.RUN_PAGE, RUN_PATH, "Its experiment, live",
                           icon=":material/play_arrow:", **{state.EXPERIMENT_PARAM: experiment_id})
@@ -76,7 +77,8 @@ def main() -> None:
 
     st.subheader("Where and what ran")
     # a static table wraps long values (storage keys, sha256) instead of cutting them at 800 px
-    st.table(run_detail_view.run_facts(row).set_index("Fact"))
+    # st.table draws its cells as Markdown: each value is shown as text
+    st.table(run_detail_view.run_facts(row).set_index("Fact").map(page_text))
     left, right = st.columns(2)
     with left:
         st.subheader("Stages")
@@ -92,7 +94,7 @@ def main() -> None:
     with right:
         st.subheader("Output")
         fidelity = output_view.fidelity_text(row)
-        st.markdown(f"Fidelity: {fidelity}")
+        st.markdown(f"Fidelity: {page_text(fidelity)}")
         if output_view.runs_with_output(runs).empty:
             st.caption("No output video stored for this run.")
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from bench.escape import page_text
 from bench.experiments import analyse_experiment
 from bench.formatting import format_rate
 from bench.liveness import recover_gone_runs
@@ -130,7 +131,7 @@ def _clips_section(fps: float) -> pd.DataFrame:
             "end": st.column_config.NumberColumn("End (s)", min_value=0.0, format="%.2f"),
         })
     try:
-        st.caption(run_form.clip_frames_text(run_form.clips_from_table(table), fps))
+        st.caption(page_text(run_form.clip_frames_text(run_form.clips_from_table(table), fps)))
     except UserError:
         pass  # the problem is reported with the plan below
     return table
@@ -198,7 +199,8 @@ def _gpu_section() -> list[str]:
         gpus = st.multiselect("GPUs (the first is the baseline)", list(prices.gpus),
                               key="run_modal_gpus", persist_state=KEEP,
                               format_func=lambda g: run_form.gpu_label(g, prices))
-        st.caption(f"Prices of {prices.date} — {prices.source}. Edit them on the Settings page.")
+        st.caption(f"Prices of {page_text(prices.date)} — {page_text(prices.source)}. Edit them "
+                   "on the Settings page.")
         return gpus
     devices = _local_devices()
     if "run_local_gpus" in st.session_state:
@@ -209,8 +211,8 @@ def _gpu_section() -> list[str]:
     specs = []
     for device in chosen:
         if device == "cpu":
-            st.caption(f"cpu is priced at {format_rate(prices.cpu_core_per_second)} per "
-                       f"core-second x {os.cpu_count() or 1} cores.")
+            st.caption(page_text(f"cpu is priced at {format_rate(prices.cpu_core_per_second)} "
+                                 f"per core-second x {os.cpu_count() or 1} cores."))
             specs.append(device)
             continue
         options = ["(match the device's name)", *prices.gpus]
@@ -239,7 +241,7 @@ def _preview_section(kind: str, source: str, plan: Plan, info: run_form.SourceIn
         try:
             frames = _crop_preview(kind, source, _mtime(kind, source), plan.to_dict(), info)
         except UserError as exc:
-            st.error(one_line(exc))
+            st.error(page_text(one_line(exc)))
             return
         st.caption(f"Source {info.describe()}. The box drawn on each frame is what gets upscaled.")
         cols = st.columns(len(frames))
@@ -316,9 +318,9 @@ def _overall_bar(overall: live_run.ExperimentProgress) -> None:
     value = overall.fraction if not overall.finished else 1.0
     if overall.failures:
         with st.container(key=widgets.FAILED_PROGRESS_KEY):
-            st.progress(value, text=f":red[{overall.headline()}]")
+            st.progress(value, text=f":red[{page_text(overall.headline())}]")
     else:
-        st.progress(value, text=overall.headline())
+        st.progress(value, text=page_text(overall.headline()))
 
 
 def _live_view(experiment_id: str, was_active: bool) -> None:
@@ -330,16 +332,16 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
     rows = live_run.progress_rows(runs)
     for row in rows:  # failures first and always in view, with their reasons
         if row.status in FAILED_STATUSES:
-            st.error(row.text + _details(row.run_id))
+            st.error(page_text(row.text) + _details(row.run_id))
     going = [r for r in rows if r.status not in FAILED_STATUSES]
     label = f"Each run ({len(going)})" if not overall.finished else \
         f"Each run ({len(going)}, all ended)"
     with st.expander(label, expanded=not overall.finished, icon=":material/list:"):
         for row in going:
-            st.progress(row.fraction, text=row.text + _details(row.run_id))
+            st.progress(row.fraction, text=page_text(row.text) + _details(row.run_id))
     if analysis is None:
         st.caption("Charts appear here as soon as a run succeeds." if not overall.finished
-                   else f"No charts: {why}.")
+                   else f"No charts: {page_text(why)}.")
     else:
         widgets.verdict_card(analysis, "Verdict" if overall.finished else "Verdict so far")
         _live_charts(analysis, runs)
@@ -369,11 +371,13 @@ def _experiment_section(experiment_id: str) -> None:
     db = state.database()
     experiment = store_runs.get_experiment(db, experiment_id)
     if experiment is None:
-        st.warning(f"No experiment {experiment_id} in {state.db_path()}: start a run below.")
+        st.warning(page_text(f"No experiment {experiment_id} in {state.db_path()}: start a run "
+                             f"below."))
         return
-    st.subheader(f"Experiment: {experiment.name}")
-    st.caption(f"id {experiment.id} · {experiment.backend or 'unknown'} backend · started "
-               f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
+    st.subheader(f"Experiment: {page_text(experiment.name)}")
+    st.caption(page_text(f"id {experiment.id} · {experiment.backend or 'unknown'} backend · "
+                         f"started {experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices "
+                         f"{experiment.price_table_date}"))
     with widgets.button_row():
         if st.button("Compare", key="run_compare", icon=":material/bar_chart:", wrap=True,
                      help="Open the comparison of this experiment."):
@@ -429,18 +433,18 @@ def _form_section() -> None:
     name = st.text_input("Experiment name (optional)", key="run_name",
                          placeholder="e.g. x4plus on T4 vs L4, 3 clips")
     if plan is not None and not problems:
-        st.caption(f"{plan.run_count()} run{'s' if plan.run_count() != 1 else ''}: "
-                   f"{len(plan.clips)} clip(s) x {len(plan.candidates())} candidate(s) "
-                   f"({', '.join(plan.candidates())}) x {plan.repeats} repeat(s) on the "
-                   f"{plan.backend} backend; baseline {plan.baseline}.")
+        st.caption(page_text(f"{plan.run_count()} run{'s' if plan.run_count() != 1 else ''}: "
+                             f"{len(plan.clips)} clip(s) x {len(plan.candidates())} candidate(s) "
+                             f"({', '.join(plan.candidates())}) x {plan.repeats} repeat(s) on the "
+                             f"{plan.backend} backend; baseline {plan.baseline}."))
     for problem in problems:
-        st.warning(f"Cannot run yet: {problem}")
+        st.warning(f"Cannot run yet: {page_text(problem)}")
     if st.button("Run", type="primary", key="run_launch", disabled=bool(problems),
                  icon=":material/play_arrow:"):
         try:
             _launch(plan, name)
         except UserError as exc:
-            st.error(one_line(exc))
+            st.error(page_text(one_line(exc)))
         else:
             # The form folds away (keeping what was run as its tables' rows), so the page is the
             # live view at its top: nothing to scroll to.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bench.escape import page_text
 from bench.formatting import format_rate
 from bench.price_settings import prices_path
 from bench.pricing import DEFAULT_PRICES
@@ -40,11 +41,12 @@ def _prices_section() -> None:
     st.header("Prices")
     prices = state.prices()
     if prices.date == "user override":
-        st.info(f"Prices in use: **user override**, saved in `{prices_path()}` and based on the "
+        st.info(f"Prices in use: **user override**, saved in {page_text(prices_path())} and based on the "
                 f"catalog of {DEFAULT_PRICES.date}. New runs, from here or the CLI, are costed "
                 f"with these.")
     else:
-        st.caption(f"Prices in use: catalog of **{prices.date}** — {prices.source}.")
+        st.caption(f"Prices in use: catalog of **{page_text(prices.date)}** — "
+                   f"{page_text(prices.source)}.")
     version = st.session_state.get("settings_price_version", 0)
     frame = st.data_editor(
         price_frame(prices), key=f"settings_prices_{version}", hide_index=True, width="stretch",
@@ -54,16 +56,16 @@ def _prices_section() -> None:
             RATE: st.column_config.NumberColumn(RATE, min_value=0.0, format="$%.7g", step=0.000001,
                                                 help="What one GPU costs per second of run time"),
         })
-    st.caption(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
-               f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make the "
-               "all-in cost; a local cpu run is priced at the core rate).")
+    st.caption(page_text(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
+                         f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make "
+                         "the all-in cost; a local cpu run is priced at the core rate)."))
     buttons = widgets.button_row()
     if buttons.button("Save prices", type="primary", key="settings_save_prices", wrap=True,
                       icon=":material/save:"):
         try:
             updated = apply_price_edits(frame, prices)
         except UserError as exc:
-            st.error(one_line(exc))
+            st.error(page_text(one_line(exc)))
         else:
             if updated is prices:
                 st.info("Nothing changed.")
@@ -85,21 +87,22 @@ def _storage_section() -> None:
     try:
         config = state.storage_config()
     except UserError as exc:
-        st.error(f"Storage settings: {one_line(exc)}")
+        st.error(f"Storage settings: {page_text(one_line(exc))}")
     else:
-        st.markdown(f"Objects (sources and outputs) go to: **{config.describe()}**")
-        st.caption(f"Storage kind `{config.kind}`; R2 settings read from: {config.source}. "
-                   "Values are never shown.")
+        st.markdown(f"Objects (sources and outputs) go to: **{page_text(config.describe())}**")
+        st.caption(f"Storage kind {page_text(config.kind)}; R2 settings read from: "
+                   f"{page_text(config.source)}. Values are never shown.")
         st.dataframe(credential_frame(config.credential_status()), hide_index=True)
     credentials = modal_credentials()
     if credentials.present and not credentials.problem:
-        st.success(f"{credentials.describe()}: the Modal backend can launch.")
+        st.success(f"{page_text(credentials.describe())}: the Modal backend can launch.")
     else:
-        st.warning(f"Modal backend unavailable: {credentials.describe()}.")
+        st.warning(f"Modal backend unavailable: {page_text(credentials.describe())}.")
 
 
+# session_state key of the last doctor results, a list of Check dicts (a comment: a bare string
+# here would be drawn on the page by Streamlit's magic).
 DOCTOR_KEY = "settings_doctor_checks"
-"""session_state key of the last doctor results (a list of Check dicts)."""
 
 
 def _doctor_section() -> None:
@@ -114,11 +117,11 @@ def _doctor_section() -> None:
         with st.spinner("Asking Modal and R2..."):
             st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0)]
     for check in st.session_state.get(DOCTOR_KEY) or []:
-        text = f"**{check['name']}**: {check['line']}"
+        text = f"**{page_text(check['name'])}**: {page_text(check['line'])}"
         show = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(check["status"], st.info)
         show(text)
         if check["fix"] and check["status"] in ("warn", "fail"):
-            st.caption(f"Fix: `{check['fix']}`")
+            st.caption(f"Fix: {page_text(check['fix'])}")
 
 
 def _database_section() -> None:
@@ -126,7 +129,7 @@ def _database_section() -> None:
 
     st.header("Database")
     facts = database_facts(state.db_path())
-    st.markdown(f"Run history: `{facts['path']}`")
+    st.markdown(f"Run history: {page_text(facts['path'])}")
     if not facts["exists"]:
         st.info("No database yet: it is created with the first run (Run page) or import "
                 "(History page). Set BENCH_DB to use another file.")
@@ -134,7 +137,7 @@ def _database_section() -> None:
     try:
         counts = run_counts(list_experiments(state.database()))
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     with st.container(horizontal=True, wrap=True):  # wraps instead of cutting the numbers
         for label, value in (("Size", human_size(facts["size"])),

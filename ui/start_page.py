@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from bench.escape import page_text
 from core.errors import UserError, one_line
 from ui import start_view, state, widgets
 from ui.labels import COMPARE_PATH, RUN_PATH
@@ -16,8 +17,8 @@ def _examples_section(missing: list[start_view.Example]) -> None:
         st.markdown("**Start from real numbers:** load the bundled example experiments and read "
                     "their verdict on the Compare page.")
         for example in missing:
-            st.markdown(f"- **{example.title}** (`{example.source_name}`)"
-                        + (f" — {example.notes}" if example.notes else ""))
+            st.markdown(f"- **{page_text(example.title)}** ({page_text(example.source_name)})"
+                        + (f" — {page_text(example.notes)}" if example.notes else ""))
         widgets.examples_offer("start_load_examples")
 
 
@@ -32,7 +33,7 @@ def main() -> None:
         else:
             answer, missing = None, start_view.examples()
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     if answer is None:
         st.info("The history is empty: load the examples below, or run the CPU demo on the Run "

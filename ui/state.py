@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from bench.escape import page_text
 from bench.price_settings import load_prices, save_prices
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import UserError, one_line
@@ -47,7 +48,7 @@ def prices() -> PriceTable:
     try:
         return load_prices()
     except UserError as exc:
-        st.warning(one_line(exc))
+        st.warning(page_text(one_line(exc)))
         return DEFAULT_PRICES
 
 

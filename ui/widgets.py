@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from bench.analysis import Analysis
+from bench.escape import page_text
 from core.errors import UserError, one_line
 from store import runs as store_runs
 from store.keys import output_object_key
@@ -50,11 +51,11 @@ def button_row() -> Any:
 
 def page_link(page: str, path: str, label: str, icon: str | None = None, **query: str) -> None:
     """A link to another page of the dashboard (with query parameters); a plain markdown link
-    when the page runs on its own (tests, no navigation)."""
+    when the page runs on its own (tests, no navigation). The label is shown as text."""
     try:
-        st.page_link(page, label=label, icon=icon, query_params=query or None)
+        st.page_link(page, label=page_text(label), icon=icon, query_params=query or None)
     except (StreamlitAPIException, KeyError):
-        st.markdown(f"[{label}]({page_url(path, **query)})")
+        st.markdown(f"[{page_text(label)}]({page_url(path, **query)})")
 
 
 def switch_page(page: str, **query: str) -> bool:
@@ -71,14 +72,15 @@ def verdict_card(analysis: Analysis, heading: str = "Verdict") -> None:
     large type, why, how far it can be trusted, and the rule that decided as a small tag."""
     v = analysis.verdict
     with st.container(border=True):
-        st.caption(heading)
-        st.markdown(f"### Use {v.choice.describe()}")
-        st.markdown(v.reason)
+        st.caption(page_text(heading))
+        st.markdown(f"### Use {page_text(v.choice.describe())}")
+        st.markdown(page_text(v.reason))
         kind, text = compare_view.certainty(analysis)
-        getattr(st, kind)(text)
+        getattr(st, kind)(page_text(text))
         with button_row():
-            st.badge(v.rule, color="gray", help=f"The decision rule that fired: {v.title}.")
-            st.caption(v.title)
+            st.badge(page_text(v.rule), color="gray",
+                     help=f"The decision rule that fired: {page_text(v.title)}.")
+            st.caption(page_text(v.title))
 
 
 def examples_offer(key: str) -> None:
@@ -88,7 +90,7 @@ def examples_offer(key: str) -> None:
         db = state.database()
         ids, problems = start_view.load_examples(db)
         for problem in problems:
-            st.error(problem)
+            st.error(page_text(problem))
         first = start_view.landing_experiment(db, ids)
         if first:
             state.select_experiment(first)
@@ -126,4 +128,4 @@ def output_video(row: dict) -> None:
     try:
         st.video(output_media(row))
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))

@@ -13,7 +13,9 @@ here as one line. Nothing here ever returns a token's value, and nothing touches
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import BackendError
 
@@ -47,9 +49,35 @@ class ModalCredentials:
                 f"token)")
 
 
+def config_path() -> Path:
+    """The config file the Modal client reads: $MODAL_CONFIG_PATH, else ~/.modal.toml."""
+    return Path(os.environ.get("MODAL_CONFIG_PATH") or Path.home() / ".modal.toml")
+
+
+def config_problem() -> str | None:
+    """Why the Modal config file is unusable (not UTF-8, not TOML, a value outside a profile's
+    table, as modal/config.py refuses them at import, with a banner), read without importing
+    modal; None when it is absent or readable. Raises nothing."""
+    path = config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else " ".join(str(exc).split())[:200]
+        return f"cannot read the Modal configuration {path}: {reason}"
+    if not all(isinstance(value, dict) for value in data.values()):
+        return f"the Modal configuration {path} must hold one [table] per profile"
+    return None
+
+
 def modal_credentials() -> ModalCredentials:
     """The credentials the Modal client would use now, read through modal.config. Raises
     nothing."""
+    problem = config_problem()
+    if problem:  # importing modal now would print its banner and raise
+        return ModalCredentials(False, "", os.environ.get("MODAL_PROFILE") or "default",
+                                str(config_path()), problem=problem)
     try:
         import modal.config as mc
     except Exception as exc:  # noqa: BLE001 - an unreadable ~/.modal.toml raises at import

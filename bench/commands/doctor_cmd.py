@@ -17,7 +17,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Raises nothing of its own: every problem is a failed check."""
+    """Every problem is a failed check, except a Modal config file the client cannot read:
+    InputError (one line; importing modal would print a banner and raise)."""
+    from bench.backends.modal_credentials import config_problem
+    from core.errors import InputError
+
+    problem = config_problem()
+    if problem:
+        raise InputError(f"{problem}; fix or move it (`modal token new` writes a good one)")
     from bench.doctor import render, run_checks
 
     checks = run_checks(timeout=args.timeout)

@@ -8,7 +8,7 @@ import logging
 import math
 from typing import Any
 
-from bench.commands.common import add_db_option, db_path
+from bench.commands.common import add_db_option, db_path, int_in
 from bench.escape import one_line_text, terminal_text
 from bench.formatting import format_cost, repeat_label
 from core.errors import StorageError
@@ -16,6 +16,9 @@ from store.db import Database
 from store.runs import history
 
 log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1_000_000_000
+"""Largest --limit (more experiments than any history holds)."""
 
 RUN_COLUMNS = (
     ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "repeat", repeat_label),
@@ -27,7 +30,8 @@ RUN_COLUMNS = (
 
 def register(parser: argparse.ArgumentParser) -> None:
     add_db_option(parser)
-    parser.add_argument("--limit", type=int, default=None, help="only the newest N experiments")
+    parser.add_argument("--limit", type=int_in(0, MAX_LIMIT), default=None,
+                        help="only the newest N experiments")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 

@@ -194,8 +194,8 @@ def test_fault_disk_full_injected(env, media, monkeypatch):
     checkpoints, and object copies."""
     import duckdb
 
-    import store.db
     import core.atomic
+    import store.db
 
     full = {"on": False}
     enospc = 'IO Error: Could not write file "bench.duckdb.wal": No space left on device'
