@@ -2,7 +2,8 @@
 counted from these tables (tests/reliability/figures.py), so adding a case here updates them.
 
 Placeholders in CLI arguments: {m} the folder of tiny media (conftest.media), {t} the test's own
-folder (where the keyframes and results files below are written, and outputs must not appear).
+folder (where the keyframes and results files below are written, and outputs must not appear),
+{db} the history database, {objects} the local object store.
 """
 
 from __future__ import annotations
@@ -165,6 +166,24 @@ CLI_CASES: tuple[CliCase, ...] = (
     CliCase("demo-clip-output-directory", ("demo-clip", "{t}", "--seconds", "0.2"),
             "is a directory"),
     CliCase("unknown-command", ("frobnicate",), "invalid choice"),
+    # outputs onto the history: the database, its write-ahead log, the object store
+    CliCase("export-output-is-database", ("export", "{experiment}", "--output", "{db}"),
+            "history database"),
+    CliCase("export-output-is-wal", ("export", "{experiment}", "--output", "{db}.wal"),
+            "history database", "{db}.wal"),
+    CliCase("upscale-output-is-database", ("upscale", "{m}/clip.mp4", "{db}"), "history database"),
+    CliCase("upscale-output-in-object-store", ("upscale", "{m}/clip.mp4", "{objects}/bench/x.mp4"),
+            "object store", "{objects}/bench/x.mp4"),
+    CliCase("demo-clip-output-is-database", ("demo-clip", "{db}", "--seconds", "0.2"),
+            "history database"),
+    CliCase("demo-clip-output-in-object-store", ("demo-clip", "{objects}/d.mp4", "--seconds", "0.2"),
+            "object store", "{objects}/d.mp4"),
+    # sizes: odd, and implied by the model's scale
+    CliCase("upscale-size-odd", (*UPSCALE, "--size", "811x1441"), "even", "{t}/out.mp4"),
+    CliCase("upscale-implied-size-too-large", ("upscale", "{m}/wide.png", "{t}/out.png", "--model",
+                                               "animevideov3", "--weights", "random"),
+            "at most 8192", "{t}/out.png"),
+    CliCase("history-limit-10-to-the-24", ("history", "--limit", str(10**24)), "limit"),
 )
 """Bad command lines: each exits 2 with one line and leaves stored data and files as they were."""
 
@@ -227,6 +246,59 @@ UPLOAD_CASES: dict[str, bytes] = {
 }
 """Uploads judged by content and size, whatever their name says (all named 'results.json')."""
 
+@dataclass(frozen=True)
+class DatabaseCase:
+    """A database file that is not a usable history: every command refuses it in one line (exit 2,
+    naming the file) and leaves it byte for byte as it was."""
+
+    id: str
+    statements: tuple[str, ...]
+    """SQL run on the file: a new DuckDB file (another application's), or with `ours` a copy of
+    a history written by this product."""
+    ours: bool = False
+
+
+DATABASE_CASES: tuple[DatabaseCase, ...] = (
+    DatabaseCase("another-applications-database", ("CREATE TABLE invoices (id INTEGER, total DOUBLE)",)),
+    DatabaseCase("foreign-experiments-table", ("CREATE TABLE experiments (id INTEGER, title VARCHAR)",)),
+    DatabaseCase("schema-version-not-a-number",
+                 ("UPDATE meta SET value = 'three' WHERE key = 'schema_version'",), ours=True),
+    DatabaseCase("runs-table-dropped", ("DROP TABLE runs",), ours=True),
+    DatabaseCase("column-dropped", ("DROP INDEX runs_experiment_idx", "ALTER TABLE runs DROP COLUMN fps"),
+                 ours=True),
+)
+DATABASE_DOORS = ("history", "import", "export")
+"""Commands each damaged or foreign database is given (with --db)."""
+
+
+@dataclass(frozen=True)
+class SettingsCase:
+    """A settings file the user can fix: the command refuses in one line (exit 2) naming it, and
+    the dashboard's Settings and Run pages say so in one box instead of a traceback."""
+
+    id: str
+    path: str
+    """Where it is written, relative to the product environment's root (cwd; data/ and home/)."""
+    content: bytes
+    argv: tuple[str, ...]
+    says: str
+
+
+_RUN_DEMO = ("run", "--gpus", "cpu", "--model", "animevideov3", "--weights", "random")
+SETTINGS_CASES: tuple[SettingsCase, ...] = (
+    SettingsCase("secrets-not-utf8", ".streamlit/secrets.toml", b"\xff\xfe[r2]\nbucket = 1\n",
+                 _RUN_DEMO, "UTF-8"),
+    SettingsCase("prices-memory-1e400", "data/prices.json", json.dumps({"gpus": {"T4": {
+        "usd_per_second": 0.000164, "memory_gb": 1}}}).replace('"memory_gb": 1', '"memory_gb": 1e400')
+        .encode(), _RUN_DEMO, "memory_gb"),
+    SettingsCase("prices-rate-1e308", "data/prices.json", json.dumps({"gpus": {"T4": {
+        "usd_per_second": 1e308, "memory_gb": 16}}}).encode(), _RUN_DEMO, "from 1e-09 to 1"),
+    SettingsCase("modal-config-not-toml", "home/.modal.toml", b"garbage = [\n", ("doctor",),
+                 "Modal configuration"),
+    SettingsCase("modal-config-value-outside-profile", "home/.modal.toml", b"token_id = 'x'\n",
+                 ("doctor",), "one [table] per profile"),
+)
+
 FAULTS: tuple[str, ...] = (
     "worker_sigkill",
     "parent_sigkill",
@@ -239,8 +311,39 @@ FAULTS: tuple[str, ...] = (
     "executor_restarted",
     "creator_killed_before_claim",
     "interrupted_before_upload",
+    "held_by_another_executor",
+    "disk_full_mid_run",
+    "logs_unwritable_during_a_bug",
 )
 """Faults injected; each has a test_fault_<name> in test_faults.py."""
+
+HOSTILE_NAMES: tuple[str, ...] = (
+    "![x](http://127.0.0.1:9/p.png)",
+    "[link](http://127.0.0.1:9/l)",
+    ":red[x] :material/home:",
+    "$x^2$ and $y$",
+    "<b>x</b><img src=http://127.0.0.1:9/h.png>",
+    "www.example.com http://127.0.0.1:9/auto a@example.com",
+    "# heading *em* `code` ~~s~~ | cell",
+)
+"""Names that Markdown (with Streamlit's extras) would turn into an image, a link, colour, KaTeX,
+HTML or structure. Each names a GPU, clip, model, experiment or run error on every page."""
+
+SECURITY_CASES: tuple[str, ...] = (
+    "planted_secret_is_nowhere",
+    "every_sql_value_is_a_parameter",
+    "dashboard_listens_on_localhost_and_renders_no_raw_html",
+    "untrusted_names_are_escaped_for_terminal_and_markdown",
+    "json_outputs_are_strict",
+    "names_reach_every_page_as_text",
+    "every_page_text_is_escaped_or_reviewed",
+    "pages_draw_no_developer_text",
+    "links_at_outputs_are_replaced_not_followed",
+    "sources_are_known_by_their_content",
+    "concurrent_first_uploads_of_one_source",
+)
+"""Attacks tried; each has a test_<name> in test_security.py (the real browser's view of hostile
+names is tests/test_browser.py::test_hostile_names_render_as_text)."""
 
 LOAD_RUNS = 200
 """Runs of the load test's plan (2 clips x 100 repeats on the local cpu worker)."""

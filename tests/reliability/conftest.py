@@ -75,7 +75,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of tiny inputs: clip.mp4 (32x32, 10 fps, 1 s), long.mp4 (64x48, 10 fps, 12 s),
-    image.png, a corrupt mp4, a text file named .mp4."""
+    image.png, wide.png (9000x10), a corrupt mp4, a text file named .mp4."""
     from PIL import Image
 
     from workers.video import write_demo_clip
@@ -84,6 +84,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_demo_clip(folder / "clip.mp4", seconds=1.0, width=32, height=32, fps=10.0)
     write_demo_clip(folder / "long.mp4", seconds=12.0, width=64, height=48, fps=10.0)
     Image.new("RGB", (16, 16), (200, 40, 40)).save(folder / "image.png")
+    Image.new("RGB", (9000, 10), (40, 200, 40)).save(folder / "wide.png")  # x4: 36000x40
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     (folder / "text.mp4").write_text("just some text, not a video\n")
     return folder

@@ -14,11 +14,16 @@ from core.errors import InputError
 from tests.e6_samples import E6_SAMPLE
 from tests.reliability.cases import (
     CLI_CASES,
+    DATABASE_CASES,
+    DATABASE_DOORS,
+    SETTINGS_CASES,
     KEYFRAME_FILES,
     RESULTS_FILES,
     UPLOAD_CASES,
     VERDICT_ONLY,
     CliCase,
+    DatabaseCase,
+    SettingsCase,
 )
 from tests.reliability.conftest import cli, cli_process
 from tests.ui_helpers import isolate_env, store_e6
@@ -49,6 +54,13 @@ def _stored(db_path: Path) -> tuple[list[str], list[tuple]]:
     return list(store_runs.list_experiments(db)["id"]), rows
 
 
+def _history_bytes(world: dict) -> dict[str, bytes]:
+    """The database file and every stored object, by path."""
+    data = world["root"] / "data"
+    files = [world["db"], *sorted((data / "objects").rglob("*"))]
+    return {str(p): p.read_bytes() for p in files if p.is_file()}
+
+
 def _folder(world: dict, case_id: str) -> Path:
     folder = world["root"] / case_id
     folder.mkdir()
@@ -58,23 +70,29 @@ def _folder(world: dict, case_id: str) -> Path:
     return folder
 
 
+def _values(world: dict, folder: Path) -> dict[str, object]:
+    return {"m": world["media"], "t": folder, "mname": world["media"].name,
+            "experiment": world["experiment"], "db": world["db"],
+            "objects": world["root"] / "data" / "objects"}
+
+
 def _argv(case: CliCase, world: dict, folder: Path) -> list[str]:
-    values = {"m": world["media"], "t": folder, "mname": world["media"].name,
-              "experiment": world["experiment"]}
-    return [a.format(**values) for a in case.argv]
+    return [a.format(**_values(world, folder)) for a in case.argv]
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
 def test_bad_command_line(world, case: CliCase):
     folder = _folder(world, case.id)
     experiments, runs = _stored(world["db"])
+    history = _history_bytes(world)
     outcome = cli(*_argv(case, world, folder))
     assert outcome.code == 2, (outcome.code, outcome.stderr)
     line = outcome.one_line_error()
     assert case.says.lower() in line.lower(), line
     if case.leaves_no:
-        gone = Path(case.leaves_no.format(t=folder))
+        gone = Path(case.leaves_no.format(**_values(world, folder)))
         assert not gone.exists() and not gone.with_name(gone.name + ".part").exists()
+    assert _history_bytes(world) == history  # the database and stored objects as they were
     after_experiments, after_runs = _stored(world["db"])
     assert set(runs) <= set(after_runs) and after_experiments[-len(experiments):] == experiments
     if case.id.startswith("run-source"):  # runs were created: stored failed, with the reason
@@ -195,3 +213,57 @@ def test_a_bug_is_one_line_and_exit_3_with_the_traceback_only_under_debug(world,
     assert "Traceback" in log.read_text()
     loud = run("--debug")
     assert loud.returncode == 3 and "Traceback" in loud.stderr
+
+
+@pytest.mark.parametrize("door", DATABASE_DOORS)
+@pytest.mark.parametrize("case", DATABASE_CASES, ids=[c.id for c in DATABASE_CASES])
+def test_database_that_is_not_a_usable_history(world, tmp_path, case: DatabaseCase, door: str):
+    import shutil
+
+    import duckdb
+
+    path = tmp_path / "other.duckdb"
+    if case.ours:
+        shutil.copyfile(world["db"], path)
+    connection = duckdb.connect(str(path))
+    for statement in case.statements:
+        connection.execute(statement)
+    connection.close()
+    before = path.read_bytes()
+    (tmp_path / "sample.json").write_text(json.dumps(E6_SAMPLE))
+    argv = {"history": ("history",), "import": ("import", tmp_path / "sample.json"),
+            "export": ("export", world["experiment"])}[door]
+    outcome = cli(*argv, "--db", path)
+    assert outcome.code == 2, (outcome.code, outcome.stderr)
+    line = outcome.one_line_error()
+    assert str(path) in line and "transaction" not in line.lower(), line
+    assert path.read_bytes() == before and not path.with_name(path.name + ".wal").exists()
+
+
+@pytest.mark.parametrize("case", SETTINGS_CASES, ids=[c.id for c in SETTINGS_CASES])
+def test_settings_file_the_user_can_fix(env, case: SettingsCase):
+    from tests.ui_helpers import app, assert_no_exception
+
+    root = env.parent.parent
+    target = root / case.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(case.content)
+    outcome = cli(*case.argv)
+    assert outcome.code == 2, (outcome.code, outcome.stderr)
+    assert case.says.lower() in outcome.one_line_error().lower()
+    for page in ("ui/settings_page.py", "ui/run_page.py"):
+        at = app(page)
+        assert_no_exception(at)
+        boxes = [e.value for e in (*at.error, *at.warning)]
+        if not case.path.endswith(".modal.toml") or page.endswith("settings_page.py"):
+            assert any(case.says.lower() in str(b).lower().replace("\\", "") for b in boxes), boxes
+
+
+def test_plans_refuse_odd_and_oversized_output_sizes():
+    """Plans (the dashboard's form and presets build them) refuse what the CLI refuses."""
+    from bench.plan import build_plan
+    from core.errors import InputError
+
+    for size, says in (((811, 1440), "even"), ((8194, 100), "at most 8192")):
+        with pytest.raises(InputError, match=says):
+            build_plan("demo", output_width=size[0], output_height=size[1])
