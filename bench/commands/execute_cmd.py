@@ -17,8 +17,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Exit 0 when every run this process executed succeeded, 1 when some failed or were
-    interrupted (bench.commands.exits). Raises InputError for an unknown experiment or when
+    """Exit 0 when every run of the experiment succeeded (those another live process holds
+    aside), 1 when some failed or were interrupted (bench.commands.exits). Raises InputError for an unknown experiment or when
     another live process holds every queued run, StorageError."""
     import sys
 
@@ -46,5 +46,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"experiment {args.experiment_id}: {note}; left to it", flush=True)
     print(f"experiment {args.experiment_id}: done", flush=True)
     runs = store_runs.list_runs(db, experiment_id=args.experiment_id)
-    statuses = set(runs[runs["id"].isin(execution.claimed)]["status"])
+    statuses = set(runs[~runs["id"].isin(list(execution.held))]["status"])
     return exits.OK if statuses <= {SUCCEEDED} else exits.RUNS_FAILED

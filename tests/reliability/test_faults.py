@@ -423,6 +423,116 @@ def test_fault_interrupted_before_upload(env, media, tmp_path):
     assert not storage.exists("u/out.mp4") and result.output_key is None
 
 
+def test_fault_held_by_another_executor(env, media, reap):
+    """`execute` while another live process executes the experiment: one line saying that
+    process holds the runs (exit 2), nothing run twice, and the holder finishes them all."""
+    dashboard, experiment_id, executor = _dashboard(env, media, "launch", "a:0:8,b:0:0.3", 1,
+                                                    "long.mp4")
+    reap.append(dashboard)
+    wait_for(lambda: running_run(env, ("decode", "upscale")), 120)
+    outcome = cli("execute", experiment_id)
+    assert outcome.code == 2, (outcome.code, outcome.stdout, outcome.stderr)
+    line = outcome.one_line_error()
+    assert "another live process" in line and f"{executor}@" in line, line
+    wait_for(lambda: not alive(executor), 120, step=0.2)
+    dashboard.kill()
+    dashboard.wait()
+    _settled(env, experiment_id, 2)
+    assert set(runs_of(env, experiment_id)["status"]) == {"succeeded"}
+
+
+def _full_after_first_run(monkeypatch, commits: int | None):
+    """Make the database's disk full once the first run's result is stored: the next `commits`
+    COMMITs fail as DuckDB fails them with no room (None: every one until the test frees it)."""
+    import duckdb
+
+    import bench.orchestrator
+    import store.db
+
+    full = {"left": 0}
+    enospc = 'IO Error: Could not write file "bench.duckdb.wal": No space left on device'
+
+    class FullDiskCursor:
+        def __init__(self, cursor):
+            self._cursor = cursor
+
+        def execute(self, sql, *args):
+            if full["left"] and sql.split()[:1] == ["COMMIT"]:
+                full["left"] -= 1
+                self._cursor.execute("ROLLBACK")
+                raise duckdb.IOException(enospc)
+            return self._cursor.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._cursor, name)
+
+    real_cursor, real_finished = store.db._Host.cursor, bench.orchestrator.StoreSink.finished
+
+    def finished(self, outcome):
+        real_finished(self, outcome)
+        if not full.get("done"):
+            full.update(done=True, left=commits if commits is not None else 10**9)
+
+    monkeypatch.setattr(store.db._Host, "cursor", lambda self: FullDiskCursor(real_cursor(self)))
+    monkeypatch.setattr(bench.orchestrator.StoreSink, "finished", finished)
+    return full
+
+
+@pytest.mark.parametrize("lasting", [False, True], ids=["one-write", "until-freed"])
+def test_fault_disk_full_mid_run(env, media, monkeypatch, lasting):
+    """The disk fills up after the first run is stored: the error says what was kept (the
+    experiment and each run's state) instead of "nothing was stored"; the unfinished runs are
+    stored failed with the reason where the disk lets them, and otherwise the line says they were
+    not (they then read as interrupted)."""
+    full = _full_after_first_run(monkeypatch, None if lasting else 1)
+    outcome = cli("run", "--source", media / "clip.mp4", "--clips", "a:0:0.3,b:0.3:0.6,c:0.6:0.9",
+                  *PLAN, "--json")
+    full["left"] = 0
+    assert outcome.code == 2, (outcome.code, outcome.stderr)
+    line = outcome.one_line_error()
+    experiment_id = only_experiment(env)
+    assert "nothing was stored" not in line and "full" in line
+    assert f"experiment {experiment_id} is kept with its 3 run(s)" in line and "1 succeeded" in line
+    if lasting:  # what a later process sees once this one (which answers for them) is gone
+        from store import runs as store_runs
+        from store.db import Database
+
+        store_runs.recover_interrupted(Database(env), lambda run: False)
+    history = {r["clip"]: r for r in json.loads(cli("history", "--json").stdout)["experiments"][0]["runs"]}
+    assert history["a"]["status"] == "succeeded"
+    if lasting:
+        assert "could not be marked failed" in line
+        assert {history[c]["status"] for c in "bc"} == {"interrupted"}
+    else:
+        assert "stored failed with this reason" in line
+        assert {history[c]["status"] for c in "bc"} == {"failed"}
+        assert all("full" in history[c]["error"] for c in "bc")
+
+
+BUG_WITHOUT_LOGS = """
+import sys
+import bench.commands.history_cmd as history
+history.render = lambda data: 1 / 0  # a planted bug
+from bench.__main__ import main
+sys.exit(main(["history"]))
+"""
+
+
+def test_fault_logs_unwritable_during_a_bug(env, tmp_path):
+    """A bug while data/logs cannot be created (the data folder is a file): still one line and
+    exit 3, not a double traceback."""
+    sample = tmp_path / "sample.json"
+    sample.write_text(json.dumps(E6_SAMPLE))
+    assert cli("import", sample).code == 0
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the data folder should be")
+    done = subprocess.run([sys.executable, "-c", BUG_WITHOUT_LOGS], capture_output=True, text=True,
+                          env=process_env(BENCH_DATA_DIR=str(blocked)), timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "ZeroDivisionError" in done.stderr
+
+
 def test_every_fault_has_its_test():
     from tests.reliability.cases import FAULTS
 
