@@ -110,6 +110,46 @@ def store_cpu_experiment(db_path: Path) -> str:
     return experiment_id
 
 
+def store_hostile(db_path: Path) -> dict[str, Any]:
+    """Store experiments whose every name is one of tests.reliability.cases.HOSTILE_NAMES: an
+    imported results file (GPUs, clips, a run error and the experiment's name from the file) and
+    a local experiment (its name, model, GPU, clips, a failed run's error, a run still running
+    under this process). Returns {"imported": id, "local": id, "runs": [ids of both]}."""
+    import os
+
+    from bench.e6 import parse_e6
+    from bench.e6_import import import_e6
+    from store import runs as store_runs
+    from store.db import Database
+    from tests.reliability.cases import HOSTILE_NAMES as H
+
+    gpus, clips = {"T4": H[0], "L4": H[1]}, {"6s": H[2], "15s": H[3], "30s": H[4]}
+    data = json.loads(json.dumps(E6_SAMPLE))
+    data["pricing"] = {gpus[g]: rate for g, rate in data["pricing"].items()}
+    data["config"]["clips"] = {clips[c]: span for c, span in data["config"]["clips"].items()}
+    for result in data["results"]:
+        result.update(gpu=gpus[result["gpu"]], clip=clips[result["clip"]])
+        if result.get("error"):
+            result["error"] = H[5]
+    db = Database(db_path)
+    imported = import_e6(db, parse_e6(data), H[6])
+    local = store_runs.create_experiment(db, store_runs.ExperimentRecord(
+        name=H[0], preset=None, source="bench/sources/" + "x" * 8, model=H[2], engine="fast",
+        backend="local", price_table_date="2026-06"))
+    specs = [store_runs.RunSpec(clip=clip, gpu=H[1], clip_start=0.0, clip_end=1.0,
+                                frames_expected=10, price_gpu="T4", model=H[2], engine="fast")
+             for clip in (H[3], H[4], H[5])]
+    done, failed, running = store_runs.add_runs(db, local, specs)
+    store_runs.finish_run(db, done, store_runs.RunOutcome(
+        status="succeeded", cold=False, billed_seconds=2.0, cost_gpu=2.0 * 0.000164,
+        cost_all_in=2.0 * 0.0002))
+    store_runs.fail_run(db, failed, f"{H[4]} {H[5]} {H[6]}")
+    store_runs.mark_running(db, running, worker_pid=os.getpid())
+    store_runs.update_progress(db, running, 3, 10, "upscale")
+    runs = store_runs.list_runs(db)
+    return {"imported": imported, "local": local, "runs": list(runs["id"])}
+
+
 @pytest.fixture
 def populated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PopulatedDb:
     """bench_env with an imported E6 experiment and a stored CPU experiment (no upscaling)."""

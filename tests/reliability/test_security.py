@@ -191,3 +191,245 @@ def test_json_outputs_are_strict(env, tmp_path):
     json.loads(cli("verdict", path, "--json").stdout, **strict)
 
 
+
+
+MARKDOWN_FIELDS = {"body", "label", "text", "help", "placeholder", "caption"}
+"""Proto fields the browser draws as Markdown (element bodies, alerts, labels, tooltips, captions
+of images and progress bars); options of a select box and dataframe cells are plain text."""
+
+
+def _markdown_strings(at) -> list[str]:
+    """Every string of an AppTest page that Streamlit draws as Markdown (charts excepted:
+    plotly draws no Markdown)."""
+    found: list[str] = []
+
+    def fields(message) -> None:
+        if message.DESCRIPTOR.name == "PlotlyChart":
+            return
+        for field, value in message.ListFields():
+            values = [value] if isinstance(value, str) or hasattr(value, "ListFields") else value
+            if field.message_type is not None:
+                for item in values:
+                    fields(item)
+            elif field.name in MARKDOWN_FIELDS:
+                found.extend(values)
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "ListFields"):
+            fields(proto)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return [s for s in found if isinstance(s, str)]
+
+
+def test_names_reach_every_page_as_text(env):
+    """GPU, clip, model and experiment names, run errors and URL parameters from
+    cases.HOSTILE_NAMES reach every page as escaped Markdown (bench.escape.page_text), never as
+    the syntax they are; the escaped names are on the pages, so they were shown."""
+    from bench.escape import page_text
+    from tests.reliability.cases import HOSTILE_NAMES
+    from tests.ui_helpers import app, assert_no_exception, store_hostile
+
+    stored = store_hostile(env)
+    visits = [("ui/compare_page.py", {"experiment": stored["imported"]}),
+              ("ui/compare_page.py", {"experiment": stored["local"]}),
+              ("ui/run_page.py", {"experiment": stored["local"]}),
+              ("ui/history_page.py", {}), ("ui/start_page.py", {}), ("ui/settings_page.py", {}),
+              *[("ui/run_detail_page.py", {"run": run}) for run in stored["runs"]],
+              *[(page, {param: name}) for name in HOSTILE_NAMES[:2]
+                for page, param in (("ui/compare_page.py", "experiment"),
+                                    ("ui/run_page.py", "experiment"),
+                                    ("ui/run_detail_page.py", "run"))]]
+    shown: list[str] = []
+    for page, query in visits:
+        at = app(page, query=query)
+        assert_no_exception(at)
+        strings = _markdown_strings(at)
+        for name in HOSTILE_NAMES:
+            raw = [s for s in strings if name in s]
+            assert not raw, f"{page} {query}: {name!r} reaches Markdown as it is: {raw[:2]}"
+        shown.extend(strings)
+    everything = "\n".join(shown)
+    missing = [n for n in HOSTILE_NAMES if page_text(n) not in everything]
+    assert not missing, f"never shown: {missing}"
+
+
+REVIEWED_PAGE_TEXT = {
+    "len(still)": "a count", "len(failed)": "a count", "len(bill.containers)": "a count",
+    "len(picked)": "a count", "len(runs)": "a count", "len(orphans)": "a count",
+    "len(ids)": "a count", "active": "a count", "per_day": "a number input",
+    "bill.scaledown_window": "a number of seconds", "t": "seconds", "box.width": "pixels",
+    "box.height": "pixels", "box.x": "pixels", "box.y": "pixels",
+    "list(figures)": "the chart names of chart_tabs (constants)",
+    "help_text": "bill_view.metrics help (constants)",
+    "label": "bill_view.metrics headings, the Run page's 'Each run (N)' (constants, counts)",
+    "f['label']": "'E6 JSON' or 'Markdown findings'",
+    "experiment_id[:8]": "a hex id made by the store",
+    "start_view.INTRO": "a constant",
+    "DEFAULT_PRICES.date": "the catalog's date (a constant)",
+    "run_form.DEMO_INFO.describe()": "the generated demo source's size and rate",
+    "info.describe()": "a probed source's size, rate and length (numbers)",
+    "device": "a device of this machine (cpu, cuda:N)",
+    "page_url(DETAIL_PATH, run=run_id)": "a link target: url-encoded",
+    "page_url(path, **query)": "a link target: url-encoded",
+    "link": "the permalink's target (url-encoded); its text is page_text",
+    "_details(row.run_id)": "a link to the detail page: a constant text and a url-encoded target",
+}
+"""Expressions that reach Markdown in ui/ without page_text, and why they cannot carry a name."""
+FIRST_ARGUMENT_IS_TEXT = {
+    "markdown", "caption", "info", "warning", "error", "success", "write", "subheader", "header",
+    "title", "toast", "expander", "tabs", "metric", "badge", "radio", "checkbox", "toggle",
+    "button", "download_button", "selectbox", "multiselect", "text_input", "number_input",
+    "slider", "file_uploader", "date_input", "popover", "link_button", "status"}
+TEXT_KEYWORDS = {"label", "text", "caption", "help", "placeholder"}
+
+
+def test_every_page_text_is_escaped_or_reviewed():
+    """Every text ui/ hands to a Streamlit element that draws Markdown (its body, a label, a
+    caption, a tooltip) is a constant, page_text(...) of something, or a reviewed expression
+    above; an f-string may interpolate only those. (Plotly charts draw no Markdown.)"""
+    found: dict[str, str] = {}
+
+    def check(node: ast.AST, where: str) -> None:
+        if isinstance(node, ast.Constant) or (
+                isinstance(node, ast.Call) and getattr(node.func, "id", None) == "page_text"):
+            return
+        if isinstance(node, ast.JoinedStr):
+            for value in node.values:
+                if isinstance(value, ast.FormattedValue):
+                    check(value.value, where)
+        elif isinstance(node, ast.BinOp):
+            check(node.left, where)
+            check(node.right, where)
+        elif isinstance(node, ast.IfExp):
+            check(node.body, where)
+            check(node.orelse, where)
+        else:
+            found.setdefault(ast.unparse(node), where)
+
+    for path in sorted((ROOT / "ui").glob("*.py")):
+        if path.name == "charts.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            texts = [k.value for k in node.keywords if k.arg in TEXT_KEYWORDS]
+            if node.func.attr in ("dataframe", "data_editor", "table", "text", "code"):
+                texts = []  # plain text, or cells escaped by the caller (st.table)
+            if node.func.attr in FIRST_ARGUMENT_IS_TEXT and node.args:
+                texts.insert(0, node.args[0])
+            for text in texts:
+                check(text, f"{path.name}:{node.lineno}")
+    unreviewed = {expr: where for expr, where in found.items() if expr not in REVIEWED_PAGE_TEXT}
+    assert not unreviewed, f"text drawn as Markdown without page_text: {unreviewed}"
+    assert found, "the scan found nothing: it is broken"
+
+
+def test_pages_draw_no_developer_text():
+    """Streamlit's magic draws a bare string in a page script: no page has one but its module
+    docstring (and functions' docstrings, which magic skips), and Settings shows none."""
+    from tests.ui_helpers import app, page_text
+
+    for path in [ROOT / "dashboard.py", *sorted((ROOT / "ui").glob("*_page.py"))]:
+        tree = ast.parse(path.read_text())
+        bare = [node.lineno for node in tree.body[1:] if isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+        assert not bare, f"{path.name}: a bare string at line(s) {bare} is drawn on the page"
+    assert "session_state key" not in page_text(app("ui/settings_page.py"))
+
+
+def test_links_at_outputs_are_replaced_not_followed(env, media, tmp_path):
+    """A link planted at OUTPUT.part (the old temporary name) or at OUTPUT itself is never
+    written through: its target keeps its bytes, and OUTPUT becomes a regular file."""
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    sample = tmp_path / "sample.json"
+    sample.write_text(json.dumps(E6_SAMPLE))
+    experiment = cli("import", sample).stdout.strip()
+    attempts = {
+        "upscale-part": (("upscale", media / "clip.mp4", tmp_path / "u.mp4", "--model",
+                          "animevideov3", "--weights", "random", "--fidelity-samples", "0"),
+                         tmp_path / "u.mp4.part", tmp_path / "u.mp4"),
+        "upscale-output": (("upscale", media / "image.png", tmp_path / "i.png", "--model",
+                            "animevideov3", "--weights", "random"),
+                           tmp_path / "i.png", tmp_path / "i.png"),
+        "export-part": (("export", experiment, "--output", tmp_path / "e.json"),
+                        tmp_path / "e.json.part", tmp_path / "e.json"),
+        "export-output": (("export", experiment, "--output", tmp_path / "f.json"),
+                          tmp_path / "f.json", tmp_path / "f.json"),
+        "demo-clip-output": (("demo-clip", tmp_path / "d.mp4", "--seconds", "0.2", "--size",
+                              "32x32"), tmp_path / "d.mp4", tmp_path / "d.mp4"),
+        "demo-clip-part": (("demo-clip", tmp_path / "p.mp4", "--seconds", "0.2", "--size",
+                            "32x32"), tmp_path / "p.mp4.part", tmp_path / "p.mp4"),
+    }
+    for name, (argv, link, output) in attempts.items():
+        os.symlink(victim, link)
+        outcome = cli(*argv)
+        assert outcome.code == 0, (name, outcome.stderr)
+        assert victim.read_text() == "precious", f"{name} wrote through the link"
+        assert output.is_file() and not output.is_symlink() and output.stat().st_size > 0, name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_sources_are_known_by_their_content(env, tmp_path):
+    """Two different files with one name and one size are two sources; one file is one source
+    wherever it lies; a key stored by an older version (size-name) still resolves as it is."""
+    from bench.orchestrator import prepare_source
+    from store.objects import LocalDirectoryStore
+
+    store = LocalDirectoryStore(tmp_path / "objects")
+    first, second, copy = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4", \
+        tmp_path / "c" / "clip.mp4"
+    for path, content in ((first, b"A" * 4096), (second, b"B" * 4096), (copy, b"A" * 4096)):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    keys = [prepare_source(str(p), store) for p in (first, second, copy)]
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+    assert [store.get(k).read_bytes()[:1] for k in keys] == [b"A", b"B", b"A"]
+    old = "bench/sources/4096-clip.mp4"
+    store.put(first, old)
+    assert prepare_source(old, store) == old and store.get(old).read_bytes() == b"A" * 4096
+
+
+def test_concurrent_first_uploads_of_one_source(env, tmp_path):
+    """Eight first uploads of one new source at once (as concurrent `run`s do) all succeed with
+    one key and an intact object, leaving no temporary file."""
+    import threading
+
+    from bench.orchestrator import prepare_source
+    from store.objects import LocalDirectoryStore
+
+    store = LocalDirectoryStore(tmp_path / "objects")
+    source = tmp_path / "big.mp4"
+    source.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: copies overlap
+    start, keys, errors = threading.Barrier(8), [], []
+
+    def upload() -> None:
+        start.wait()
+        try:
+            keys.append(prepare_source(str(source), store))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=upload) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(keys)) == 1, errors
+    assert store.get(keys[0]).read_bytes() == source.read_bytes()
+    leftovers = [p for p in (tmp_path / "objects").rglob("*") if p.is_file() and p.name != "big.mp4"]
+    assert not leftovers, leftovers
+
+
+def test_every_security_case_has_its_test():
+    from tests.reliability.cases import SECURITY_CASES
+
+    names = {name for name in globals() if name.startswith("test_") and
+             name != "test_every_security_case_has_its_test"}
+    assert names == {f"test_{case}" for case in SECURITY_CASES}
