@@ -18,6 +18,9 @@ an underscore inside a word, as in x4plus_anime_6B, is literal already)."""
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 """Every ASCII punctuation character: CommonMark lets a backslash make each one literal."""
+_AUTOLINK = re.compile(r"(?i)(?<=https)(?=\\:)|(?<=http)(?=\\:)|(?<=www)(?=\\\.)|(?=\\@)")
+"""Where GitHub's autolinks (found in the text after escapes are resolved: 'http://', 'www.',
+'name@host') start, in page_text's output: a WORD JOINER (U+2060, invisible) goes there."""
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -43,6 +46,7 @@ def markdown_text(text: object) -> str:
 
 def page_text(text: object) -> str:
     """text as literal Markdown for a Streamlit element or label, on one line: a backslash before
-    every ASCII punctuation character, so no image, link or autolink (`http://`, `www.`, `a@b`),
-    emphasis, heading, HTML, `:color[...]` directive, `:icon:` or KaTeX (`$`) is made of it."""
-    return _PUNCTUATION.sub(r"\\\1", one_line_text(text))
+    every ASCII punctuation character, so no image, link, emphasis, heading, HTML,
+    `:color[...]` directive, `:icon:` or KaTeX (`$`) is made of it, and an invisible word joiner
+    where an autolink would start (`http://`, `www.`, `a@b`: GitHub's autolinks ignore escapes)."""
+    return _AUTOLINK.sub("\u2060", _PUNCTUATION.sub(r"\\\1", one_line_text(text)))

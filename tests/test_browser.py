@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -282,3 +283,58 @@ def test_a_newcomer_walks_from_examples_to_a_run_detail(dashboard, browser):
     detail.get_by_text("Experiments").first.wait_for(timeout=STEP_MS)
     _settle(detail)
     _check_and_shoot(detail, "08-settings")
+
+
+_MADE_OF_NAMES = """() => {
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const hostile = s => (s || '').includes('127.0.0.1:9') || (s || '').includes('example.com');
+  return {
+    images: Array.from(main.querySelectorAll('img, image')).map(e => e.getAttribute('src') ||
+        e.getAttribute('href')).filter(hostile),
+    links: Array.from(main.querySelectorAll('a')).map(e => e.getAttribute('href'))
+        .filter(hostile),
+    katex: main.querySelectorAll('.katex, .katex-display, math').length,
+    bold: Array.from(main.querySelectorAll('b, strong')).map(e => e.textContent)
+        .filter(t => t === 'x'),
+    headings: Array.from(main.querySelectorAll('h1, h2, h3, h4, h5, h6'))
+        .map(e => e.textContent).filter(t => t.startsWith('heading')),
+    text: main.textContent,
+  };
+}"""
+
+
+def test_hostile_names_render_as_text(dashboard, browser, tmp_path):
+    """Experiments whose GPU, clip, model and experiment names and run errors are Markdown (an
+    image of a tracking pixel, links, colour, KaTeX, HTML, a heading; cases.HOSTILE_NAMES), and a
+    URL parameter that is a link: Compare, Run detail, the live Run view and History draw them
+    as text. No <img> or <a> is made of a name, no KaTeX, no bold or heading, and the browser
+    never asks the pixel's host for anything."""
+    from tests.reliability.cases import HOSTILE_NAMES
+    from tests.ui_helpers import store_hostile
+
+    stored = store_hostile(tmp_path / "data" / "bench.duckdb")
+    requests: list[str] = []
+    page = browser.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+
+    visits = {
+        "compare-imported": f"/compare?experiment={stored['imported']}",
+        "compare-local": f"/compare?experiment={stored['local']}",
+        "compare-url-parameter": "/compare?experiment=" + quote(HOSTILE_NAMES[1]),
+        "run-live": f"/run?experiment={stored['local']}",
+        "history": "/history",
+        **{f"run-detail-{i}": f"/run-detail?run={run}" for i, run in enumerate(stored["runs"])},
+    }
+    for name, path in visits.items():
+        page.goto(dashboard + path, timeout=STEP_MS)
+        page.wait_for_selector('[data-testid="stMain"] h1', timeout=STEP_MS)
+        page.wait_for_timeout(2500)  # the live view's fragment and the charts draw
+        found = page.evaluate(_MADE_OF_NAMES)
+        _shot(page, f"hostile-{name}", WIDE)
+        assert not found["images"], (name, found["images"])
+        assert not found["links"], (name, found["links"])
+        assert found["katex"] == 0 and not found["bold"] and not found["headings"], (name, found)
+        text = found["text"].replace("\u2060", "")  # page_text's word joiners stop autolinks
+        assert any(h in text for h in HOSTILE_NAMES), f"{name}: no hostile name shown as text"
+
+    assert not [u for u in requests if "127.0.0.1:9" in u or "example.com" in u], requests

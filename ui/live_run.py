@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from bench.escape import page_text
 from bench.experiments import run_titles
 from bench.formatting import as_finite as _float
 from bench.formatting import format_cost, format_duration, format_seconds
@@ -40,7 +41,8 @@ class ProgressRow:
     fraction: float
     """0..1 for the progress bar (1 once succeeded)."""
     text: str
-    """One line: icon, label, and frames/stage or time/cost or the reason."""
+    """One line of Markdown: the status icon, then (as text, bench.escape.page_text) the label
+    and frames/stage or time/cost or the reason."""
     error: str | None = None
     """Why it failed or was interrupted."""
 
@@ -178,10 +180,10 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
             details.append(format_cost(cost))
         if is_cold(row):
             details.append("cold start")
-        text = f"{icon} {label} — succeeded: " + ", ".join(details)
+        line = f"{label} — succeeded: " + ", ".join(details)
     elif status in FAILED_STATUSES:
         fraction = min(1.0, done / total) if total else 0.0
-        text = f"{icon} {label} — {status}: {error or 'no reason recorded'}"
+        line = f"{label} — {status}: {error or 'no reason recorded'}"
     elif status == "running":
         fraction = min(1.0, done / total) if total else 0.0
         stage = _text(row.get("progress_stage"))
@@ -189,10 +191,11 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
         started = _time(row.get("started_at"))
         running = f" · {format_duration(((now or utc_now()) - started).total_seconds())}" \
             if started is not None else ""
-        text = f"{icon} {label} — {doing}: {done}/{total or '?'} frames{running}"
+        line = f"{label} — {doing}: {done}/{total or '?'} frames{running}"
     else:
         fraction = 0.0
-        text = f"{icon} {label} — {status}" + (f" ({total} frames)" if total else "")
+        line = f"{label} — {status}" + (f" ({total} frames)" if total else "")
+    text = f"{icon} {page_text(line)}"  # the icon is Markdown; names and reasons are text
     return ProgressRow(str(row.get("id")), label, status, fraction, text, error)
 
 

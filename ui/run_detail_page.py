@@ -42,7 +42,7 @@ def _pick_run() -> str | None:
 def _summary(row: dict, title: str) -> None:
     kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning}.get(
         row["status"], st.info)
-    kind(page_text(live_run.progress_row(row, title).text))
+    kind(live_run.progress_row(row, title).text)
 
 
 def main() -> None:

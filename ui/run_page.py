@@ -332,13 +332,13 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
     rows = live_run.progress_rows(runs)
     for row in rows:  # failures first and always in view, with their reasons
         if row.status in FAILED_STATUSES:
-            st.error(page_text(row.text) + _details(row.run_id))
+            st.error(row.text + _details(row.run_id))
     going = [r for r in rows if r.status not in FAILED_STATUSES]
     label = f"Each run ({len(going)})" if not overall.finished else \
         f"Each run ({len(going)}, all ended)"
     with st.expander(label, expanded=not overall.finished, icon=":material/list:"):
         for row in going:
-            st.progress(row.fraction, text=page_text(row.text) + _details(row.run_id))
+            st.progress(row.fraction, text=row.text + _details(row.run_id))
     if analysis is None:
         st.caption("Charts appear here as soon as a run succeeds." if not overall.finished
                    else f"No charts: {page_text(why)}.")
