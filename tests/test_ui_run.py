@@ -25,6 +25,7 @@ from tests.ui_helpers import (  # noqa: F401
     page_text,
     plotly_figures,
     populated_db,
+    shown,
     verdict_rule,
 )
 from ui import crop_preview, live_run, run_form, widgets
@@ -47,30 +48,30 @@ def _row(**values):
 def test_progress_row_per_status():
     queued = live_run.progress_row(_row())
     assert (queued.fraction, queued.status) == (0.0, "queued")
-    assert "T4 · 6s · repeat 1" in queued.text and "180 frames" in queued.text
+    assert "T4 · 6s · repeat 1" in shown(queued.text) and "180 frames" in shown(queued.text)
 
     started = dt.datetime(2026, 12, 1, 12, 0, 0)
     running = live_run.progress_row(_row(status="running", frames_done=45, frames_total=180,
                                          progress_stage="upscale", started_at=started),
                                     now=started + dt.timedelta(seconds=75))
     assert running.fraction == pytest.approx(0.25)
-    assert "upscaling: 45/180 frames · 1:15" in running.text
+    assert "upscaling: 45/180 frames · 1:15" in shown(running.text)
     # Loading the model shows no frames yet, but the time it has taken so far.
     loading = live_run.progress_row(_row(status="running", frames_done=0, frames_total=3,
                                          progress_stage="model_load", started_at=started),
                                     now=started + dt.timedelta(seconds=12))
-    assert loading.text.endswith("loading the model: 0/3 frames · 12 s")
+    assert shown(loading.text).endswith("loading the model: 0/3 frames · 12 s")
 
     done = live_run.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
                                       frames_out=180, billed_seconds=185.2, fps=0.972,
                                       cost_gpu=0.0303728, cold=True))
     assert done.fraction == 1.0
-    assert "185.2 s" in done.text and "$0.03037" in done.text and "cold start" in done.text
+    assert "185.2 s" in shown(done.text) and "$0.03037" in shown(done.text) and "cold start" in shown(done.text)
 
     failed = live_run.progress_row(_row(status="failed", repeat_index=1, frames_done=10,
                                         frames_total=180, error="CUDA out of\nmemory"))
     assert failed.error == "CUDA out of memory"
-    assert "T4 · 6s · repeat 2 — failed: CUDA out of memory" in failed.text
+    assert "T4 · 6s · repeat 2 — failed: CUDA out of memory" in shown(failed.text)
 
 
 def test_experiment_progress_has_elapsed_time_and_an_estimate_of_the_time_left():
@@ -268,7 +269,7 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
     assert_no_exception(at)
     text = page_text(at)
     assert "Experiment: import of e6-sample.json" in text
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any(e.startswith("L4 · 30s · repeat 1 — failed: CUDA out of memory · [details]"
                             "(run-detail?run=") for e in errors), errors
     assert verdict_rule(at) == "single_winner" and "### Use L4" in text
@@ -283,11 +284,11 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
 
     at = app(RUN_PAGE, query={"experiment": cpu})
     assert_no_exception(at)
-    bars = [p.proto.text for p in at.get("progress")]
+    bars = [shown(p.proto.text) for p in at.get("progress")]
     assert any("cpu · short · repeat 1 — succeeded: 5 frames, 2.5 s" in b and "$0.00041" in b
                for b in bars)
     assert any(e.startswith("cpu · long · repeat 1 — failed: decode failed: corrupt input")
-               for e in (e.value for e in at.error))
+               for e in (shown(e.value) for e in at.error))
 
 
 def _half_done_experiment(db_path) -> str:
@@ -317,7 +318,7 @@ def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, 
     monkeypatch.setattr(liveness, "worker_is_alive", lambda run, host=None: True)
     at = app(RUN_PAGE, query={"experiment": experiment_id})
     assert_no_exception(at)
-    bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
+    bars = [(shown(p.proto.text), p.proto.value) for p in at.get("progress")]
     headline, value = bars[0]
     assert headline.startswith("1 of 2 runs finished · 1 running, 1 succeeded · 8/15 frames · ")
     assert " elapsed, " in headline and value == 53  # elapsed time and the time left
@@ -331,14 +332,15 @@ def test_page_shows_live_progress_and_charts_of_a_running_experiment(bench_env, 
 def test_unknown_experiment_in_the_url_says_what_to_do(populated_db):  # noqa: F811
     at = app(RUN_PAGE, query={"experiment": "nope"})
     assert_no_exception(at)
-    assert any("No experiment nope" in w.value and "start a run below" in w.value for w in at.warning)
+    assert any("No experiment nope" in shown(w.value) and "start a run below" in shown(w.value)
+               for w in at.warning)
 
 
 def test_modal_without_token_warns_and_disables_run(bench_env):  # noqa: F811
     at = app(RUN_PAGE)
     at.selectbox(key="run_preset").set_value("e6").run()
     assert_no_exception(at)
-    warnings = [w.value for w in at.warning]
+    warnings = [shown(w.value) for w in at.warning]
     assert any("no Modal token" in w for w in warnings), warnings
     assert any("R2" in w for w in warnings), warnings
     assert at.button(key="run_launch").disabled
@@ -354,7 +356,7 @@ def test_bad_clip_rows_warn_before_launch(bench_env):  # noqa: F811
     at.radio(key="run_source_kind").set_value("file").run()
     at.text_input(key="run_source").input("/no/such/video.mp4").run()
     assert_no_exception(at)
-    assert any("source: no file at /no/such/video.mp4" in w.value for w in at.warning)
+    assert any("source: no file at /no/such/video.mp4" in shown(w.value) for w in at.warning)
     assert at.button(key="run_launch").disabled
 
 
@@ -364,7 +366,7 @@ def test_local_file_source_is_probed_and_the_crop_checked_against_it(bench_env, 
     at.text_input(key="run_source").input(str(tiny_clip)).run()
     assert_no_exception(at)
     # The demo's 96x64 crop does not fit this 64x48 clip.
-    warnings = [w.value for w in at.warning]
+    warnings = [shown(w.value) for w in at.warning]
     assert any("crop 96x64 is larger than the frame 64x48" in w for w in warnings), warnings
     assert at.button(key="run_launch").disabled
 
@@ -410,7 +412,7 @@ def test_demo_launches_from_the_page_and_its_runs_complete(bench_env):  # noqa: 
     at.run()  # a reload: the URL still names the experiment, the store has the results
     assert_no_exception(at)
     text = page_text(at)
-    bars = [p.proto.text for p in at.get("progress")]
+    bars = [shown(p.proto.text) for p in at.get("progress")]
     assert bars[0].startswith("18 of 18 runs finished · 18 succeeded") and "took " in bars[0]
     assert all("succeeded" in b for b in bars[1:]) and len(bars) == 19
     assert verdict_rule(at) and "### Use " in text and "cpu · " in text
@@ -511,7 +513,7 @@ def test_a_weights_file_that_does_not_exist_stops_the_launch(bench_env, tmp_path
     at = app(RUN_PAGE)
     at.text_input(key="run_weights").input(str(tmp_path / "missing.pth")).run()
     assert_no_exception(at)
-    assert any(f"weights file {tmp_path / 'missing.pth'} does not exist" in w.value
+    assert any(f"weights file {tmp_path / 'missing.pth'} does not exist" in shown(w.value)
                for w in at.warning)
     assert at.button(key="run_launch").disabled
 
@@ -539,9 +541,9 @@ def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     text = page_text(at)
-    assert "cpu · fast · 0.3s · repeat 1" in [s.value for s in at.subheader]
+    assert "cpu · fast · 0.3s · repeat 1" in [shown(s.value) for s in at.subheader]
     assert f"run-detail?run={run['id']}" in text  # the permalink
-    facts = at.table[0].value["Value"].to_dict()
+    facts = {k: shown(v) for k, v in at.table[0].value["Value"].to_dict().items()}
     assert facts["Engine"] == "fast" and facts["Device"] and facts["Container / worker"]
     assert facts["Repeat"] == "repeat 1" and facts["GPU cost"].startswith("$")
     stages = at.dataframe[0].value

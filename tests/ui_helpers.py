@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -229,7 +230,16 @@ def page_text(at) -> str:
     parts.extend(f"{m.label} {m.value}" for m in at.metric)
     parts.extend(str(b.label) for b in at.button)
     parts.extend(str(e.label) for e in at.expander)
-    return "\n".join(parts)
+    return shown("\n".join(parts))
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown escaped by bench.escape.page_text: the backslashes before
+    punctuation and the invisible word joiners gone."""
+    return _ESCAPED.sub(r"\1", str(markdown)).replace("\u2060", "")
 
 
 def plotly_figures(at) -> list[dict[str, Any]]:

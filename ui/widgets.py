@@ -78,7 +78,7 @@ def verdict_card(analysis: Analysis, heading: str = "Verdict") -> None:
         kind, text = compare_view.certainty(analysis)
         getattr(st, kind)(page_text(text))
         with button_row():
-            st.badge(page_text(v.rule), color="gray",
+            st.badge(v.rule, color="gray",
                      help=f"The decision rule that fired: {page_text(v.title)}.")
             st.caption(page_text(v.title))
 

@@ -278,6 +278,7 @@ REVIEWED_PAGE_TEXT = {
     "link": "the permalink's target (url-encoded); its text is page_text",
     "_details(row.run_id)": "a link to the detail page: a constant text and a url-encoded target",
     "row.text": "live_run.ProgressRow.text: an icon, then text through page_text",
+    "v.rule": "the name of a decision rule (constants of bench.analysis)",
     "live_run.progress_row(row, title).text": "live_run.ProgressRow.text, as above",
 }
 """Expressions that reach Markdown in ui/ without page_text, and why they cannot carry a name."""
