@@ -311,7 +311,8 @@ class Execution:
     claimed: tuple[str, ...]
     """Ids of the runs this process ran."""
     held: dict[str, str]
-    """Queued runs another live process answers for (left to it): run id -> 'pid@host'."""
+    """Queued or running runs another live process answers for (left to it): run id ->
+    'pid@host' of that process."""
 
 
 def execute_experiment(db: Database, experiment_id: str, storage_config: StorageConfig | None = None,

@@ -321,7 +321,9 @@ class Database:
         """Open (creating it and its directory if needed) and migrate the database at path.
 
         Raises StorageError if the directory cannot be created, the file is not a DuckDB database,
-        its schema is newer than this code, or the file stays locked for `timeout` seconds.
+        is another application's (tables but no schema version) or damaged (a schema version that
+        is no number, tables or columns missing), its schema is newer than this code, or the file
+        stays locked for `timeout` seconds. A refused file is never written to.
         """
         self.path = Path(path).resolve()
         self.timeout = timeout
@@ -411,7 +413,8 @@ class Database:
         """Apply the missing forward migrations in one transaction; return the schema version.
 
         Idempotent, and safe when several processes open a new file at once. Raises StorageError
-        when the file's schema is newer than this code's.
+        when the file's schema is newer than this code's, or the file is another application's or
+        damaged (see __init__).
         """
         if not self._is_empty():
             with self.connect(read_only=True) as con:

@@ -18,8 +18,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Exit 0 when every run of the experiment succeeded (those another live process holds
-    aside), 1 when some failed or were interrupted (bench.commands.exits). Raises InputError for an unknown experiment or when
-    another live process holds every queued run, StorageError."""
+    aside), 1 when some failed or were interrupted (bench.commands.exits). Raises InputError for
+    an unknown experiment or when another live process holds every unfinished run, StorageError."""
     import sys
 
     from bench.experiments import run_titles, short_id
