@@ -267,3 +267,23 @@ def test_plans_refuse_odd_and_oversized_output_sizes():
     for size, says in (((811, 1440), "even"), ((8194, 100), "at most 8192")):
         with pytest.raises(InputError, match=says):
             build_plan("demo", output_width=size[0], output_height=size[1])
+
+
+def test_one_price_bound_for_settings_prices_files_and_imports():
+    """A price above bench.pricing.MAX_RATE is refused by the Settings editor, a prices.json and
+    an imported results file alike (before, Settings took $1e308/s and stored infinite costs)."""
+    from bench.e6 import parse_e6
+    from bench.pricing import DEFAULT_PRICES, MAX_RATE, PriceTable
+    from ui.settings_view import RATE, apply_price_edits, price_frame
+
+    too_dear = MAX_RATE * 10
+    frame = price_frame(DEFAULT_PRICES)
+    frame.loc[0, RATE] = too_dear
+    saved = DEFAULT_PRICES.to_dict()
+    saved["gpus"]["T4"]["usd_per_second"] = too_dear
+    results = json.loads(json.dumps(E6_SAMPLE))
+    results["pricing"]["T4"] = too_dear
+    for attempt in (lambda: apply_price_edits(frame, DEFAULT_PRICES),
+                    lambda: PriceTable.from_dict(saved), lambda: parse_e6(results)):
+        with pytest.raises(InputError, match=f"to {MAX_RATE:g}"):
+            attempt()
