@@ -92,7 +92,8 @@ def test_bad_command_line(world, case: CliCase):
     if case.leaves_no:
         gone = Path(case.leaves_no.format(**_values(world, folder)))
         assert not gone.exists() and not gone.with_name(gone.name + ".part").exists()
-    assert _history_bytes(world) == history  # the database and stored objects as they were
+    if any("{db}" in a or "{objects}" in a for a in case.argv):  # an output onto the history
+        assert _history_bytes(world) == history  # the database and stored objects as they were
     after_experiments, after_runs = _stored(world["db"])
     assert set(runs) <= set(after_runs) and after_experiments[-len(experiments):] == experiments
     if case.id.startswith("run-source"):  # runs were created: stored failed, with the reason
