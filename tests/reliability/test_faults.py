@@ -426,15 +426,15 @@ def test_fault_interrupted_before_upload(env, media, tmp_path):
 def test_fault_held_by_another_executor(env, media, reap):
     """`execute` while another live process executes the experiment: one line saying that
     process holds the runs (exit 2), nothing run twice, and the holder finishes them all."""
-    dashboard, experiment_id, executor = _dashboard(env, media, "launch", "a:0:8,b:0:0.3", 1,
+    dashboard, experiment_id, executor = _dashboard(env, media, "launch", "a:0:4,b:0:0.3", 1,
                                                     "long.mp4")
     reap.append(dashboard)
-    wait_for(lambda: running_run(env, ("decode", "upscale")), 120)
+    wait_for(lambda: running_run(env, ("model_load", "decode", "upscale")), 300)
     outcome = cli("execute", experiment_id)
     assert outcome.code == 2, (outcome.code, outcome.stdout, outcome.stderr)
     line = outcome.one_line_error()
     assert "another live process" in line and f"{executor}@" in line, line
-    wait_for(lambda: not alive(executor), 120, step=0.2)
+    wait_for(lambda: not alive(executor), 300, step=0.2)
     dashboard.kill()
     dashboard.wait()
     _settled(env, experiment_id, 2)
