@@ -291,8 +291,8 @@ _MADE_OF_NAMES = """() => {
   return {
     images: Array.from(main.querySelectorAll('img, image')).map(e => e.getAttribute('src') ||
         e.getAttribute('href')).filter(hostile),
-    links: Array.from(main.querySelectorAll('a')).map(e => e.getAttribute('href'))
-        .filter(hostile),
+    links: Array.from(main.querySelectorAll('a')).map(e => e.getAttribute('href') ||
+        e.getAttribute('xlink:href')).filter(hostile),
     katex: main.querySelectorAll('.katex, .katex-display, math').length,
     bold: Array.from(main.querySelectorAll('b, strong')).map(e => e.textContent)
         .filter(t => t === 'x'),

@@ -11,6 +11,7 @@ their own series in the cold-vs-warm chart.
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Iterable, Mapping, Sequence
 
@@ -70,6 +71,51 @@ def empty_figure(title: str, message: str = EMPTY_MESSAGE) -> go.Figure:
                        font=dict(size=16))
     fig.update_layout(title=title, xaxis=dict(visible=False), yaxis=dict(visible=False),
                       height=300)
+    return fig
+
+
+_DATA_FIELDS = ("name", "text", "hovertext", "x", "y", "customdata", "labels")
+"""Trace fields that carry data (GPU, clip and run names, formatted values) into the chart."""
+
+
+def names_as_text(fig: go.Figure) -> go.Figure:
+    """The figure with every name drawn as text. Plotly draws its own HTML subset (<a href>, <b>,
+    <br>, ...) in trace names, categories, texts and hover labels, so a GPU called
+    '<a href=...>' would be a link: the data fields' < > & become entities (which plotly shows as
+    the characters), and the same names inside this module's templates and titles likewise.
+    Changes and returns fig."""
+    names: set[str] = set()
+
+    def escaped(value):
+        if isinstance(value, str):
+            if any(c in value for c in "<>&"):
+                names.add(value)
+                return html.escape(value, quote=False)
+            return value
+        if isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and not isinstance(value, str)):
+            return [escaped(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
+        return value
+
+    for trace in fig.data:
+        for field in _DATA_FIELDS:
+            if field in trace and trace[field] is not None:
+                trace[field] = escaped(trace[field])
+
+    def within(text):
+        if not isinstance(text, str):
+            return text
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(name, html.escape(name, quote=False))
+        return text
+
+    if names:
+        for trace in fig.data:
+            for field in ("hovertemplate", "texttemplate"):
+                if field in trace and isinstance(trace[field], str):
+                    trace[field] = within(trace[field])
+        fig.layout.title.text = within(fig.layout.title.text)
+        for annotation in fig.layout.annotations or ():
+            annotation.text = within(annotation.text)
     return fig
 
 

@@ -163,7 +163,7 @@ def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
                 clip = st.selectbox("Clips", ["All clips", *clips], key="scatter_clip")
                 if clip != "All clips":
                     fig = charts.cost_latency_scatter(analysis, clip)
-            st.plotly_chart(fig, key=f"chart_{name}")
+            st.plotly_chart(charts.names_as_text(fig), key=f"chart_{name}")
 
 
 def projection_section(analysis: Analysis) -> None:
@@ -184,7 +184,8 @@ def projection_section(analysis: Analysis) -> None:
     except UserError as exc:
         st.error(page_text(one_line(exc)))
         return
-    st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
+    st.plotly_chart(charts.names_as_text(charts.monthly_projection_chart(costs, per_day)),
+                    key="chart_projection")
     st.caption(page_text(compare_view.projection_sentence(costs)) + " Costs come from each GPU's "
                "fitted overhead + throughput, GPU-only.")
 

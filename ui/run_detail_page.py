@@ -89,8 +89,8 @@ def main() -> None:
             st.dataframe(stages, hide_index=True, height="content")
             # Labelled among its experiment's runs ('cpu · fast'), drawn alone.
             labelled = pd.DataFrame(label_variants(run_records(siblings)))
-            st.plotly_chart(charts.stage_breakdown(labelled[labelled["id"] == run_id]),
-                            key="detail_stages")
+            alone = charts.stage_breakdown(labelled[labelled["id"] == run_id])
+            st.plotly_chart(charts.names_as_text(alone), key="detail_stages")
     with right:
         st.subheader("Output")
         fidelity = output_view.fidelity_text(row)

@@ -304,13 +304,15 @@ def _live_charts(analysis, runs: pd.DataFrame) -> None:
     st.caption("Bars are medians over repeats; whiskers span the fastest to the slowest repeat. "
                "The Compare page has every chart.")
     left, right = st.columns(2)
-    left.plotly_chart(_titled(charts.time_bars(analysis), "Time per clip"), width="stretch",
-                      key="live_time")
-    right.plotly_chart(_titled(charts.cost_bars(analysis), "GPU cost per clip"), width="stretch",
-                       key="live_cost")
-    left.plotly_chart(_titled(charts.fps_bars(analysis), "Frames per second per clip"),
+    left.plotly_chart(charts.names_as_text(_titled(charts.time_bars(analysis), "Time per clip")),
+                      width="stretch", key="live_time")
+    right.plotly_chart(charts.names_as_text(_titled(charts.cost_bars(analysis), "GPU cost per clip")),
+                       width="stretch", key="live_cost")
+    left.plotly_chart(charts.names_as_text(_titled(charts.fps_bars(analysis),
+                                                  "Frames per second per clip")),
                       width="stretch", key="live_fps")
-    right.plotly_chart(charts.stage_breakdown(runs), width="stretch", key="live_stages")
+    right.plotly_chart(charts.names_as_text(charts.stage_breakdown(runs)), width="stretch",
+                       key="live_stages")
 
 
 def _overall_bar(overall: live_run.ExperimentProgress) -> None:

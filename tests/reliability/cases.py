@@ -322,12 +322,13 @@ HOSTILE_NAMES: tuple[str, ...] = (
     "[link](http://127.0.0.1:9/l)",
     ":red[x] :material/home:",
     "$x^2$ and $y$",
-    "<b>x</b><img src=http://127.0.0.1:9/h.png>",
+    "<b>x</b><img src=http://127.0.0.1:9/h.png><a href='http://127.0.0.1:9/c'>c</a>",
     "www.example.com http://127.0.0.1:9/auto a@example.com",
     "# heading *em* `code` ~~s~~ | cell",
 )
 """Names that Markdown (with Streamlit's extras) would turn into an image, a link, colour, KaTeX,
-HTML or structure. Each names a GPU, clip, model, experiment or run error on every page."""
+HTML or structure, and plotly's HTML subset into a link or bold. Each names a GPU, clip, model,
+experiment or run error on every page."""
 
 SECURITY_CASES: tuple[str, ...] = (
     "planted_secret_is_nowhere",
