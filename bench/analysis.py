@@ -49,13 +49,15 @@ class Measurement:
     """One run, as the analysis sees it."""
 
     gpu: str
-    """GPU label as planned ('T4', 'cuda:0', 'cpu')."""
+    """The candidate: a GPU label as planned ('T4', 'cuda:0', 'cpu'), with the model and/or engine
+    where the runs compared differ in them ('cpu · fast'). The JSON keeps the key 'gpu'."""
     clip: str
     """Clip name ('6s')."""
     frames: int
     """Frames produced (or expected, for a failed run)."""
     seconds: float | None
-    """Billed (or total) seconds of the run; None when it failed before timing."""
+    """Seconds of the run on the analysis's basis: its job seconds (steady) or the bill's run
+    seconds (billed); None when it failed before timing."""
     status: str
     """'succeeded' or anything else (failed, interrupted, ...); only succeeded runs are used."""
     rate: float
@@ -85,7 +87,7 @@ class GpuClipStats:
     runs: int
     """Succeeded runs used."""
     cold_runs: int
-    """How many of them were cold (start-up included in their time)."""
+    """How many of them were cold (their start-up is in their seconds only on the billed basis)."""
     median_seconds: float
     """Median seconds over the runs."""
     min_seconds: float
@@ -340,6 +342,8 @@ class Analysis:
     """Runs that did not succeed (not used)."""
     fps: float
     """Frames per second of the video, for lengths in seconds."""
+    basis: str = "steady"
+    """Which seconds it judged: 'steady' (job seconds) or 'billed' (the bill's run seconds)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict CLI's JSON: rule, choice, reason, settled, per_clip, failed, fits, crossovers."""
@@ -351,6 +355,7 @@ class Analysis:
             "crossovers": [c.to_dict() for c in self.crossovers],
             "rates": dict(self.rates),
             "fps": self.fps,
+            "basis": self.basis,
         })
         return out
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
-from bench.billing import steady_seconds
 from bench.experiments import load_experiment, plan_of, prices_of
+from bench.figures import figures_of
 from bench.liveness import worker_is_alive
 from bench.plan import (
     DEMO_SOURCE,
@@ -31,11 +31,10 @@ from bench.plan import (
     DEMO_SOURCE_SIZE,
     Plan,
 )
-from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
+from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import BackendError, InputError, StorageError, UserError, one_line
 from core.job import Job, Progress
 from core.paths import run_log_path
-from core.resources import DEFAULT_CPU_CORES
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
@@ -159,24 +158,11 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
                encode_preset=plan.encode_preset, crf=plan.crf)
 
 
-def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:
-    """$/s of a run: its catalog card's rate, else the card matching the device it got, else (a
-    CPU run) this machine's cores at the CPU core rate."""
-    for card in (price_gpu, gpu_for_device(device_name)):
-        if card:
-            try:
-                return prices.rate(card)
-            except InputError:  # a device label such as 'cpu' or 'cuda:0', not a catalog card
-                continue
-    return prices.cpu_rate(os.cpu_count() or 1)
-
-
 class StoreSink(EventSink):
     """Writes backend events to the store (progress, results, cost) and tells a listener."""
 
-    def __init__(self, db: Database, prices: PriceTable, price_cards: dict[str, str | None],
-                 listener: Listener | None = None):
-        self.db, self.prices, self.price_cards = db, prices, price_cards
+    def __init__(self, db: Database, prices: PriceTable, listener: Listener | None = None):
+        self.db, self.prices = db, prices
         self.listener = listener or (lambda event: None)
         self._last_progress: dict[str, tuple[float, str]] = {}
 
@@ -201,26 +187,20 @@ class StoreSink(EventSink):
 
     def finished(self, outcome: Finished) -> None:
         result = outcome.result
-        cost_gpu = cost_all_in = None
-        if result.ok:
-            rate = run_rate(self.price_cards.get(outcome.run_id), result.device_name, self.prices)
-            cost_gpu = outcome.billed_seconds * rate
-            if outcome.memory_gib is None:  # no container request (local): the catalog's size
-                container = self.prices.container_rate()
-            else:  # Modal bills CPU and memory at the larger of request and use
-                container = self.prices.container_rate(
-                    max(result.cpu_cores or DEFAULT_CPU_CORES, outcome.cpu_used_cores or 0.0),
-                    max(outcome.memory_gib, outcome.peak_memory_gib or 0.0))
-            cost_all_in = outcome.billed_seconds * (rate + container)
-        steady = outcome.steady_seconds
-        if steady is None and result.ok:
-            steady = steady_seconds(result)
+        planned = store_runs.get_run(self.db, outcome.run_id)
+        cost = figures_of({
+            "gpu": planned.gpu if planned else "", "price_gpu": planned.price_gpu if planned else None,
+            "device_name": result.device_name, "status": result.status,
+            "frames_out": result.frames_out, "job_seconds": result.job_seconds,
+            "cpu_cores": result.cpu_cores, "cpu_used_cores": outcome.cpu_used_cores,
+            "memory_gib": outcome.memory_gib, "peak_memory_gib": outcome.peak_memory_gib,
+        }, "", self.prices)
         store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
             status=result.status, error=result.error, result=result, cold=outcome.cold,
-            client_wall_seconds=outcome.client_wall_seconds, billed_seconds=outcome.billed_seconds,
-            cost_gpu=cost_gpu, cost_all_in=cost_all_in, steady_seconds=steady,
-            cpu_used_cores=outcome.cpu_used_cores, peak_memory_gib=outcome.peak_memory_gib,
-            memory_gib=outcome.memory_gib))
+            client_wall_seconds=outcome.client_wall_seconds,
+            startup_seconds=outcome.startup_seconds, cost_gpu=cost.cost,
+            cost_all_in=cost.cost_all_in, cpu_used_cores=outcome.cpu_used_cores,
+            peak_memory_gib=outcome.peak_memory_gib, memory_gib=outcome.memory_gib))
         self.listener(RunEvent(outcome.run_id, result.status, frames_done=result.frames_out,
                                frames_total=result.frames_out, error=result.error))
 
@@ -314,7 +294,7 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     taken = set(store_runs.claim_run_ids(db, [run.id for run in queued if owner_lets_go(run)],
                                          owners=owners))
     claimed = [run for run in queued if run.id in taken]  # what a job needs of a run is unchanged
-    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed}, listener)
+    sink = StoreSink(db, prices, listener)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in claimed]
     resumer = _resume_in_background(db, experiment_id, backend, sink)

@@ -196,21 +196,37 @@ def gpu_for_device(device_name: str) -> str | None:
     return None
 
 
-def gpu_cost(seconds: float, rate: float) -> float:
-    """GPU-only cost in $ of `seconds` billed at `rate` $/s (the original experiment's method).
+@dataclass(frozen=True)
+class RunRates:
+    """What one run costs per second of its job, by its price card and its container."""
 
-    Raises InputError for negative or non-finite inputs."""
+    card: float
+    """$/s of the price card: the GPU's rate, or a CPU device's cores at the core rate."""
+    all_in: float
+    """$/s of the card plus the container's CPU (at max(request, use), unless the card already
+    is the CPU) and memory (at max(request, peak))."""
+
+
+def run_rates(prices: PriceTable, card_rate: float, cpu_device: bool,
+              cpu_cores: float | None = None, cpu_used_cores: float | None = None,
+              memory_gib: float | None = None, peak_memory_gib: float | None = None) -> RunRates:
+    """The rates of one run, as Modal bills a container: CPU cores (physical) at the larger of
+    request (`cpu_cores`, else DEFAULT_CPU_CORES) and use, memory at the larger of request (else
+    DEFAULT_MEMORY_GIB) and peak. A CPU device's card already prices its cores, so all-in adds
+    only memory. Raises InputError for a negative or non-finite rate or size."""
+    if not _non_negative(card_rate):
+        raise InputError(f"rate {card_rate!r} $/s must be a non-negative number")
+    cores = max(cpu_cores or DEFAULT_CPU_CORES, cpu_used_cores or 0.0)
+    memory = max(memory_gib or DEFAULT_MEMORY_GIB, peak_memory_gib or 0.0)
+    container = prices.container_rate(0.0 if cpu_device else cores, memory)
+    return RunRates(card_rate, card_rate + container)
+
+
+def run_cost(seconds: float, rate: float) -> float:
+    """$ of `seconds` at `rate` $/s: the one way any cost in this product is computed (job
+    seconds x a RunRates rate). Raises InputError for negative or non-finite inputs."""
     _check_seconds_rate(seconds, rate)
     return seconds * rate
-
-
-def all_in_cost(seconds: float, rate: float, cpu_cores: float = DEFAULT_CPU_CORES,
-                memory_gib: float = DEFAULT_MEMORY_GIB, table: PriceTable = DEFAULT_PRICES) -> float:
-    """GPU plus container CPU and memory cost in $ of `seconds` at GPU `rate` $/s.
-
-    Raises InputError for negative or non-finite inputs."""
-    _check_seconds_rate(seconds, rate)
-    return seconds * (rate + table.container_rate(cpu_cores, memory_gib))
 
 
 def _check_seconds_rate(seconds: float, rate: float) -> None:

@@ -13,16 +13,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from core.errors import InputError
+from core.stages import fps as frames_per_second
+from core.stages import job_seconds
 
 SCHEMA_VERSION = 1
-
-STAGES = ("queue_wait", "fetch", "model_load", "compile", "decode", "upscale", "encode", "upload")
-"""Timed stages in pipeline order. queue_wait (waiting for a container) is measured by the client,
-the others by the worker; compile is torch.compile's warm-up at the job's shapes, paid once per
-process. decode/upscale/encode overlap in the fast engine, so their sum can exceed the wall time;
-`total` in JobResult.stages is always wall time of the whole job in the worker."""
-EVERY_JOB_STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
-"""The stages every finished video job records (queue_wait and compile only where they happen)."""
 
 ENGINES = ("fast", "reference")
 COMPILE_MODES = ("off", "on", "auto")
@@ -215,7 +209,7 @@ class JobResult:
     error: str | None = None
     """One-line reason when failed."""
     stages: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per stage (see STAGES) plus 'total'."""
+    """Wall seconds per stage (core.stages.STAGES) plus 'total' (fetch to the end of the upload)."""
     frames_in: int = 0
     """Frames decoded from the trimmed segment."""
     frames_out: int = 0
@@ -272,14 +266,15 @@ class JobResult:
         return self.status == "succeeded"
 
     @property
+    def job_seconds(self) -> float | None:
+        """The job's seconds (core.stages.job_seconds): fetch to the end of the upload, less the
+        model load and compile a worker pays once."""
+        return job_seconds(self.stages)
+
+    @property
     def fps_end_to_end(self) -> float | None:
-        """Frames out per second of the job, leaving out what a process pays once (loading the
-        model and compiling it), which the cold-start columns account for apart."""
-        total = self.stages.get("total")
-        if not total or not self.frames_out:
-            return None
-        steady = total - (self.stages.get("model_load") or 0.0) - (self.stages.get("compile") or 0.0)
-        return self.frames_out / steady if steady > 0 else None
+        """Frames out per job second (core.stages.fps)."""
+        return frames_per_second(self.frames_out, self.job_seconds)
 
     @property
     def fps_upscale(self) -> float | None:

@@ -8,3 +8,6 @@ DEFAULT_MEMORY_GIB = 16.0
 DEFAULT_SCALEDOWN_WINDOW_SECONDS = 120
 """Seconds an idle worker container stays up (and billed) waiting for the next job, unless a plan
 says otherwise (Modal accepts 2 to 3600)."""
+THREADS_PER_CORE = 2
+"""Hardware threads per CPU core as Modal counts them (1 physical core = 2 vCPUs): CPU seconds
+measured by the kernel count threads, Modal bills cores."""

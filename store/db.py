@@ -163,6 +163,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN peak_memory_gib DOUBLE",
         "ALTER TABLE runs ADD COLUMN memory_gib DOUBLE",
     ),
+    # 4: one definition of a run's seconds (core.stages): job seconds (fetch to the end of the
+    # upload, less model load and compile) replace the span-based steady seconds; start-up is
+    # stored on its own; the measurement-only fidelity stage gets its column; fps and billed
+    # seconds follow the definitions.
+    (
+        "ALTER TABLE runs ADD COLUMN job_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN startup_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN fidelity_seconds DOUBLE",
+        """UPDATE runs SET job_seconds = CASE
+               WHEN total_seconds IS NOT NULL THEN greatest(0.0, total_seconds
+                   - coalesce(model_load_seconds, 0.0) - coalesce(compile_seconds, 0.0))
+               ELSE coalesce(billed_seconds, client_wall_seconds) END""",
+        """UPDATE runs SET startup_seconds = coalesce(model_load_seconds, 0.0)
+               + coalesce(compile_seconds, 0.0)
+               + CASE WHEN cold AND billed_seconds IS NOT NULL AND total_seconds IS NOT NULL
+                      THEN greatest(0.0, billed_seconds - total_seconds) ELSE 0.0 END
+           WHERE job_seconds IS NOT NULL""",
+        """UPDATE runs SET fps = CASE WHEN job_seconds > 0 AND frames_out > 0
+               THEN frames_out / job_seconds END""",
+        "UPDATE runs SET billed_seconds = job_seconds + startup_seconds WHERE job_seconds IS NOT NULL",
+        # DuckDB drops a column only from a table no index depends on.
+        "DROP INDEX runs_experiment_idx",
+        "ALTER TABLE runs DROP COLUMN steady_seconds",
+        "CREATE INDEX runs_experiment_idx ON runs (experiment_id)",
+    ),
 )
 """Forward migrations: step N (1-based) takes the schema from version N-1 to N. Append only."""
 

@@ -18,12 +18,13 @@ import duckdb
 import pandas as pd
 
 from core.errors import InputError
-from core.job import STAGES, JobResult
+from core.job import JobResult
 from core.jsonsafe import json_safe
+from core.stages import STAGE_TABLE, TOTAL
 from core.status import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES
 from store.db import ORIGINS, SCHEMA_VERSION, Database
 
-STAGE_COLUMNS = {stage: f"{stage}_seconds" for stage in (*STAGES, "total")}
+STAGE_COLUMNS = {**{s.name: s.column for s in STAGE_TABLE}, TOTAL: f"{TOTAL}_seconds"}
 """JobResult.stages key -> runs column."""
 
 
@@ -110,14 +111,13 @@ class RunOutcome:
     """Whether the run paid for a cold start (container or worker start-up)."""
     client_wall_seconds: float | None = None
     """Seconds from launch to result as the client measured them."""
-    billed_seconds: float | None = None
-    """Seconds the cost is computed from."""
+    startup_seconds: float | None = None
+    """Start-up this run paid (core.stages): for a cold run its container's boot or worker
+    process start up to the job, plus any model load and compile; 0 on a warm worker."""
     cost_gpu: float | None = None
-    """GPU-only cost in US dollars (the original method)."""
+    """GPU-only cost of its job seconds in US dollars (bench.pricing.run_cost)."""
     cost_all_in: float | None = None
-    """GPU + CPU + memory cost in US dollars."""
-    steady_seconds: float | None = None
-    """Seconds of the job on a warm worker (no model load or compile in it)."""
+    """GPU + CPU + memory cost of its job seconds in US dollars (bench.pricing.run_cost)."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used, when measured."""
     peak_memory_gib: float | None = None
@@ -197,13 +197,14 @@ class RunRow:
     client_wall_seconds: float | None
     """Launch-to-result time seen by the client."""
     billed_seconds: float | None
-    """Seconds the cost is computed from."""
+    """Job seconds plus the start-up the run paid (what it cost the provider at first sight;
+    the bill shares idle gaps and tails out on top)."""
     cost_gpu: float | None
-    """GPU-only cost ($)."""
+    """GPU-only cost of the job seconds ($), as bench.pricing.run_cost computed it at finish."""
     cost_all_in: float | None
-    """All-in cost ($)."""
+    """All-in cost of the job seconds ($), likewise."""
     fps: float | None
-    """Frames out per second of total time."""
+    """Frames out per job second (core.stages.fps)."""
     upscale_fps: float | None
     """Frames out per second of upscale time."""
     psnr: float | None
@@ -268,8 +269,13 @@ class RunRow:
     """Unix time the job started on the worker's clock."""
     job_finished_at: float | None = None
     """Unix time the job finished on the worker's clock."""
-    steady_seconds: float | None = None
-    """Seconds of the job on a warm worker (its span less a model load or compile inside it)."""
+    job_seconds: float | None = None
+    """Job seconds (core.stages.job_seconds): fetch to the end of the upload, less model load
+    and compile; what the verdict, fps and the steady-state cost use."""
+    startup_seconds: float | None = None
+    """Start-up the run paid: boot or process start to the job, model load, compile (0 warm)."""
+    fidelity_seconds: float | None = None
+    """Stage time: fidelity scoring and encode PSNR, measured after the job's clock stopped."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used (Modal container measurement)."""
     peak_memory_gib: float | None = None
@@ -518,10 +524,9 @@ def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
         "error": outcome.error,
         "cold": outcome.cold,
         "client_wall_seconds": outcome.client_wall_seconds,
-        "billed_seconds": outcome.billed_seconds,
+        "startup_seconds": outcome.startup_seconds,
         "cost_gpu": outcome.cost_gpu,
         "cost_all_in": outcome.cost_all_in,
-        "steady_seconds": outcome.steady_seconds,
         "cpu_used_cores": outcome.cpu_used_cores,
         "peak_memory_gib": outcome.peak_memory_gib,
         "memory_gib": outcome.memory_gib,
@@ -531,6 +536,9 @@ def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
         values.update(_result_columns(outcome.result))
         if values["error"] is None:
             values["error"] = outcome.result.error
+        job = values.get("job_seconds")
+        if job is not None:
+            values["billed_seconds"] = job + (outcome.startup_seconds or 0.0)
     _update(db, run_id, values)
 
 
@@ -545,6 +553,7 @@ def _result_columns(result: JobResult) -> dict[str, Any]:
         output_height=result.output_height or None,
         output_key=result.output_key,
         output_bytes=result.output_bytes or None,
+        job_seconds=result.job_seconds,
         fps=result.fps_end_to_end,
         upscale_fps=result.fps_upscale,
         model=result.model or None,
@@ -679,6 +688,22 @@ def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int
 
 
 # --------------------------------------------------------------------------- runs: reading
+
+
+def later_container_starts(db: Database, experiment_id: str,
+                           container_ids: Sequence[str]) -> dict[str, float]:
+    """Container id -> when another experiment's first job on it started after this experiment's
+    last job there (Unix time), for the containers a later experiment reused. Raises
+    StorageError."""
+    frame = db.read(
+        "WITH mine AS (SELECT container_id, max(job_finished_at) AS last FROM runs "
+        "  WHERE experiment_id = ? AND container_id IN (SELECT unnest(?::VARCHAR[])) "
+        "  GROUP BY container_id) "
+        "SELECT r.container_id, min(r.job_started_at) AS reused_at FROM runs r "
+        "JOIN mine m ON m.container_id = r.container_id "
+        "WHERE r.experiment_id <> ? AND r.job_started_at >= m.last GROUP BY r.container_id",
+        [experiment_id, list(container_ids), experiment_id])
+    return {str(row.container_id): float(row.reused_at) for row in frame.itertuples()}
 
 
 def get_run(db: Database, run_id: str) -> RunRow | None:

@@ -35,9 +35,15 @@ from typing import Any, Callable, Mapping
 
 import modal
 
-from core.job import STAGES, Job, Progress
+from core.job import Job, Progress
 from core.paths import weights_dir
-from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB, DEFAULT_SCALEDOWN_WINDOW_SECONDS
+from core.resources import (
+    DEFAULT_CPU_CORES,
+    DEFAULT_MEMORY_GIB,
+    DEFAULT_SCALEDOWN_WINDOW_SECONDS,
+    THREADS_PER_CORE,
+)
+from core.stages import STAGES
 from workers.code_version import TAG as CODE_VERSION_TAG
 from workers.code_version import code_version
 
@@ -119,7 +125,8 @@ class ContainerFacts:
     memory_request_gib: float | None = None
     """Memory the container asked for, GiB (billed at least this)."""
     cpu_used_cores: float | None = None
-    """Average CPU cores the process used during this job (CPU seconds / wall seconds)."""
+    """Average physical CPU cores the process used during this job, as Modal bills them: CPU
+    seconds (which count hardware threads) / wall seconds / THREADS_PER_CORE."""
     peak_memory_gib: float | None = None
     """Peak resident memory of the process so far, GiB."""
 
@@ -313,6 +320,12 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def used_cores(cpu_seconds_used: float, wall: float) -> float | None:
+    """Physical cores a job used on average (Modal bills cores of THREADS_PER_CORE hardware
+    threads, and CPU seconds count threads); None without wall time."""
+    return cpu_seconds_used / wall / THREADS_PER_CORE if wall > 0 else None
+
+
 def peak_memory_gib() -> float:
     """Peak resident memory of this process (or its largest child), GiB (ru_maxrss is KiB on
     Linux)."""
@@ -473,6 +486,6 @@ class Upscaler:
                                compile_seconds=self._compile_seconds,
                                container_booted_at=self._booted_at, cpu_request=CONTAINER_CPU,
                                memory_request_gib=CONTAINER_MEMORY_MIB / 1024,
-                               cpu_used_cores=(cpu_seconds() - cpu_before) / wall if wall > 0 else None,
+                               cpu_used_cores=used_cores(cpu_seconds() - cpu_before, wall),
                                peak_memory_gib=peak_memory_gib())
         return {**result.to_dict(), **facts.to_dict()}

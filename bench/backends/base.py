@@ -37,11 +37,9 @@ class Finished:
     """Seconds from submission to result as seen by the client (queueing and cold start included)."""
     cold: bool
     """Whether the worker/container started for this job (model load and start-up paid by it)."""
-    billed_seconds: float
-    """Seconds the provider bills for this job (container up-time attributable to it)."""
-    steady_seconds: float | None = None
-    """Seconds the job takes on a warm worker (its span, less any model load or compile paid
-    inside it); None lets the orchestrator derive it from the result."""
+    startup_seconds: float
+    """Start-up this run paid (core.stages.startup_seconds): its worker's boot up to the job when
+    it was the worker's first, plus any model load and compile inside the job."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used, when the worker measured it."""
     peak_memory_gib: float | None = None

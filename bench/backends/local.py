@@ -32,6 +32,7 @@ from bench.backends.scheduling import POOL, RunQueue
 from bench.logsetup import debug_enabled, logging_to_file
 from core.errors import InputError
 from core.job import Job, JobResult, Progress
+from core.stages import startup_seconds
 from store.objects import ObjectStore
 
 StorageFactory = Callable[[], ObjectStore]
@@ -226,10 +227,9 @@ class LocalBackend:
         if sub.gpu == POOL:  # the run records the card it used
             result = replace(result, device_name=f"{result.device_name} ({lane.device})")
         cold, startup = bool(event[3]), float(event[4])
-        total = result.stages.get("total", 0.0)
         sink.finished(Finished(run_id=run_id, result=result,
                                client_wall_seconds=time.time() - lane.sent_at,
-                               cold=cold, billed_seconds=total + startup))
+                               cold=cold, startup_seconds=startup_seconds(result.stages, startup)))
         self._send_next(lane, sink)
         return True
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from bench.backends.base import EventSink, Submission
 from bench.backends.modal_credentials import NO_TOKEN_MESSAGE, modal_token_present, require_token
-from bench.backends.modal_results import billed_seconds, finished_from_result
+from bench.backends.modal_results import finished_from_result, startup_before_job
 from bench.plan import DEFAULT_QUEUE_WAIT_LIMIT_SECONDS, Plan
 from core.errors import BackendError, UserError, one_line
 from core.job import Job, Progress, WarmShape
@@ -42,7 +42,7 @@ from workers.modal_app import (
 )
 
 __all__ = ["NO_TOKEN_MESSAGE", "ContainerPolicy", "ModalBackend", "ModalUnreachableError",
-           "billed_seconds", "call_with_deadline", "describe_modal_error", "finished_from_result",
+           "startup_before_job", "call_with_deadline", "describe_modal_error", "finished_from_result",
            "modal_gpu_for", "modal_token_present", "require_token", "upscaler_params"]
 
 T = TypeVar("T")
