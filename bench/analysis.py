@@ -32,7 +32,7 @@ from core.status import SUCCEEDED
 DEFAULT_TOLERANCE = 0.10
 """Costs within this fraction of the cheapest count as equal (issue 4: 10%)."""
 DAYS_PER_MONTH = 30
-"""Days in the month of monthly_projection."""
+"""Days in the month of a monthly projection (bench.billing.reuse_projection)."""
 RULE_TITLES = {
     "within_tolerance": "Costs within tolerance: the fastest wins",
     "keep_baseline": "Keep the baseline",
@@ -334,6 +334,8 @@ class Analysis:
     """GPU -> fit (GPUs with at least one succeeded run)."""
     rates: dict[str, float]
     """GPU -> $/s."""
+    all_in_rates: dict[str, float]
+    """GPU -> all-in $/s (card, CPU, memory), for the candidates whose runs all know it."""
     crossovers: tuple[Crossover, ...]
     """Where the cheapest fitted GPU changes, between the shortest and the longest clip."""
     verdict: Verdict
@@ -503,6 +505,17 @@ def rates_of(measurements: Sequence[Measurement]) -> dict[str, float]:
                [m.rate for m in measurements if m.gpu == gpu]
         rates[gpu] = statistics.median(mine)
     return rates
+
+
+def all_in_rates_of(measurements: Sequence[Measurement]) -> dict[str, float]:
+    """GPU -> its all-in $/s (median over its succeeded runs), for GPUs whose succeeded runs all
+    know it. Raises nothing."""
+    out = {}
+    for gpu in gpu_order(measurements):
+        mine = [m.all_in_rate for m in measurements if m.gpu == gpu and m.ok]
+        if mine and None not in mine:
+            out[gpu] = statistics.median(mine)
+    return out
 
 
 def fitted_cost(fit: GpuFit, rate: float, frames: float) -> float:
@@ -740,46 +753,18 @@ def analyse(measurements: Sequence[Measurement], baseline_gpu: str | None = None
     summaries = tuple(summarise_clips(measurements, baseline))
     fits = fit_all(measurements)
     rates = rates_of(measurements)
+    all_in = all_in_rates_of(measurements)
     measured = [s for s in summaries if s.winner is not None]
     lo = measured[0].frames if measured else 1
     hi = measured[-1].frames if measured else None
     cross = tuple(crossovers(fits, rates, fps, min_frames=lo, max_frames=hi)) if fits else ()
     decision = verdict(summaries, fits, rates, tolerance, fps)
     failed = tuple(m for m in measurements if not m.ok)
-    return Analysis(baseline, gpus, summaries, fits, rates, cross, decision, failed, float(fps))
+    return Analysis(baseline, gpus, summaries, fits, rates, all_in, cross, decision, failed,
+                    float(fps))
 
 
 # --------------------------------------------------------------------------- projections
-
-
-def monthly_projection(fits: Mapping[str, GpuFit], rates: Mapping[str, float],
-                       clips_per_day: float, mix: Mapping[float, float]) -> dict[str, float]:
-    """$ per month (DAYS_PER_MONTH days) per GPU for `clips_per_day` clips whose lengths follow
-    `mix` {clip_frames: share} (shares are normalised to sum to 1), by the fitted cost.
-
-    Raises InputError for a negative clip count, an empty mix, non-positive frames, negative
-    shares, or a GPU without a rate."""
-    if not (isinstance(clips_per_day, (int, float)) and math.isfinite(clips_per_day)
-            and clips_per_day >= 0):
-        raise InputError(f"clips per day {clips_per_day!r} must be a non-negative number")
-    if not mix:
-        raise InputError("the clip-length mix is empty")
-    for frames, share in mix.items():
-        if not (math.isfinite(frames) and frames > 0):
-            raise InputError(f"clip length {frames!r} frames must be positive")
-        if not (math.isfinite(share) and share >= 0):
-            raise InputError(f"share {share!r} of {frames}-frame clips must be non-negative")
-    total = sum(mix.values())
-    if total <= 0:
-        raise InputError("the shares of the clip-length mix add up to 0")
-    out = {}
-    for gpu, fit in fits.items():
-        if gpu not in rates:
-            raise InputError(f"no price for {gpu}")
-        per_clip = sum(share / total * fitted_cost(fit, rates[gpu], frames)
-                       for frames, share in mix.items())
-        out[gpu] = per_clip * clips_per_day * DAYS_PER_MONTH
-    return out
 
 
 def pareto_front(points: Iterable[tuple[float, float, str]]) -> list[str]:

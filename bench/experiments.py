@@ -155,6 +155,17 @@ def read_runs(runs: Runs, experiments: ExperimentRow | Mapping[str, ExperimentRo
     return out
 
 
+def read_runs_in(db: Database, runs: pd.DataFrame) -> pd.DataFrame:
+    """read_runs of any stored runs (a list_runs DataFrame, maybe of several experiments), each
+    priced by its own experiment, as a DataFrame. Raises InputError for a malformed stored price
+    table, StorageError."""
+    if runs.empty:
+        return runs
+    ids = dict.fromkeys(str(e) for e in runs["experiment_id"])
+    experiments = {i: e for i in ids if (e := store_runs.get_experiment(db, i)) is not None}
+    return pd.DataFrame(read_runs(runs, experiments))
+
+
 def history_with_figures(db: Database, limit: int | None = None) -> dict[str, Any]:
     """store.runs.history with each experiment's runs read through read_runs (their figures and
     candidates, as every other view shows them). Raises StorageError."""

@@ -13,7 +13,6 @@ import pandas as pd
 from bench.analysis import Analysis
 from bench.billing import ExperimentBill, reuse_projection
 from bench.formatting import format_cost, format_seconds
-from bench.pricing import PriceTable
 
 STEADY, BILLED = "Steady state", "This experiment's bill"
 """Headings of the two costs (the same words in the CLI and the exports)."""
@@ -78,17 +77,17 @@ def container_table(bill: ExperimentBill) -> pd.DataFrame:
         for c in bill.containers])
 
 
-def reuse_table(analysis: Analysis | None, bill: ExperimentBill, prices: PriceTable,
+def reuse_table(analysis: Analysis | None, bill: ExperimentBill,
                 clips_per_day: float, mix: Mapping[float, float]) -> pd.DataFrame:
     """Monthly cost per GPU for clips_per_day clips of `mix` {frames: share}, with containers
     scaling down after the experiment's window: steady state beside what the bill would say,
     how often a clip finds no warm container, and the idle seconds each clip leaves. The fits
-    come from `analysis` (steady basis), rates are all-in. Empty without fits. Raises
-    InputError for a bad count or mix."""
+    come from `analysis` (steady basis), rates are its all-in rates, so the steady column is the
+    projection of ui.compare_view.projection. Empty without fits. Raises InputError for a bad
+    count or mix."""
     if analysis is None or not analysis.fits:
         return pd.DataFrame()
-    rates = {g: analysis.rates[g] + prices.container_rate() for g in analysis.fits
-             if g in analysis.rates}
+    rates = analysis.all_in_rates
     cold = {g.gpu: g.boot_seconds or 0.0 for g in bill.gpus}
     window = bill.scaledown_window
     rows = reuse_projection({g: f for g, f in analysis.fits.items() if g in rates}, rates,

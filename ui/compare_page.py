@@ -177,14 +177,28 @@ def projection_section(analysis: Analysis) -> None:
                                  compare_view.MIX_SHARE: st.column_config.NumberColumn(
                                      min_value=0.0, format="%.1f %%")})
     try:
-        costs = compare_view.projection(analysis, per_day,
-                                        compare_view.mix_from_table(mix, analysis.fps))
+        chosen = compare_view.mix_from_table(mix, analysis.fps)
+        costs = compare_view.projection(analysis, per_day, chosen)
     except UserError as exc:
         st.error(one_line(exc))
         return
+    st.session_state[MIX_STATE] = chosen
     st.plotly_chart(charts.monthly_projection_chart(costs, per_day), key="chart_projection")
-    st.caption(compare_view.projection_sentence(costs) + " Costs come from each GPU's fitted "
-               "overhead + throughput, GPU-only.")
+    st.caption(compare_view.projection_sentence(costs) + " Steady state, all-in (GPU, CPU and "
+               "memory), from each candidate's fitted overhead + throughput in job seconds: the "
+               "bill's 'Steady state per month' for the same mix.")
+
+
+MIX_STATE = "projection_mix_frames"
+"""session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
+table uses too."""
+
+
+def projection_mix(analysis: Analysis) -> dict[float, float]:
+    """The clip-length mix the projection uses: the user's (last drawn), else the default."""
+    chosen = st.session_state.get(MIX_STATE)
+    return chosen if chosen else compare_view.mix_from_table(compare_view.default_mix(analysis),
+                                                             analysis.fps)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -275,12 +289,16 @@ def bill_section(runs: pd.DataFrame) -> None:
     st.subheader("The bill")
     if runs.empty:
         return
+    ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"]))
+    if len(ids) > 1:
+        st.caption("A bill is per experiment: these runs come from several, so each bill is on "
+                   "its own experiment's Compare page.")
+        return
     db = state.database()
-    experiment = store_runs.get_experiment(db, str(runs["experiment_id"].iloc[-1]))
-    records = experiments.label_variants(experiments.run_records(runs))
+    experiment = store_runs.get_experiment(db, ids[0])
+    records = runs.to_dict("records")
     try:
-        prices = experiments.prices_of(experiment)
-        bill = experiments.bill_of(experiment, records, prices)
+        bill = experiments.experiment_bill_in(db, experiment, records)
     except UserError as exc:
         st.error(one_line(exc))
         return
@@ -297,9 +315,7 @@ def bill_section(runs: pd.DataFrame) -> None:
     try:
         steady = experiments.analyse_runs(experiment, records, basis="steady")
         per_day = float(st.session_state.get("projection_per_day", 100.0))
-        table = bill_view.reuse_table(steady, bill, prices, per_day,
-                                      compare_view.mix_from_table(
-                                          compare_view.default_mix(steady), steady.fps))
+        table = bill_view.reuse_table(steady, bill, per_day, projection_mix(steady))
     except UserError:
         return
     if not table.empty:
@@ -350,9 +366,9 @@ def main() -> None:
     active_note(runs)
     if analysis is not None:
         tables(analysis, runs)
-        bill_section(runs)
         chart_tabs(analysis, runs)
         projection_section(analysis)
+        bill_section(runs)
     video_section(runs)
     side_by_side_section(runs)
     exports_section(subject)

@@ -10,7 +10,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from bench.analysis import Analysis, monthly_projection
+from bench.analysis import Analysis
+from bench.billing import reuse_projection
 from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
 from core.errors import InputError
 from store.db import Database
@@ -150,14 +151,15 @@ def mix_from_table(table: pd.DataFrame, fps: float) -> dict[float, float]:
 
 def projection(analysis: Analysis | None, clips_per_day: float,
                mix: Mapping[float, float]) -> dict[str, float]:
-    """$ per month (30 days) per GPU, by each GPU's fitted cost, for `clips_per_day` clips with
-    lengths in `mix` {frames: share}. Empty without an analysis. Raises InputError for a bad count
-    or mix."""
+    """All-in $ per month (30 days) per candidate in steady state (warm containers), by its
+    fitted job seconds, for `clips_per_day` clips with lengths in `mix` {frames: share}: the
+    steady column of the bill's reuse table (bench.billing.reuse_projection), the one monthly
+    projection. Empty without an analysis. Raises InputError for a bad count or mix."""
     if analysis is None or not analysis.fits:
         return {}
-    rates = {g: r for g, r in analysis.rates.items() if g in analysis.fits}
-    fits = {g: f for g, f in analysis.fits.items() if g in rates}
-    return monthly_projection(fits, rates, clips_per_day, mix)
+    fits = {g: f for g, f in analysis.fits.items() if g in analysis.all_in_rates}
+    rows = reuse_projection(fits, analysis.all_in_rates, clips_per_day, mix, 0.0, {})
+    return {g: r.steady_monthly_cost for g, r in rows.items()}
 
 
 def projection_sentence(costs: Mapping[str, float]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bench.experiments import read_runs_in
 from core.errors import UserError, one_line
 from core.status import RUN_STATUSES
 from store import runs as store_runs
@@ -103,7 +104,7 @@ def runs_section(runs: pd.DataFrame) -> None:
                  column_config={
                      history_view.RUN_LINK: link_column("Run", "Open the run's detail page"),
                      "Clip": st.column_config.TextColumn(pinned=True),
-                     "GPU": st.column_config.TextColumn(pinned=True),
+                     "Candidate": st.column_config.TextColumn(pinned=True),
                      "Device": st.column_config.TextColumn(width="medium"),
                      "Experiment": st.column_config.TextColumn(width="large"),
                  })
@@ -145,7 +146,7 @@ def main() -> None:
             return
         experiments_section(experiments)
         chosen = filters(store_runs.run_facets(db))
-        runs = store_runs.list_runs(db, **history_view.runs_query(**chosen))
+        runs = read_runs_in(db, store_runs.list_runs(db, **history_view.runs_query(**chosen)))
     except UserError as exc:
         st.error(one_line(exc))
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bench.experiments import label_variants, run_records, run_titles
+from bench.experiments import read_runs_in, run_titles
 from core.errors import UserError, one_line
 from store import runs as store_runs
 from ui import charts, live_run, output_view, run_detail_view, state, widgets
@@ -58,11 +58,12 @@ def main() -> None:
     if runs.empty:
         st.warning(f"No run {run_id} in {state.db_path()}.")
         return
-    row = runs.to_dict("records")[0]
-    experiment_id = str(row["experiment_id"])
-    # Named as among its experiment's runs ('cpu · fast · ...' when engines are compared).
-    siblings = store_runs.list_runs(state.database(), experiment_id=experiment_id)
-    title = run_titles(siblings).get(run_id) or run_titles(runs)[run_id]
+    experiment_id = str(runs["experiment_id"].iloc[0])
+    # Read among its experiment's runs: named and priced as there ('cpu · fast · ...').
+    siblings = read_runs_in(state.database(),
+                            store_runs.list_runs(state.database(), experiment_id=experiment_id))
+    row = next(r for r in siblings.to_dict("records") if str(r["id"]) == run_id)
+    title = run_titles(siblings)[run_id]
     st.subheader(title)
     st.caption(f"Experiment: {row.get('experiment_name')} · run {run_id}")
     link = run_detail_view.permalink(st.context.url, run_id)
@@ -86,8 +87,7 @@ def main() -> None:
         else:
             st.dataframe(stages, hide_index=True, height="content")
             # Labelled among its experiment's runs ('cpu · fast'), drawn alone.
-            labelled = pd.DataFrame(label_variants(run_records(siblings)))
-            st.plotly_chart(charts.stage_breakdown(labelled[labelled["id"] == run_id]),
+            st.plotly_chart(charts.stage_breakdown(siblings[siblings["id"] == run_id]),
                             key="detail_stages")
     with right:
         st.subheader("Output")
