@@ -15,7 +15,6 @@ from bench.analysis import (
     cost_per_frame,
     crossovers,
     fit_gpu,
-    monthly_projection,
     pareto_front,
     summarise_clips,
     verdict,
@@ -295,15 +294,13 @@ def test_crossovers_on_synthetic_lines():
 # --------------------------------------------------------------------------- projections, pareto
 
 
-def test_monthly_projection():
+def test_monthly_projection_is_the_reuse_projections_steady_state():
+    from bench.billing import reuse_projection
+
     fits = {"T4": GpuFit(10.0, 2.0, 0.5, 1.0)}
-    out = monthly_projection(fits, {"T4": 0.0002}, clips_per_day=100, mix={180: 1, 900: 1})
+    out = reuse_projection(fits, {"T4": 0.0002}, 100, {180: 1, 900: 1}, 0.0, {})
     # ((10 + 90) + (10 + 450)) / 2 s x $0.0002 = $0.056 per clip, x 100 x 30 days
-    assert out["T4"] == pytest.approx(168.0)
-    with pytest.raises(InputError):
-        monthly_projection(fits, {"T4": 0.0002}, 100, {})
-    with pytest.raises(InputError):
-        monthly_projection(fits, {"T4": 0.0002}, 100, {180: -1})
+    assert out["T4"].steady_monthly_cost == pytest.approx(168.0)
 
 
 def test_pareto_front():
