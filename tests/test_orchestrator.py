@@ -12,17 +12,17 @@ import pytest
 
 from bench.backends.base import Submission
 from bench.backends.local import LocalBackend
+from bench.figures import card_rate
 from bench.liveness import pid_exists, recover_gone_runs
 from bench.orchestrator import (
     create_experiment,
     execute_experiment,
     prepare_source,
-    run_rate,
 )
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
 from core.errors import InputError
-from core.job import EVERY_JOB_STAGES, Job
+from core.job import Job
 from store import runs as store_runs
 from store.config import StorageConfig
 from store.db import Database
@@ -51,7 +51,7 @@ def test_demo_preset_via_cli_stores_succeeded_runs_with_every_stage(tmp_path):
     assert len(out["runs"]) == 18  # 3 clips x 2 engines x 3 repeats
     for run in out["runs"]:
         assert run["status"] == "succeeded" and run["error"] is None
-        assert set(EVERY_JOB_STAGES) | {"total"} <= set(run["stages"])
+        assert {"fetch", "model_load", "decode", "upscale", "encode", "upload"} | {"total"} <= set(run["stages"])
         assert run["cost"] > 0 and run["gpu"] == "cpu"
     # The two engines are the candidates on this one CPU: a verdict between them.
     assert set(out["analysis"]["rates"]) == {"cpu · reference", "cpu · fast"}
@@ -135,10 +135,14 @@ def test_unknown_device_is_refused_before_launch(env):
         LocalBackend(lambda: storage).preflight(["cuda:5"])
 
 
-def test_run_rate_prices_devices_by_card_or_cpu_cores():
-    assert run_rate("L4", "", DEFAULT_PRICES) == DEFAULT_PRICES.rate("L4")
-    assert run_rate("cuda:0", "NVIDIA H100 80GB HBM3", DEFAULT_PRICES) == DEFAULT_PRICES.rate("H100")
-    assert run_rate("cpu", "Intel(R) Xeon(R)", DEFAULT_PRICES) == DEFAULT_PRICES.cpu_rate(os.cpu_count())
+def test_card_rate_prices_devices_by_card_or_cpu_cores():
+    assert card_rate({"gpu": "cuda:0", "price_gpu": "L4"}, DEFAULT_PRICES, {}) == \
+        ("L4", DEFAULT_PRICES.rate("L4"))
+    assert card_rate({"gpu": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3"}, DEFAULT_PRICES,
+                     {}) == ("H100", DEFAULT_PRICES.rate("H100"))
+    assert card_rate({"gpu": "cpu", "device_name": "Intel(R) Xeon(R)", "cpu_cores": 2.0},
+                     DEFAULT_PRICES, {}) == (None, DEFAULT_PRICES.cpu_rate(2))
+    assert card_rate({"gpu": "X9"}, DEFAULT_PRICES, {"X9": 0.5}) == (None, 0.5)
 
 
 def test_queued_runs_of_an_executor_that_died_are_marked_interrupted(env):
