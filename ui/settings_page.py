@@ -56,7 +56,9 @@ def _prices_section() -> None:
         })
     st.caption(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
                f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make the "
-               "all-in cost; a local cpu run is priced at the core rate).")
+               "all-in cost; a local cpu run is priced at the core rate). Saved prices apply to "
+               "experiments created from now on: every stored experiment keeps the price card it "
+               "was created with, so its costs never change.")
     buttons = widgets.button_row()
     if buttons.button("Save prices", type="primary", key="settings_save_prices", wrap=True,
                       icon=":material/save:"):
