@@ -272,15 +272,14 @@ def billed_runs(runs: Sequence[Mapping[str, Any]], prices: PriceTable
     return out, missing
 
 
-def container_bill(runs: Sequence[BilledRun], scaledown_window: float,
-                   warm_before: float | None = None, reused_at: float | None = None
-                   ) -> ContainerBill:
+def container_bill(runs: Sequence[BilledRun], scaledown_window: float, warm: bool = False,
+                   reused_at: float | None = None) -> ContainerBill:
     """The lifetime here and the cost of the container these runs (all on one container) ran on.
 
     Jobs, their in-job start-up and their measurement work run at their own all-in rate; boot,
-    idle gaps and the tail at the container's idle rate. A container that booted before
-    `warm_before` (the experiment's start) was warm from an earlier one: no boot here. A later
-    experiment's reuse at `reused_at` cuts the tail to the idle time before it. Raises
+    idle gaps and the tail at the container's idle rate. A container `warm` from an earlier
+    experiment pays no boot here. A later experiment's reuse at `reused_at` cuts the tail to the
+    idle time before it. Raises
     InputError for no runs or runs of several containers."""
     if not runs or len({r.container_id for r in runs}) != 1:
         raise InputError("a container bill needs the runs of exactly one container")
@@ -288,7 +287,6 @@ def container_bill(runs: Sequence[BilledRun], scaledown_window: float,
     first = ordered[0]
     booted = min(r.booted_at for r in ordered)
     idle_rate = max(r.idle_rate for r in ordered)
-    warm = warm_before is not None and booted < warm_before
     boot = 0.0 if warm else max(0.0, first.started_at - booted)
     busy = sum(r.span for r in ordered)
     last = max(r.finished_at for r in ordered)
@@ -311,12 +309,12 @@ def container_bill(runs: Sequence[BilledRun], scaledown_window: float,
 
 def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
                     scaledown_window: float, reuse: str | None = None,
-                    started_at: float | None = None,
+                    warm: frozenset[str] | set[str] = frozenset(),
                     reused_at: Mapping[str, float] | None = None) -> ExperimentBill:
     """The bill of runs (as bench.experiments.read_runs gives them) whose containers idled
-    `scaledown_window` seconds after their last job. `started_at`: Unix time the experiment
-    began (containers booted before it were warm: no boot here); `reused_at`: container id ->
-    when a later experiment's first job started on it (cuts its tail). Raises InputError for a
+    `scaledown_window` seconds after their last job. `warm`: containers an earlier experiment
+    used (no boot here); `reused_at`: container id -> when a later experiment's first job started
+    on it (cuts its tail). Raises InputError for a
     negative or non-finite window."""
     if not (isinstance(scaledown_window, (int, float)) and math.isfinite(scaledown_window)
             and scaledown_window >= 0):
@@ -325,7 +323,7 @@ def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
     by_container: dict[str, list[BilledRun]] = {}
     for run in known:
         by_container.setdefault(run.container_id, []).append(run)
-    containers = sorted((container_bill(group, scaledown_window, started_at,
+    containers = sorted((container_bill(group, scaledown_window, cid in warm,
                                         (reused_at or {}).get(cid))
                          for cid, group in by_container.items()),
                         key=lambda c: (c.booted_at, c.container_id))

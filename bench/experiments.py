@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timezone
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -256,29 +255,37 @@ def short_id(run_id: Any) -> str:
 
 
 def bill_of(experiment: ExperimentRow | None, runs: Sequence[Mapping[str, Any]],
-            reused_at: Mapping[str, float] | None = None) -> ExperimentBill:
+            uses: store_runs.ContainerUses | None = None) -> ExperimentBill:
     """The bill of an experiment's runs as read_runs gives them (bench.billing): a Modal
-    experiment's containers idle its plan's scaledown window after their last job (cut short by
-    a later experiment's reuse, `reused_at`: container id -> its next job's start); local worker
-    processes exit when done (no tail). Containers booted before the experiment began were warm:
-    no boot here. Raises InputError for a malformed stored price table or window."""
+    experiment's containers idle its plan's scaledown window after their last job; local worker
+    processes exit when done (no tail). `uses` (experiment_bill_in reads them): containers warm
+    from an earlier experiment pay no boot here, and a later experiment's reuse cuts a tail.
+    Raises InputError for a malformed stored price table or window."""
     plan = plan_dict(experiment)
     modal = experiment is not None and experiment.backend == "modal"
     window = _number(plan.get("scaledown_window_seconds"))
     window = (DEFAULT_SCALEDOWN_WINDOW_SECONDS if window is None else window) if modal else 0.0
     reuse = plan.get("container_reuse") if modal else None
-    started = experiment.created_at.replace(tzinfo=timezone.utc).timestamp() \
-        if experiment is not None and experiment.created_at is not None else None
-    return experiment_bill(runs, prices_of(experiment), window, reuse, started, reused_at)
+    return experiment_bill(runs, prices_of(experiment), window, reuse,
+                           uses.warm_before if uses else frozenset(),
+                           uses.reused_at if uses else None)
 
 
 def experiment_bill_in(db: Database, experiment: ExperimentRow,
                        runs: Sequence[Mapping[str, Any]]) -> ExperimentBill:
-    """bill_of, with the tails of containers that later experiments reused cut at that reuse
-    (read from the store). Raises InputError, StorageError."""
+    """bill_of, with what other experiments in the store did on the same containers (warm before,
+    reused after). Raises InputError, StorageError."""
     containers = sorted({str(r["container_id"]) for r in runs if r.get("container_id")})
-    reused = store_runs.later_container_starts(db, experiment.id, containers) if containers else {}
-    return bill_of(experiment, runs, reused)
+    uses = store_runs.container_uses(db, experiment.id, containers) if containers else None
+    return bill_of(experiment, runs, uses)
+
+
+def stored_bill(db: Database, experiment_id: str) -> ExperimentBill:
+    """The bill of a stored experiment, as every view computes it (read_runs, then
+    experiment_bill_in). Raises InputError for an unknown id, StorageError."""
+    experiment = load_experiment(db, experiment_id)
+    runs = read_runs(store_runs.list_runs(db, experiment_id=experiment_id), experiment)
+    return experiment_bill_in(db, experiment, runs)
 
 
 # --------------------------------------------------------------------------- the analysis

@@ -690,20 +690,34 @@ def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int
 # --------------------------------------------------------------------------- runs: reading
 
 
-def later_container_starts(db: Database, experiment_id: str,
-                           container_ids: Sequence[str]) -> dict[str, float]:
-    """Container id -> when another experiment's first job on it started after this experiment's
-    last job there (Unix time), for the containers a later experiment reused. Raises
-    StorageError."""
+@dataclass(frozen=True)
+class ContainerUses:
+    """How other experiments used the containers of one experiment."""
+
+    warm_before: frozenset[str]
+    """Containers another experiment's job ran on before this experiment's first job there."""
+    reused_at: dict[str, float]
+    """Container id -> Unix time another experiment's first job on it started after this
+    experiment's last job there."""
+
+
+def container_uses(db: Database, experiment_id: str, container_ids: Sequence[str]) -> ContainerUses:
+    """Which of these containers (of this experiment's runs) other experiments used before it, and
+    when one was next used after it. Raises StorageError."""
     frame = db.read(
-        "WITH mine AS (SELECT container_id, max(job_finished_at) AS last FROM runs "
+        "WITH mine AS (SELECT container_id, min(job_started_at) AS first, "
+        "  max(job_finished_at) AS last FROM runs "
         "  WHERE experiment_id = ? AND container_id IN (SELECT unnest(?::VARCHAR[])) "
         "  GROUP BY container_id) "
-        "SELECT r.container_id, min(r.job_started_at) AS reused_at FROM runs r "
-        "JOIN mine m ON m.container_id = r.container_id "
-        "WHERE r.experiment_id <> ? AND r.job_started_at >= m.last GROUP BY r.container_id",
+        "SELECT r.container_id, bool_or(r.job_finished_at <= m.first) AS before, "
+        "  min(CASE WHEN r.job_started_at >= m.last THEN r.job_started_at END) AS after "
+        "FROM runs r JOIN mine m ON m.container_id = r.container_id "
+        "WHERE r.experiment_id <> ? GROUP BY r.container_id",
         [experiment_id, list(container_ids), experiment_id])
-    return {str(row.container_id): float(row.reused_at) for row in frame.itertuples()}
+    warm = frozenset(str(row.container_id) for row in frame.itertuples() if row.before)
+    later = {str(row.container_id): float(row.after) for row in frame.itertuples()
+             if row.after is not None and row.after == row.after}
+    return ContainerUses(warm, later)
 
 
 def get_run(db: Database, run_id: str) -> RunRow | None:

@@ -92,12 +92,12 @@ def test_measurement_after_the_job_is_billed_but_never_steady() -> None:
 
 def test_a_warm_container_from_an_earlier_experiment_pays_no_boot_and_a_reused_tail_is_cut() -> None:
     rows = [run("a", "ta-1", 500.0, 10.0, booted=100.0)]
-    earlier = experiment_bill(rows, DEFAULT_PRICES, 120, started_at=50.0)
-    warm = experiment_bill(rows, DEFAULT_PRICES, 120, started_at=400.0)
+    earlier = experiment_bill(rows, DEFAULT_PRICES, 120)
+    warm = experiment_bill(rows, DEFAULT_PRICES, 120, warm={"ta-1"})
     assert earlier.containers[0].boot_seconds == 400.0 and earlier.cold_boots == 1
     assert warm.containers[0].boot_seconds == 0.0 and warm.cold_boots == 0
     assert warm.billed_cost < earlier.billed_cost
-    cut = experiment_bill(rows, DEFAULT_PRICES, 120, started_at=400.0, reused_at={"ta-1": 540.0})
+    cut = experiment_bill(rows, DEFAULT_PRICES, 120, warm={"ta-1"}, reused_at={"ta-1": 540.0})
     assert cut.containers[0].tail_seconds == 30.0
 
 

@@ -89,8 +89,8 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     for title in CHART_TITLES:
         assert any(t.startswith(title) for t in shown), (title, shown)
     table = at.dataframe[0].value
-    assert set(table["GPU"]) == {"T4", "L4"} and len(table) == 6
-    assert table[(table["Clip"] == "6s") & (table["GPU"] == "T4")].iloc[0]["GPU cost"] == \
+    assert set(table["Candidate"]) == {"T4", "L4"} and len(table) == 6
+    assert table[(table["Clip"] == "6s") & (table["Candidate"] == "T4")].iloc[0]["GPU cost"] == \
         charts.format_cost(185.2 * 0.000164)
     # The failed L4 run is listed with its reason, not used.
     assert "1 run(s) not used" in text
@@ -142,7 +142,7 @@ def test_runs_picked_on_history_are_compared(populated_db):
     assert_no_exception(at)
     assert at.radio(key="compare_mode").value.startswith("the 2 runs picked")
     table = at.dataframe[0].value
-    assert set(table["Clip"]) == {"6s"} and set(table["GPU"]) == {"T4", "L4"}
+    assert set(table["Clip"]) == {"6s"} and set(table["Candidate"]) == {"T4", "L4"}
     assert "Exports are per experiment" in page_text(at)
     at.button(key="compare_clear").click().run()
     assert_no_exception(at)
@@ -245,7 +245,7 @@ def test_models_side_by_side_with_fidelity_and_video(two_models):
     assert len(at.get("image")) == 2
     assert len(at.get("video")) == 1
     # The analysis tells the two models apart instead of pooling them as repeats.
-    assert set(at.dataframe[0].value["GPU"]) == {"cpu · x4plus", "cpu · animevideov3"}
+    assert set(at.dataframe[0].value["Candidate"]) == {"cpu · x4plus", "cpu · animevideov3"}
     at.slider(key="sbs_zoom").set_value(4.0).run()
     at.slider(key="sbs_frame").set_value(5).run()
     assert_no_exception(at)
@@ -268,7 +268,7 @@ def test_demo_run_compares_with_charts_and_video(demo_db):
     assert not at.error, [e.value for e in at.error]
     # The demo compares two engines on this CPU: a verdict between two candidates.
     assert verdict_rule(at) in ("within_tolerance", "keep_baseline", "single_winner", "threshold")
-    assert set(at.dataframe[0].value["GPU"]) == {"cpu · reference", "cpu · fast"}
+    assert set(at.dataframe[0].value["Candidate"]) == {"cpu · reference", "cpu · fast"}
     stages = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Where"))
     assert {t["name"] for t in stages["data"]} >= {"decode", "upscale", "encode"}
     assert len(at.get("video")) == 1

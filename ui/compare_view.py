@@ -42,8 +42,9 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
             spread = "" if st.runs < 2 else \
                 f"{format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)}"
             rows.append({
-                "Clip": s.clip, "GPU": st.gpu, "GPU cost": format_cost(st.cost),
-                "Time (median)": format_seconds(st.median_seconds), "FPS": f"{st.fps:.2f}",
+                "Clip": s.clip, "Candidate": st.gpu, "GPU cost": format_cost(st.cost),
+                TIME_COLUMN[analysis.basis]: format_seconds(st.median_seconds),
+                "FPS": f"{st.fps:.2f}",
                 "Cheapest": ("yes" if s.settled else "yes (unsettled)") if st.gpu == s.winner
                 else "",
                 "Spread": spread,
@@ -55,6 +56,10 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
                 "Frames": s.frames,
             })
     return pd.DataFrame(rows)
+
+
+TIME_COLUMN = {"steady": "Job time (median)", "billed": "Billed time (median)"}
+"""Analysis basis -> the per-clip table's time column: it says which seconds it shows."""
 
 
 def certainty(analysis: Analysis) -> tuple[str, str]:
@@ -89,7 +94,8 @@ def failed_table(analysis: Analysis | None) -> pd.DataFrame:
 
 
 def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
-    """Which succeeded runs were cold (start-up in their time and cost), in one sentence.
+    """Which succeeded runs were cold (their start-up is in the bill and the cold-vs-warm chart,
+    never in their job seconds), in one sentence.
     `imported`: the runs come from a results file, which records a cold start only when it marks
     one (original E6 files never do): the others are unknown, not warm."""
     if runs is None or runs.empty:
@@ -101,20 +107,20 @@ def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
     unknown = len(done) - len(known)
     if known.empty:
         return ("Cold starts were not recorded for these runs (imported results: original E6 "
-                "files do not record them), so some times may include start-up.")
+                "files do not record them), so some of their times may include start-up.")
     cold = known[known["cold"].astype(bool)]
     tail = f" {unknown} run(s) do not record whether they were cold." if unknown else ""
     if cold.empty and imported:
         return ("Imported results: the file marks no run as cold, so some times may include "
                 "start-up." + tail)
     if cold.empty:
-        return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
-                f"start-up is in their time or cost." + tail)
+        return (f"All {len(known)} succeeded runs were warm: no start-up was paid." + tail)
     labels = [run_label(r, mark_cold=False) for r in cold.to_dict("records")]
     names = ", ".join(labels[:COLD_NAMES]) + \
         (f" and {len(labels) - COLD_NAMES} more" if len(labels) > COLD_NAMES else "")
-    return (f"{len(cold)} of {len(known)} succeeded runs were cold, so their time and cost include "
-            f"start-up (container and model load; the charts hatch them): {names}." + tail)
+    return (f"{len(cold)} of {len(known)} succeeded runs were cold: their start-up (container and "
+            f"model load) is in the bill and the cold-vs-warm chart, not in their job seconds "
+            f"(the charts hatch them): {names}." + tail)
 
 
 # --------------------------------------------------------------------------- projection
