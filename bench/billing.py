@@ -35,6 +35,9 @@ from core.stages import STARTUP_STAGES, startup_in_job
 
 BASES = {"steady": "steady state (warm containers)", "billed": "this experiment's bill"}
 """Which seconds a verdict is judged on -> how the choice is labelled."""
+CLOCK_ROUNDING = 1e-6
+"""Seconds a job's span (a difference of two Unix times) may fall short of its job seconds by
+rounding alone."""
 DEFAULT_BASIS = "steady"
 """The verdict judges steady-state cost unless the user switches."""
 
@@ -255,8 +258,9 @@ def billed_runs(runs: Sequence[Mapping[str, Any]], prices: PriceTable
             continue
         span = max(0.0, finished - started)
         job = as_finite(run.get("job_seconds"))
-        job = span if job is None else min(span, job)
-        in_job = min(span - job, startup_in_job({s: as_finite(run.get(f"{s}_seconds"))
+        # the worker's clock stamps are Unix times: allow their rounding, never more than the span
+        job = span if job is None or job > span + CLOCK_ROUNDING else job
+        in_job = min(max(0.0, span - job), startup_in_job({s: as_finite(run.get(f"{s}_seconds"))
                                                   for s in STARTUP_STAGES}))
         peak = as_finite(run.get("peak_memory_gib")) or 0.0
         memory = max(as_finite(run.get("memory_gib")) or DEFAULT_MEMORY_GIB, peak)

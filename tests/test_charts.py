@@ -203,7 +203,7 @@ def test_stage_breakdown_stacks_each_stage_per_succeeded_run():
     assert [t.name for t in fig.data] == ["fetch", "model load", "decode", "upscale", "encode",
                                          "upload"]
     upscale = fig.data[3]
-    assert list(upscale.y) == ["6s · T4 · repeat 1 (cold)", "6s · T4 · repeat 2"]
+    assert list(upscale.y) == ["T4 · 6s · repeat 1 (cold)", "T4 · 6s · repeat 2"]
     assert list(upscale.x) == [150.0, 148.0]
     assert upscale.orientation == "h"
 
@@ -314,7 +314,7 @@ def test_choice_text():
 
 def test_cold_warm_note():
     note = compare_view.cold_warm_note(runs_frame())
-    assert note.startswith("1 of 2 succeeded runs were cold") and note.endswith(": 6s · T4 · repeat 1.")
+    assert note.startswith("1 of 2 succeeded runs were cold") and note.endswith(": T4 · 6s · repeat 1.")
     frame = runs_frame()
     frame["cold"] = None
     assert "not recorded" in compare_view.cold_warm_note(frame)

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
+from bench.experiments import run_title
 from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds, repeat_label  # noqa: F401 (re-exported for pages)
 from core.stages import STAGE_TABLE
@@ -302,10 +303,10 @@ def _mark_crossovers(fig: go.Figure, analysis: Analysis) -> None:
 
 
 def run_label(row: Mapping, mark_cold: bool = True) -> str:
-    """'clip · GPU · repeat N', and '(cold)' when the run paid for a start-up (mark_cold)."""
-    parts = [str(row.get("clip")), str(row.get("candidate")), repeat_label(row.get("repeat_index"))]
+    """The run's title (bench.experiments.run_title: 'candidate · clip · repeat N'), and
+    '(cold)' when the run paid for a start-up (mark_cold)."""
     cold = mark_cold and row.get("cold") is True
-    return " · ".join(p for p in parts if p) + (" (cold)" if cold else "")
+    return run_title(row, str(row.get("candidate") or row.get("gpu"))) + (" (cold)" if cold else "")
 
 
 def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:

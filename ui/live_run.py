@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from bench.experiments import run_titles
+from bench.experiments import run_title, run_titles
 from bench.formatting import as_finite as _float
 from bench.formatting import format_cost, format_duration, format_seconds
 from core.paths import run_log_path
@@ -137,12 +137,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def run_title(row: Mapping[str, Any]) -> str:
-    """'cpu · 0.3s · repeat 1' for a run row on its own (progress_rows names the variant too when
-    an experiment compares several: 'cpu · fast · 0.3s · repeat 1')."""
-    return run_titles([dict(row)]).get(str(row.get("id")), "")
-
-
 def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
     """(frames done, frames total) of a run row; the total falls back to the frames expected."""
     done = _int(row.get("frames_done")) or 0
@@ -156,10 +150,11 @@ def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
 
 def progress_row(row: Mapping[str, Any], title: str | None = None,
                  now: datetime | None = None) -> ProgressRow:
-    """One run row (as bench.experiments.read_runs gives it) as a progress row; `title` names it (default run_title),
+    """One run row (as bench.experiments.read_runs gives it) as a progress row; `title` names it
+    (default: its run_title),
     `now` (UTC, default now) dates a running run's time."""
     status = str(row.get("status"))
-    label = title or run_title(row)
+    label = title or run_title(row, str(row.get("candidate") or row.get("gpu")))
     done, total = frames_of(row)
     error = _text(row.get("error"))
     icon = STATUS_ICONS.get(status, UNKNOWN_ICON)
