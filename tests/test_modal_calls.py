@@ -150,7 +150,7 @@ def test_every_call_to_modal_matches_its_signature(token: None, container_env: P
     assert set(done) == {"a", "b", "c"} and all(o.result.ok for o in done.values())
     assert done["a"].cold and not done["b"].cold and done["c"].cold  # b reused a's container
     assert done["a"].result.container_id == done["b"].result.container_id
-    assert "queue_wait" in done["a"].result.stages and done["a"].steady_seconds > 0
+    assert "queue_wait" in done["a"].result.stages and done["a"].result.job_seconds > 0
 
     options = [c.kwargs for c in sdk.of("Cls.with_options")]
     assert options and all(o["cpu"] == 4.0 and o["memory"] == 16384 and o["scaledown_window"] == 60
@@ -256,8 +256,8 @@ def test_queue_wait_is_spawn_to_container_start() -> None:
     done = finished_from_result("r", _result({"job_id": "r"}, 1030.0, 1040.0, 6, cold=True),
                                 client_wall_seconds=50.0, submitted_at=1000.0)
     assert done.result.stages["queue_wait"] == 30.0
-    assert done.billed_seconds == pytest.approx(16.0)  # boot 10 s + job 6 s
-    assert done.steady_seconds == pytest.approx(6.0) and done.result.worker_started_at == 1030.0
+    assert done.startup_seconds == pytest.approx(10.0)  # boot 1030 to the job at 1040
+    assert done.result.job_seconds == pytest.approx(6.0) and done.result.worker_started_at == 1030.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from bench import liveness
 from bench.formatting import format_cost, format_rate
 from bench.plan import build_plan
 from core.errors import InputError
+from core.job import JobResult
 from core.paths import run_log_path
 from tests.ui_helpers import (  # noqa: F401
     ROOT,
@@ -62,8 +63,8 @@ def test_progress_row_per_status():
     assert loading.text.endswith("loading the model: 0/3 frames · 12 s")
 
     done = live_run.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
-                                      frames_out=180, billed_seconds=185.2, fps=0.972,
-                                      cost_gpu=0.0303728, cold=True))
+                                      frames_out=180, job_seconds=185.2, fps=0.972,
+                                      cost=0.0303728, cold=True))
     assert done.fraction == 1.0
     assert "185.2 s" in done.text and "$0.03037" in done.text and "cold start" in done.text
 
@@ -304,7 +305,8 @@ def _half_done_experiment(db_path) -> str:
     short, long_ = store_runs.add_runs(db, experiment_id, specs)
     store_runs.update_progress(db, short, 5, 5, "encode")
     store_runs.finish_run(db, short, store_runs.RunOutcome(
-        status="succeeded", billed_seconds=2.5, cost_gpu=2.5 * 0.000164))
+        status="succeeded", result=JobResult(job_id=short, status="succeeded", frames_out=5,
+                                             stages={"total": 2.5}), cost_gpu=2.5 * 0.000164))
     store_runs.update_progress(db, long_, 3, 10, "upscale")
     return experiment_id
 
