@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from bench.pricing import canonical_gpu
@@ -510,12 +510,6 @@ def _resolve_variants(values: dict[str, Any], given: Mapping[str, Any]) -> None:
         raise InputError("give at least one model/engine variant")
     values["model"], values["engine"] = variants[0].model, variants[0].engine
     values["variants"] = tuple(variants) if len(variants) > 1 else ()
-
-
-def with_gpus(plan: Plan, gpus: str | list[str], backend: str | None = None) -> Plan:
-    """The same plan on other GPUs (and backend). Raises InputError as parse_gpus does."""
-    backend = backend or plan.backend
-    return replace(plan, gpus=parse_gpus(gpus, backend), backend=backend)
 
 
 def _clips(value: Any) -> tuple[ClipSpec, ...]:

@@ -21,8 +21,6 @@ STAGES = ("queue_wait", "fetch", "model_load", "compile", "decode", "upscale", "
 the others by the worker; compile is torch.compile's warm-up at the job's shapes, paid once per
 process. decode/upscale/encode overlap in the fast engine, so their sum can exceed the wall time;
 `total` in JobResult.stages is always wall time of the whole job in the worker."""
-EVERY_JOB_STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
-"""The stages every finished video job records (queue_wait and compile only where they happen)."""
 
 ENGINES = ("fast", "reference")
 COMPILE_MODES = ("off", "on", "auto")

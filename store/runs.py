@@ -483,11 +483,6 @@ def mark_running(db: Database, run_id: str, *, worker_pid: int | None = None,
     _update(db, run_id, values)
 
 
-def set_call_id(db: Database, run_id: str, call_id: str) -> None:
-    """Record the Modal call id of a launched run. Raises InputError for an unknown run, StorageError."""
-    _update(db, run_id, {"call_id": call_id})
-
-
 def update_progress(db: Database, run_id: str, frames_done: int, frames_total: int, stage: str) -> bool:
     """Record live progress (and a heartbeat) of an active run; a queued run becomes running.
 

@@ -46,10 +46,6 @@ class Engine(Protocol):
         the model's scale. Raises InputError on a badly shaped array or size."""
         ...
 
-    def warmup(self, height: int, width: int) -> None:
-        """Run the model once at this input size (allocations, cuDNN choice)."""
-        ...
-
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
         """Get ready for frames of this input size and output size (width, height): warm up, and
         with compile, torch.compile for exactly these shapes. Returns the seconds spent compiling
@@ -152,10 +148,6 @@ class ReferenceEngine:
             out[i] = result[:, :, ::-1]
         return out
 
-    def warmup(self, height: int, width: int) -> None:
-        """One frame of zeros through RealESRGANer."""
-        self.upscale(np.zeros((1, height, width, 3), dtype=np.uint8))
-
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
         """See Engine.prepare: RealESRGANer has nothing to compile. Raises InputError for compile."""
         if compile:
@@ -203,10 +195,6 @@ class FastEngine:
         """Whether upscale(..., pixel_format='yuv420p') converts on the device (CUDA): the encoder
         then gets planes it can take as they are, and half the bytes cross the bus."""
         return self._cuda
-
-    def compiled_for(self, height: int, width: int, out_size: tuple[int, int]) -> bool:
-        """Whether frames of this size run through the compiled module."""
-        return (height, width, *out_size) in self._compiled_shapes
 
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
         """See Engine.prepare. The first compile for a shape traces and builds kernels (the
@@ -299,11 +287,6 @@ class FastEngine:
         parts = [self._run(frames[i:i + self.batch_size], size, pixel_format)
                  for i in range(0, frames.shape[0], self.batch_size)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def warmup(self, height: int, width: int) -> None:
-        """One full batch of zeros through the eager model."""
-        self.upscale(np.zeros((self.batch_size, height, width, 3), dtype=np.uint8))
-        self._sync()
 
 
 def rgb_to_yuv420p(rgb: torch.Tensor) -> torch.Tensor:

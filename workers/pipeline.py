@@ -96,7 +96,6 @@ class ModelCache:
     def __init__(self) -> None:
         self._engines: dict[EngineKey, WarmEngine] = {}
         self._lock = threading.Lock()
-        self.started_at = _PROCESS_STARTED_AT
 
     def get(self, key: EngineKey) -> tuple[WarmEngine, float]:
         """The warm engine for key and the seconds spent loading it now (0.0 when already warm).
@@ -109,11 +108,6 @@ class ModelCache:
             warm = _load_engine(key)
             self._engines[key] = warm
             return warm, time.perf_counter() - began
-
-    def preload(self, model: str, weights: str = "auto", device: str = "auto", engine: str = "fast",
-                precision: str = "auto", batch_size: int = 4) -> float:
-        """Load an engine ahead of the first job; returns seconds spent loading."""
-        return self.get(EngineKey(model, weights, device, engine, precision, batch_size))[1]
 
     def precompile(self, key: EngineKey, mode: str, shape: "WarmShape") -> float:
         """Ahead of the first job (a container's start): compile the loaded engine for the jobs'

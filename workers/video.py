@@ -203,17 +203,6 @@ def check_trim(info: VideoInfo, start: float | None, end: float | None) -> tuple
     return start, end
 
 
-def segment_frame_count(info: VideoInfo, start: float | None, end: float | None) -> int:
-    """Frames expected in [start, end) at info.fps, assuming frame k sits at k / fps.
-
-    Raises InputError for a trim range check_trim rejects.
-    """
-    start, end = check_trim(info, start, end)
-    first = math.ceil(start * info.fps - 1e-6)
-    stop = math.ceil(end * info.fps - 1e-6)
-    return max(0, min(stop, info.frame_count) - first)
-
-
 def decode_segment(path: Path | str, start: float | None = None, end: float | None = None,
                    fps: float | None = None) -> Iterator[DecodedFrame]:
     """Yield the frames of [start, end), in order, as displayed.
