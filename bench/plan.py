@@ -59,7 +59,7 @@ DEMO_SOURCE_SECONDS = 1.5
 MAX_REPEATS = 100
 """Most repeats of a plan (each clip x GPU); more is a typo, and would queue silently for minutes."""
 MAX_RUNS = 1000
-"""Most runs one plan may create (clips x GPUs x repeats)."""
+"""Most runs one plan may create (clips x GPUs x variants x repeats)."""
 MAX_SOURCE_SECONDS = 24 * 3600.0
 """Latest clip end a plan accepts (seconds of the source)."""
 MAX_FPS = 1000.0

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from core.errors import InputError
+from core.status import SUCCEEDED
 
 SCHEMA_VERSION = 1
 
@@ -267,7 +268,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == SUCCEEDED
 
     @property
     def fps_end_to_end(self) -> float | None:

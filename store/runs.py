@@ -803,7 +803,7 @@ def insert_finished_experiment(db: Database, record: ExperimentRecord, specs: Se
     """Store an experiment whose runs have already ended (an import), in one transaction; return
     its id. outcomes[i] holds the run columns of specs[i] (status, error, timings, cost, ...).
     created_at (default now) dates the experiment and its runs: when they ran, for an import.
-    Raises StorageError."""
+    Raises ValueError when specs and outcomes differ in length (a caller's bug), StorageError."""
     if len(specs) != len(outcomes):
         raise ValueError("one outcome per run spec")
     now = _utc_naive(created_at) if created_at is not None else _now()

@@ -14,7 +14,7 @@ from tests.jobs import CLIP, USER
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated 64x48 H.264 MP4 at 10 fps, 2 s (20 frames) with moving detail."""
-    from workers.video import write_demo_clip
+    from workers.synthetic import write_demo_clip
 
     path = tmp_path_factory.mktemp("clips") / "tiny.mp4"
     write_demo_clip(path, seconds=2.0, width=64, height=48, fps=10.0)

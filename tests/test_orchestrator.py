@@ -113,6 +113,14 @@ def test_a_worker_that_dies_fails_its_run_with_the_exit_code():
     assert "died (exit code 7)" in sink.failures["r1"]
 
 
+def test_a_local_run_cannot_be_reattached_and_fails_with_the_reason(env):
+    db, config, storage = env
+    sink = Sink()
+    LocalBackend(lambda: storage).resume({"r1": "pid-1", "r2": "pid-2"}, sink)
+    assert list(sink.failures) == ["r1", "r2"]
+    assert all("cannot be reattached" in reason for reason in sink.failures.values())
+
+
 def test_unknown_device_is_refused_before_launch(env):
     db, config, storage = env
     with pytest.raises(Exception, match="no local device"):

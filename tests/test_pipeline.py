@@ -7,7 +7,8 @@ import pytest
 
 from core.job import Job, JobResult, Keyframe
 from tests.jobs import VIDEO_JOB_STAGES, tiny_job
-from workers.pipeline import ModelCache, prefetch, run_job
+from workers.overlap import prefetch
+from workers.pipeline import ModelCache, run_job
 from workers.video import decode_segment, probe, read_image, write_image
 
 

@@ -13,16 +13,15 @@ import pytest
 from bench.commands.demo_clip_cmd import parse_size
 from core.errors import InputError, MediaError
 from tests.images import GOP, NFPS, NFRAMES, NH, NW, frame_number, numbered_frame
+from workers.synthetic import demo_frame, write_demo_clip
 from workers.video import (
     VideoInfo,
     VideoWriter,
     check_trim,
     decode_segment,
-    demo_frame,
     is_image_path,
     probe,
     read_image,
-    write_demo_clip,
     write_image,
 )
 
