@@ -523,16 +523,6 @@ def fitted_cost(fit: GpuFit, rate: float, frames: float) -> float:
     return fit.seconds(frames) * rate
 
 
-def cost_per_frame(fit: GpuFit, rate: float, frames: float | None = None) -> float:
-    """$ per frame: the marginal cost (per_frame_s x rate) or, given `frames`, the clip's fitted
-    cost divided by its frames (overhead included). Raises InputError for frames <= 0."""
-    if frames is None:
-        return fit.per_frame_s * rate
-    if frames <= 0:
-        raise InputError(f"frames {frames} must be positive")
-    return fitted_cost(fit, rate, frames) / frames
-
-
 # --------------------------------------------------------------------------- crossovers
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from bench.e6 import E6File, measurements_from_e6, rate_for
 from bench.pricing import run_cost
 from core.stages import fps as stage_fps
+from core.status import SUCCEEDED
 from store.db import Database
 from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
 
@@ -65,7 +66,7 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     for r in e6.results:
         rate = rate_for(e6, r.gpu)
         elapsed = r.elapsed
-        done = r.frames if r.status == "succeeded" else None
+        done = r.frames if r.status == SUCCEEDED else None
         specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
                              price_gpu=r.gpu, repeat_index=r.repeat))
         outcomes.append({

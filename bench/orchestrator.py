@@ -82,7 +82,7 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
     'demo' generates the demo clip (once); an existing local file is uploaded under
     'bench/sources/'; anything else must already be an object key. Raises InputError/StorageError."""
     if source == DEMO_SOURCE:
-        from workers.video import write_demo_clip
+        from workers.synthetic import write_demo_clip
 
         width, height = DEMO_SOURCE_SIZE
         key = source_object_key(f"demo-{width}x{height}-{DEMO_SOURCE_FPS:g}fps-{DEMO_SOURCE_SECONDS:g}s.mp4")
@@ -312,16 +312,15 @@ def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
                           sink: EventSink) -> threading.Thread | None:
     """Reattach to runs another process already handed to Modal (status running, call id stored),
     so a dashboard reload or a second process picks them up again."""
-    resume = getattr(backend, "resume", None)
     running = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["running"])
     running = running[running["call_id"].notna()]
-    if resume is None or running.empty:
+    if running.empty:
         return None
     call_ids = dict(zip(running["id"], running["call_id"]))
     store_runs.claim_runs(db, list(call_ids), status="running")
     started = {rid: ts.timestamp() for rid, ts in zip(running["id"], running["started_at"])
                if ts is not None and ts == ts}
-    thread = threading.Thread(target=resume, args=(call_ids, sink, started), daemon=True,
+    thread = threading.Thread(target=backend.resume, args=(call_ids, sink, started), daemon=True,
                               name="modal-resume")
     thread.start()
     return thread

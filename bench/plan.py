@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from bench.pricing import canonical_gpu
@@ -59,7 +59,7 @@ DEMO_SOURCE_SECONDS = 1.5
 MAX_REPEATS = 100
 """Most repeats of a plan (each clip x GPU); more is a typo, and would queue silently for minutes."""
 MAX_RUNS = 1000
-"""Most runs one plan may create (clips x GPUs x repeats)."""
+"""Most runs one plan may create (clips x GPUs x variants x repeats)."""
 MAX_SOURCE_SECONDS = 24 * 3600.0
 """Latest clip end a plan accepts (seconds of the source)."""
 MAX_FPS = 1000.0
@@ -510,12 +510,6 @@ def _resolve_variants(values: dict[str, Any], given: Mapping[str, Any]) -> None:
         raise InputError("give at least one model/engine variant")
     values["model"], values["engine"] = variants[0].model, variants[0].engine
     values["variants"] = tuple(variants) if len(variants) > 1 else ()
-
-
-def with_gpus(plan: Plan, gpus: str | list[str], backend: str | None = None) -> Plan:
-    """The same plan on other GPUs (and backend). Raises InputError as parse_gpus does."""
-    backend = backend or plan.backend
-    return replace(plan, gpus=parse_gpus(gpus, backend), backend=backend)
 
 
 def _clips(value: Any) -> tuple[ClipSpec, ...]:

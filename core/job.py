@@ -15,6 +15,7 @@ from typing import Any, Callable
 from core.errors import InputError
 from core.stages import fps as frames_per_second
 from core.stages import job_seconds
+from core.status import SUCCEEDED
 
 SCHEMA_VERSION = 1
 
@@ -263,7 +264,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == SUCCEEDED
 
     @property
     def job_seconds(self) -> float | None:

@@ -1,13 +1,14 @@
-"""The states a run goes through, in one place (the database's CHECK constraint, the store's
-queries, the CLI and the dashboard all read them from here)."""
+"""The states a run goes through, named once: the database's CHECK constraint, the store's
+queries, the CLI and the dashboard compare a run's status with these names instead of spelling
+them."""
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted")
+QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED = "queued", "running", "succeeded", "failed", "interrupted"
+"""Each state by name; SUCCEEDED is the one state with a result."""
+RUN_STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, INTERRUPTED)
 """Every state a run can be in, in lifecycle order."""
-ACTIVE_STATUSES = ("queued", "running")
+ACTIVE_STATUSES = (QUEUED, RUNNING)
 """Runs that have not reached a final state."""
-FINAL_STATUSES = ("succeeded", "failed", "interrupted")
+FINAL_STATUSES = (SUCCEEDED, FAILED, INTERRUPTED)
 """States a run ends in."""
-SUCCEEDED = "succeeded"
-"""The one state with a result."""
-FAILED_STATUSES = tuple(s for s in FINAL_STATUSES if s != SUCCEEDED)
+FAILED_STATUSES = (FAILED, INTERRUPTED)
 """Final states of runs that brought no result (failed, interrupted)."""

@@ -489,11 +489,6 @@ def mark_running(db: Database, run_id: str, *, worker_pid: int | None = None,
     _update(db, run_id, values)
 
 
-def set_call_id(db: Database, run_id: str, call_id: str) -> None:
-    """Record the Modal call id of a launched run. Raises InputError for an unknown run, StorageError."""
-    _update(db, run_id, {"call_id": call_id})
-
-
 def update_progress(db: Database, run_id: str, frames_done: int, frames_total: int, stage: str) -> bool:
     """Record live progress (and a heartbeat) of an active run; a queued run becomes running.
 
@@ -847,7 +842,7 @@ def insert_finished_experiment(db: Database, record: ExperimentRecord, specs: Se
     """Store an experiment whose runs have already ended (an import), in one transaction; return
     its id. outcomes[i] holds the run columns of specs[i] (status, error, timings, cost, ...).
     created_at (default now) dates the experiment and its runs: when they ran, for an import.
-    Raises StorageError."""
+    Raises ValueError when specs and outcomes differ in length (a caller's bug), StorageError."""
     if len(specs) != len(outcomes):
         raise ValueError("one outcome per run spec")
     now = _utc_naive(created_at) if created_at is not None else _now()

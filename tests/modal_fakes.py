@@ -23,6 +23,9 @@ from modal._utils.async_utils import synchronizer
 
 from workers import modal_app
 
+TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
+"""The variables through which modal finds a token."""
+
 
 def _signature(real: Callable) -> inspect.Signature:
     return inspect.signature(real)

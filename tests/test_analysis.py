@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.analysis import (
-    RULE_TITLES,
-    RULES,
     Choice,
     Crossover,
     GpuFit,
     Measurement,
     analyse,
-    cost_per_frame,
     crossovers,
     fit_gpu,
     pareto_front,
@@ -123,7 +120,6 @@ def test_choice_describes_itself_once_for_every_reader():
     assert choice.to_json()["steps"][1] == {"frames": 800.0, "seconds": 80 / 3, "from": "L4",
                                             "to": "H100"}
     assert Choice("L4").describe() == "L4" and Choice("L4").to_json() == "L4"
-    assert set(RULE_TITLES) == set(RULES)
 
 
 # --------------------------------------------------------------------------- the four rules, 4 GPUs
@@ -268,12 +264,6 @@ def test_fit_errors():
         fit_gpu([])
     with pytest.raises(InputError):
         fit_gpu([(0, 1.0), (10, 2.0)])
-
-
-def test_cost_per_frame():
-    fit = GpuFit(10.0, 2.0, 0.5, 1.0)
-    assert cost_per_frame(fit, 0.0002) == pytest.approx(0.0001)
-    assert cost_per_frame(fit, 0.0002, 100) == pytest.approx((10 + 50) * 0.0002 / 100)
 
 
 def test_crossovers_on_synthetic_lines():

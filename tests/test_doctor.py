@@ -32,13 +32,6 @@ class Bucket:
             raise StorageError(self.error)
 
 
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_modal_config(monkeypatch, None)
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-
-
 def ready(tmp_path: Path) -> FakeModal:
     sdk = FakeModal()
     sdk.secrets[R2_SECRET_NAME] = set(R2_SETTINGS.values())
@@ -54,7 +47,7 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
-def test_everything_ready(token: None, tmp_path: Path) -> None:
+def test_everything_ready(modal_token: None, tmp_path: Path) -> None:
     sdk = ready(tmp_path)
     checks = run_checks(sdk, R2, store=Bucket())
     assert [c.status for c in checks] == ["ok"] * 5, render(checks)
@@ -71,7 +64,7 @@ def test_everything_ready(token: None, tmp_path: Path) -> None:
     assert "a-secret-value-never-shown" not in text and "KEYID" not in text
 
 
-def test_each_failure_says_how_to_fix_it(token: None, tmp_path: Path) -> None:
+def test_each_failure_says_how_to_fix_it(modal_token: None, tmp_path: Path) -> None:
     sdk = FakeModal()  # nothing deployed, no secret, no volume
     found = by_name(run_checks(sdk, R2, store=Bucket("R2 has no bucket b at https://acct...")))
     assert found["R2 secret"].status == "fail"

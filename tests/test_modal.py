@@ -31,8 +31,9 @@ from bench.backends.modal_backend import (
 )
 from bench.backends.modal_credentials import modal_credentials, modal_token_present
 from core.errors import BackendError, InputError, StorageError
-from core.job import Job, JobResult, Keyframe, Progress, WarmShape
-from tests.modal_fakes import FakeDict, FakeVolume, use_modal_config
+from core.job import Job, JobResult, Progress, WarmShape
+from tests.jobs import CLIP, USER, VIDEO_JOB_STAGES, tiny_job
+from tests.modal_fakes import TOKEN_ENV, FakeDict, FakeVolume, use_modal_config
 from tests.sinks import Sink
 from workers import modal_app
 from workers.modal_app import (
@@ -46,39 +47,6 @@ from workers.modal_app import (
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VOLUME_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
-TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-@pytest.fixture
-def no_modal_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No Modal credentials anywhere: token variables cleared, HOME an empty directory, and
-    modal.config (read once at import) reading no file."""
-    for name in TOKEN_ENV:
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    use_modal_config(monkeypatch, None)
-    return home
-
-
-@pytest.fixture
-def fake_modal_token(monkeypatch: pytest.MonkeyPatch, no_modal_token: Path) -> None:
-    """A token in the environment; tests using it fake or bound every network step."""
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-
-
-def tiny_job(job_id: str = "run-1", input_key: str = "in/tiny.mp4", **overrides: Any) -> Job:
-    """A job the 2-core CPU finishes in a moment: 5 frames, a 16x16 crop, the smallest model."""
-    options: dict[str, Any] = dict(
-        job_id=job_id, user_id="user-1", input_key=input_key, output_key=f"out/{job_id}.mp4",
-        keyframes=(Keyframe(time=0.0, x=8, y=8, width=16, height=16),),
-        output_width=24, output_height=24, fps=10.0, trim_start=0.5, trim_end=1.0,
-        model="animevideov3", weights="random", device="cpu", engine="fast", precision="fp32",
-        batch_size=2, fidelity_samples=1)
-    options.update(overrides)
-    return Job(**options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,9 +76,9 @@ def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
     torch.set_num_threads(1)
     data_dir = tmp_path_factory.mktemp("data")
     root = data_dir / "objects"
-    (root / "user-1" / "in").mkdir(parents=True)
-    shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
-    (root / "user-1" / "in" / "broken.mp4").write_bytes(b"not a video at all")
+    (root / USER).mkdir(parents=True)
+    shutil.copyfile(tiny_clip, root / USER / CLIP)
+    (root / USER / "broken.mp4").write_bytes(b"not a video at all")
     progress = FakeDict()
     puts = progress.puts
 
@@ -138,11 +106,11 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     assert first["status"] == "succeeded", first["error"]
     result = JobResult.from_dict(first)
     assert result.job_id == "run-1"
-    assert {"fetch", "model_load", "decode", "upscale", "encode", "upload"} <= set(result.stages) and "total" in result.stages
+    assert set(VIDEO_JOB_STAGES) <= set(result.stages) and "total" in result.stages
     assert all(seconds >= 0 for seconds in result.stages.values())
-    assert result.frames_in == result.frames_out == 5
-    assert (result.output_width, result.output_height) == (24, 24)
-    assert (root / "user-1" / "out" / "run-1.mp4").stat().st_size == result.output_bytes > 0
+    assert result.frames_in == result.frames_out == 10
+    assert (result.output_width, result.output_height) == (36, 24)
+    assert (root / USER / "out" / "run-1.mp4").stat().st_size == result.output_bytes > 0
     assert result.weights_provenance == "random (timing-only)"
     # The container preloaded exactly the job's engine, so no job paid for a model load.
     assert result.stages["model_load"] == 0.0
@@ -156,7 +124,7 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     # Progress went into the (fake) Dict under the job id, in the wire format the client decodes.
     mine = [decode_progress("run-1", value) for key, value in puts if key == "run-1"]
     assert mine and all(p is not None for p in mine)
-    assert mine[-1].stage in ("encode", "upload") and mine[-1].frames_done == 5  # latest got out
+    assert mine[-1].stage in ("encode", "upload") and mine[-1].frames_done == 10  # latest got out
     # The client's view of it.
     finished = finished_from_result("run-1", first, client_wall_seconds=12.5)
     assert finished.cold and finished.client_wall_seconds == 12.5
@@ -169,11 +137,11 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
 @pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
 def test_upscaler_local_reports_failed_jobs_and_keeps_serving(local_upscaler) -> None:
     container, root, _ = local_upscaler
-    corrupt = container.run.local(tiny_job("run-bad", input_key="in/broken.mp4").to_dict())
+    corrupt = container.run.local(tiny_job("run-bad", input_key="broken.mp4").to_dict())
     assert corrupt["status"] == "failed" and corrupt["error"]
-    assert not (root / "user-1" / "out" / "run-bad.mp4").exists()
+    assert not (root / USER / "out" / "run-bad.mp4").exists()
 
-    missing = container.run.local({"user_id": "user-1", "input_key": "x.mp4"})
+    missing = container.run.local({"user_id": USER, "input_key": "x.mp4"})
     assert missing["status"] == "failed" and "job_id" in missing["error"]
     assert missing["cold"] is False
     wrong_type = container.run.local({**tiny_job("run-odd").to_dict(), "fps": "fast"})
@@ -420,7 +388,7 @@ def test_preflight_without_token_fails_at_once(no_modal_token: Path) -> None:
     assert str(caught.value) == NO_TOKEN_MESSAGE
 
 
-def test_preflight_passes_with_a_token(fake_modal_token: None) -> None:
+def test_preflight_passes_with_a_token(modal_token: None) -> None:
     ModalBackend().preflight(["t4", "l4", "H100"])
 
 
@@ -444,7 +412,7 @@ def test_real_client_without_credentials_is_an_auth_error(no_modal_token: Path) 
     assert "modal token new" in describe_modal_error(caught.value)
 
 
-def test_execute_unreachable_modal_fails_in_bounded_time(fake_modal_token: None,
+def test_execute_unreachable_modal_fails_in_bounded_time(modal_token: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A token but no route to Modal: the real client would block ~57 s; every run fails after
     the connect timeout, from the backend's worker thread, with a clear line."""
@@ -498,7 +466,7 @@ def _fake_backend(monkeypatch: pytest.MonkeyPatch, fake: FakeModal, **options: A
     return backend
 
 
-def test_execute_spawns_polls_and_reports(fake_modal_token: None,
+def test_execute_spawns_polls_and_reports(modal_token: None,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     running = {"stage": "upscale", "frames_done": 2, "frames_total": 5, "updated_at": 1.0}
     fake = FakeModal({
@@ -533,7 +501,7 @@ def test_execute_spawns_polls_and_reports(fake_modal_token: None,
     assert sorted(ends) == ["a", "b", "c", "x"]
 
 
-def test_execute_not_deployed_fails_the_rest(fake_modal_token: None,
+def test_execute_not_deployed_fails_the_rest(modal_token: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({"ok": [("done", _result_dict(job_id="ok"))]})
     backend = _fake_backend(monkeypatch, fake)
@@ -546,7 +514,7 @@ def test_execute_not_deployed_fails_the_rest(fake_modal_token: None,
     assert [e[1] for e in sink.of("finished")] == ["ok"]
 
 
-def test_execute_spawn_timeout_fails_every_remaining_run(fake_modal_token: None,
+def test_execute_spawn_timeout_fails_every_remaining_run(modal_token: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({})
     backend = _fake_backend(monkeypatch, fake, connect_timeout=0.05)
@@ -559,7 +527,7 @@ def test_execute_spawn_timeout_fails_every_remaining_run(fake_modal_token: None,
     assert all("did not answer within 0.05 s" in e[2] for e in failed)
 
 
-def test_polling_gives_up_after_losing_contact(fake_modal_token: None,
+def test_polling_gives_up_after_losing_contact(modal_token: None,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({"a": ["hang"] * 50})
     backend = _fake_backend(monkeypatch, fake, connect_timeout=0.02, lost_contact_timeout=0.1)
@@ -570,7 +538,7 @@ def test_polling_gives_up_after_losing_contact(fake_modal_token: None,
     assert run_id == "a" and "fc-a" in reason and "resume" in reason
 
 
-def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reattaches_by_call_id(modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
     fake = FakeModal({"r1": [("running", None), ("done", _result_dict(job_id="r1", cold=False))]})
     original_check = fake.check
@@ -588,7 +556,7 @@ def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytes
     assert done[2].client_wall_seconds >= 30.0 and not done[2].cold
 
 
-def test_resume_of_an_unknown_call(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_of_an_unknown_call(modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import modal.exception as mx
 
     fake = FakeModal({"r1": [mx.NotFoundError("no such call")]})

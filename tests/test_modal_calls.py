@@ -23,9 +23,9 @@ from bench.backends.base import Submission
 from bench.backends.modal_backend import ContainerPolicy, ModalBackend, upscaler_params
 from bench.backends.modal_results import finished_from_result, queue_wait_seconds
 from core.job import JobResult
-from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned, use_modal_config
+from tests.jobs import CLIP, USER, tiny_job
+from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned
 from tests.sinks import Sink
-from tests.test_modal import tiny_job
 from workers import modal_app
 from workers.modal_app import (
     APP_NAME,
@@ -37,16 +37,6 @@ from workers.modal_app import (
 )
 
 LOCAL_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
-TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in TOKEN_ENV:
-        monkeypatch.delenv(name, raising=False)
-    use_modal_config(monkeypatch, None)
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
 
 
 @pytest.fixture
@@ -56,8 +46,8 @@ def container_env(tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPat
 
     torch.set_num_threads(1)
     root = tmp_path / "data" / "objects"
-    (root / "user-1" / "in").mkdir(parents=True)
-    shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
+    (root / USER).mkdir(parents=True)
+    shutil.copyfile(tiny_clip, root / USER / CLIP)
     monkeypatch.setenv("BENCH_STORAGE", "local")
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BENCH_OFFLINE", "1")
@@ -116,7 +106,7 @@ def test_the_fake_client_rejects_what_modal_would_reject() -> None:
 
 
 @pytest.mark.filterwarnings(LOCAL_WARNING)
-def test_every_call_to_modal_matches_its_signature(token: None, container_env: Path,
+def test_every_call_to_modal_matches_its_signature(modal_token: None, container_env: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The backend's whole flow on a fake client whose every method binds to the real one, with
     the jobs themselves run by the real Upscaler through .local(): spawn, poll (get, the progress
@@ -193,7 +183,7 @@ def _result(job: dict, booted: float, started: float, seconds: float, cold: bool
     return data
 
 
-def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(token: None) -> None:
+def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(modal_token: None) -> None:
     clock = Clock()
     sdk = FakeModal()
 
@@ -218,7 +208,7 @@ def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(token:
     assert {"FunctionCall.cancel", "FunctionCall.get_call_graph"} <= sdk.names()
 
 
-def test_a_call_with_a_container_is_not_cancelled(token: None) -> None:
+def test_a_call_with_a_container_is_not_cancelled(modal_token: None) -> None:
     """Past the limit without progress, but the call graph shows a container: it runs on."""
     from modal.types import InputInfo, InputStatus
 
@@ -387,7 +377,7 @@ def test_weights_cache_commits_only_on_change(tmp_path: Path) -> None:
     assert not broken.commit_if_changed()  # logged, not raised
 
 
-def test_the_plans_cpu_cores_reach_with_options_and_the_run(token: None) -> None:
+def test_the_plans_cpu_cores_reach_with_options_and_the_run(modal_token: None) -> None:
     from bench.plan import build_plan
 
     plan = build_plan("e6", cpu_cores=8, scaledown_window_seconds=30, container_reuse="parallel")

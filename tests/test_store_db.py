@@ -118,8 +118,7 @@ def test_run_life_cycle_copies_the_result_into_columns(db: Database) -> None:
     assert (first.status, first.seq, first.model, first.engine, first.price_gpu) == ("queued", 0, "x4plus", "fast", "T4")
     assert len(R.active_runs(db)) == 4
 
-    R.mark_running(db, ids[0], worker_pid=os.getpid())
-    R.set_call_id(db, ids[0], "fc-123")
+    R.mark_running(db, ids[0], worker_pid=os.getpid(), call_id="fc-123")
     assert R.update_progress(db, ids[0], 60, 180, "upscale") is True
     live = R.get_run(db, ids[0])
     assert (live.status, live.frames_done, live.frames_total, live.progress_stage) == ("running", 60, 180, "upscale")

@@ -14,6 +14,7 @@ from bench.analysis import Analysis
 from bench.billing import reuse_projection
 from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
 from core.errors import InputError
+from core.status import SUCCEEDED
 from store.db import Database
 from ui.charts import measured, run_label
 
@@ -101,7 +102,7 @@ def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
     one (original E6 files never do): the others are unknown, not warm."""
     if runs is None or runs.empty:
         return "No runs yet."
-    done = runs[runs["status"] == "succeeded"]
+    done = runs[runs["status"] == SUCCEEDED]
     if done.empty:
         return "No succeeded runs yet."
     known = done[done["cold"].notna()] if "cold" in done else done.iloc[0:0]

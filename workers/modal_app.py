@@ -401,7 +401,7 @@ class Upscaler:
     # The engine key of workers.pipeline (bench.backends.modal_backend.upscaler_params fills it
     # from the job), so the job finds its engine already loaded.
     model: str = modal.parameter(default="x4plus")
-    """Model name from workers.models."""
+    """Model name from the catalog (workers.catalog.MODELS)."""
     weights: str = modal.parameter(default="auto")
     """'auto' (official, cached in the weights Volume), 'random' or a path inside the container."""
     engine: str = modal.parameter(default="fast")

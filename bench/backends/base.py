@@ -8,7 +8,7 @@ reported finished or failed. A backend never raises for a single job's failure: 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from core.job import Job, JobResult, Progress
 
@@ -75,3 +75,9 @@ class Backend(Protocol):
 
     def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:
         """Run every submission, report each through sink, return when all are reported."""
+
+    def resume(self, call_ids: Mapping[str, str], sink: EventSink,
+               submitted_at: Mapping[str, float] | None = None) -> None:
+        """Reattach to runs launched earlier, maybe by another process (run id -> call id;
+        submitted_at: run id -> unix time of the launch), report each through sink, return when
+        all are reported. Never raises for a run's failure."""

@@ -186,6 +186,14 @@ class LocalBackend:
             for lane in lanes.values():
                 self._stop_worker(lane)
 
+    def resume(self, call_ids: Mapping[str, str], sink: EventSink,
+               submitted_at: Mapping[str, float] | None = None) -> None:
+        """See Backend.resume: a local worker ends with the process that started it, so there is
+        nothing to reattach to; each run is reported failed."""
+        for run_id in call_ids:
+            sink.failed(run_id, "a local run cannot be reattached: its worker ended with the "
+                                "process that started it")
+
     def _start_worker(self, lane: _DeviceLane, events: Any) -> None:
         lane.jobs = self._ctx.Queue()
         lane.process = self._ctx.Process(

@@ -1,4 +1,4 @@
-"""Run a benchmark plan (clips x GPUs x repeats), store every run, print the table and verdict.
+"""Run a benchmark plan (clips x GPUs x variants x repeats), store every run, print the table and verdict.
 
 Without --preset and --clips the `demo` preset runs: a generated clip on this machine's CPU.
 """
@@ -19,6 +19,7 @@ from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
 from core.errors import UserError, one_line
 from core.job import COMPILE_MODES, DEFAULT_ENCODE_PRESET, ENCODERS, ENGINES, X264_PRESETS
 from core.jsonsafe import json_safe
+from core.status import SUCCEEDED
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +135,7 @@ def _report(db, experiment_id: str, plan, args: argparse.Namespace,
     analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance, args.basis)
     experiment = load_experiment(db, experiment_id)
     bill = experiment_bill_in(db, experiment, read_runs(runs, experiment))
-    failed = [r for r in runs if r["status"] != "succeeded"]
+    failed = [r for r in runs if r["status"] != SUCCEEDED]
     if args.json:
         outcome = {"experiment_id": experiment_id, "runs": runs,
                    "verdict": analysis.verdict.to_dict() if analysis else None,
