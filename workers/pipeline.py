@@ -33,6 +33,7 @@ from core.job import (
     WarmShape,
     output_frame_count,
 )
+from core.resources import cpu_cores
 from store.keys import user_key
 from store.objects import ObjectStore
 from workers.compile_policy import CompileDecision
@@ -531,14 +532,6 @@ def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
 def container_id() -> str:
     """Who ran the job: the Modal task id inside a Modal container, else 'host:pid'."""
     return os.environ.get("MODAL_TASK_ID") or f"{socket.gethostname()}:{os.getpid()}"
-
-
-def cpu_cores() -> float:
-    """CPU cores this process may run on (its affinity; a container's limit where set)."""
-    try:
-        return float(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return float(os.cpu_count() or 1)
 
 
 def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
