@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from bench.estimate import MeasuredRun, PlanEstimate, estimate_plan
@@ -58,7 +59,9 @@ def measured_runs(db: Database) -> list[MeasuredRun]:
     return out
 
 
-def estimate_in(db: Database, plan: Plan, prices: PriceTable) -> PlanEstimate:
-    """The plan's estimate from the store's history, a local CPU priced at this machine's cores.
-    Raises InputError, StorageError."""
-    return estimate_plan(plan, measured_runs(db), prices, cpu_cores())
+def estimate_in(db_path: Path, plan: Plan, prices: PriceTable) -> PlanEstimate:
+    """The plan's estimate from the history in the database at `db_path` (none when there is no
+    file: it is not created), a local CPU priced at this machine's cores. Raises InputError,
+    StorageError."""
+    history = measured_runs(Database(db_path)) if Path(db_path).is_file() else []
+    return estimate_plan(plan, history, prices, cpu_cores())

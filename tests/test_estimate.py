@@ -153,3 +153,10 @@ def test_max_cost_refuses_before_anything_is_stored(e6_db: Path):
     proc = bench("run", "--max-cost", "10", env_db=e6_db)  # the demo: nothing measured yet
     assert proc.returncode == 2 and "cannot be checked" in proc.stderr
     assert len(store_runs.list_experiments(db)) == before
+
+
+def test_max_cost_on_a_fresh_database_creates_nothing(tmp_path: Path):
+    db = tmp_path / "fresh.duckdb"
+    proc = bench("run", "--max-cost", "10", env_db=db)
+    assert proc.returncode == 2 and "no estimate for cpu · reference on 0.3s" in proc.stderr
+    assert not db.exists()

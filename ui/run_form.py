@@ -1,7 +1,7 @@
 """The Run page's form, pure (no st.* calls; unit-tested directly): preset -> form values, the
 clip and keyframe tables <-> ClipSpec/Keyframe, frame counts, GPU labels with prices, the plan built
 from the form, and everything known to stop a launch (preflight, clips past the end of the source,
-crop boxes outside the frame).
+crop boxes outside the frame, a spend cap the estimate exceeds).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from bench.estimate import PlanEstimate, check_cap
 from bench.formatting import format_cost, format_rate
 from bench.plan import (
     DEMO_SOURCE,
@@ -262,3 +263,20 @@ def launch_problems(plan: Plan, storage_config: Any, modal_token: bool) -> list[
     if plan.backend == "modal" and not modal_token and NO_TOKEN_MESSAGE not in problems:
         problems.append(NO_TOKEN_MESSAGE)
     return problems
+
+
+def cap_problems(estimate: PlanEstimate, max_cost: float | None) -> list[str]:
+    """Why a spend cap refuses the plan (the same check as `run --max-cost`); empty without a cap
+    or within it."""
+    if max_cost is None:
+        return []
+    try:
+        check_cap(estimate, max_cost)
+    except InputError as exc:
+        return [one_line(exc).replace("--max-cost", "the spend cap")]
+    return []
+
+
+def confirm_label(estimate: PlanEstimate) -> str:
+    """What a Modal launch asks the user to accept before Run is enabled."""
+    return f"Spend on Modal: {estimate.summary()}"

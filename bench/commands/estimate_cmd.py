@@ -25,10 +25,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from bench.estimate_history import estimate_in
     from bench.price_settings import load_prices
-    from store.db import Database
 
     plan = plan_from_args(args)
-    estimate = estimate_in(Database(db_path(args)), plan, load_prices())
+    estimate = estimate_in(db_path(args), plan, load_prices())
     if args.json:
         print(json.dumps(json_safe(estimate.to_dict()), indent=2, allow_nan=False))
     else:

@@ -51,10 +51,10 @@ def main(args: argparse.Namespace) -> int:
 
     plan = plan_from_args(args)
     prices = load_prices()
-    db = Database(db_path(args))
-    estimate = estimate_in(db, plan, prices)
+    estimate = estimate_in(db_path(args), plan, prices)
     if args.max_cost is not None:
         check_cap(estimate, args.max_cost)  # refused before anything is stored or started
+    db = Database(db_path(args))
     recover_gone_runs(db)
     storage_config = load_storage_config()
     try:
