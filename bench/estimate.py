@@ -348,3 +348,68 @@ def check_cap(estimate: PlanEstimate, max_cost: float) -> None:
         raise InputError(f"the plan may cost more than --max-cost ${max_cost:g}: "
                          f"{estimate.summary()}")
 
+
+
+# --------------------------------------------------------------------------- estimate vs actual
+
+
+PLAN_KEY = "estimate"
+"""Key of the plan's estimate in the experiment's stored plan (plan_json), written at creation."""
+
+
+@dataclass(frozen=True)
+class EstimateCheck:
+    """One candidate's estimate against what its succeeded runs took."""
+
+    candidate: str
+    basis: str
+    """The bases of its clips' estimates ('measured', 'scaled', 'measured and scaled')."""
+    runs: int
+    """Succeeded runs compared (each against its clip's estimate)."""
+    estimated_seconds: float
+    actual_seconds: float
+    estimated_cost: float | None
+    """All-in $ the estimate gave those runs."""
+    actual_cost: float | None
+    """All-in $ of their job seconds."""
+
+    @property
+    def error(self) -> float | None:
+        """(estimated - actual) / actual job seconds; None without actual seconds."""
+        return self.estimated_seconds / self.actual_seconds - 1 if self.actual_seconds else None
+
+    @property
+    def cost_error(self) -> float | None:
+        """The same for the all-in cost."""
+        if self.estimated_cost is None or not self.actual_cost:
+            return None
+        return self.estimated_cost / self.actual_cost - 1
+
+
+def estimate_checks(stored: Any, runs: Sequence[Any]) -> list[EstimateCheck]:
+    """Per candidate of a stored estimate (PlanEstimate.to_dict) with an estimate for its clips,
+    its succeeded runs (as bench.experiments.read_runs gives them) against it; [] without a
+    stored estimate. Raises nothing."""
+    if not isinstance(stored, dict):
+        return []
+    out = []
+    for cand in stored.get("candidates") or ():
+        if not isinstance(cand, dict):
+            continue
+        clips = {c.get("clip"): c for c in cand.get("clips") or () if isinstance(c, dict)
+                 and isinstance(c.get("seconds"), (int, float))}
+        mine = [r for r in runs if r.get("candidate") == cand.get("candidate")
+                and r.get("status") == "succeeded" and r.get("clip") in clips
+                and isinstance(r.get("job_seconds"), (int, float))]
+        if not mine:
+            continue
+        est = [clips[r["clip"]] for r in mine]
+        costs = [c.get("cost_all_in") for c in est]
+        actual_costs = [r.get("cost_all_in") for r in mine]
+        bases = [b for b in BASES if b in {c.get("basis") for c in est}]
+        out.append(EstimateCheck(
+            str(cand.get("candidate")), " and ".join(bases), len(mine),
+            sum(c["seconds"] for c in est), sum(r["job_seconds"] for r in mine),
+            None if None in costs else sum(costs),
+            None if None in actual_costs else sum(actual_costs)))
+    return out

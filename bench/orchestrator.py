@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
+from bench.estimate import PLAN_KEY, PlanEstimate
 from bench.experiments import load_experiment, plan_of, prices_of
 from bench.figures import figures_of
 from bench.liveness import worker_is_alive
@@ -126,13 +127,18 @@ def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
 
 
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
-                      name: str | None = None) -> tuple[str, list[str]]:
-    """Store the experiment and its queued runs in one transaction (this process answers for them
-    until an executor claims them); returns (experiment id, run ids). Raises InputError,
+                      name: str | None = None, estimate: PlanEstimate | None = None
+                      ) -> tuple[str, list[str]]:
+    """Store the experiment (with the plan's estimate, when given, under the plan's
+    bench.estimate.PLAN_KEY) and its queued runs in one transaction (this process answers for
+    them until an executor claims them); returns (experiment id, run ids). Raises InputError,
     StorageError."""
+    plan_json = plan.to_dict()
+    if estimate is not None:
+        plan_json[PLAN_KEY] = estimate.to_dict()
     record = store_runs.ExperimentRecord(
         name=name or f"{plan.preset or 'custom'}: {plan.model} on {', '.join(g.label for g in plan.gpus)}",
-        preset=plan.preset, source=source_key, plan_json=plan.to_dict(), model=plan.model,
+        preset=plan.preset, source=source_key, plan_json=plan_json, model=plan.model,
         engine=plan.engine, backend=plan.backend, price_table_date=prices.date,
         price_table_json=prices.to_dict(), commit=git_commit())
     specs = run_specs(plan)

@@ -160,3 +160,32 @@ def test_max_cost_on_a_fresh_database_creates_nothing(tmp_path: Path):
     proc = bench("run", "--max-cost", "10", env_db=db)
     assert proc.returncode == 2 and "no estimate for cpu · reference on 0.3s" in proc.stderr
     assert not db.exists()
+
+
+def test_the_estimate_is_stored_with_the_experiment_and_checked_against_its_runs(tmp_path: Path):
+    from bench.estimate import PLAN_KEY, estimate_checks
+    from bench.experiments import plan_dict, plan_of
+    from bench.orchestrator import create_experiment
+    from ui.estimate_view import checks_table
+
+    the_plan = plan("L4")
+    estimate = estimate_plan(the_plan, HISTORY, DEFAULT_PRICES)
+    db = Database(tmp_path / "b.duckdb")
+    experiment_id, run_ids = create_experiment(db, the_plan, "u/src.mp4", DEFAULT_PRICES, None,
+                                               estimate)
+    experiment = store_runs.get_experiment(db, experiment_id)
+    stored = plan_dict(experiment)[PLAN_KEY]
+    assert stored == json.loads(json.dumps(estimate.to_dict()))
+    assert plan_of(experiment) == the_plan  # the plan still reads back as it was
+
+    long_clip = {c.clip: c for c in estimate.candidates[0].clips}["long"]
+    runs = [{"candidate": "L4", "clip": "long", "status": "succeeded", "job_seconds": 15.0,
+             "cost_all_in": 0.01},
+            {"candidate": "L4", "clip": "short", "status": "failed", "job_seconds": None}]
+    (check,) = estimate_checks(stored, runs)
+    assert check.runs == 1 and check.basis == "measured"
+    assert check.error == pytest.approx(long_clip.seconds / 15.0 - 1)
+    assert check.cost_error == pytest.approx(long_clip.cost_all_in / 0.01 - 1)
+    table = checks_table(plan_dict(experiment), runs)
+    assert list(table["Time error"]) == [f"{long_clip.seconds / 15.0 - 1:+.0%}"]
+    assert checks_table({}, runs).empty  # experiments from before the estimate

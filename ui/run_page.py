@@ -270,7 +270,7 @@ def _launch(plan: Plan, name: str) -> None:
     with st.spinner("Preparing the source and queuing the runs…"):
         source_key = prepare_source(plan.source, open_object_store(state.storage_config()))
         experiment_id, _ = create_experiment(state.database(), plan, source_key, state.prices(),
-                                             name or None)
+                                             name or None, _estimate(plan))
         launch_detached(state.db_path(), experiment_id)
     state.select_experiment(experiment_id)
 

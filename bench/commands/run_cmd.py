@@ -61,12 +61,13 @@ def main(args: argparse.Namespace) -> int:
         unavailable = unavailable_gpus(plan, storage_config)
         source_key = prepare_source(plan.source, open_object_store(storage_config))
     except UserError as exc:
-        experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name)
+        experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name,
+                                                   estimate)
         for run_id in run_ids:
             store_runs.fail_run(db, run_id, one_line(exc))
         _report(db, experiment_id, plan, args, launch_error=one_line(exc))
         return exits.USER_ERROR  # refused before launch: the runs are stored failed with why
-    experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name)
+    experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name, estimate)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     for run_id, gpu in zip(runs["id"], runs["gpu"]):  # a missing device fails only its own runs
         if gpu in unavailable:
