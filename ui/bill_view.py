@@ -70,7 +70,7 @@ def gpu_table(bill: ExperimentBill) -> pd.DataFrame:
 def container_table(bill: ExperimentBill) -> pd.DataFrame:
     """One row per container: its runs and where its lifetime went."""
     return pd.DataFrame([{
-        "Container": c.container_id, "GPU": c.gpu, "Runs": c.runs,
+        "Container": c.container_id, "GPU": ", ".join(c.candidates), "Runs": c.runs,
         "Boot": format_seconds(c.boot_seconds), "Busy": format_seconds(c.busy_seconds),
         "Idle": format_seconds(c.idle_seconds), "Tail": format_seconds(c.tail_seconds),
         "Lifetime": format_seconds(c.lifetime_seconds), "Cost": format_cost(c.cost)}
