@@ -31,6 +31,7 @@ from bench.plan import (
     DEMO_SOURCE_SECONDS,
     DEMO_SOURCE_SIZE,
     Plan,
+    clips_past_end,
 )
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import BackendError, InputError, StorageError, UserError, one_line
@@ -124,6 +125,19 @@ def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
                                model=variant.model, engine=variant.engine)
             for repeat in range(plan.repeats) for clip in plan.clips for gpu in plan.gpus
             for variant in plan.variant_list()]
+
+
+def check_clips_in_source(plan: Plan, source_key: str, storage: ObjectStore) -> None:
+    """Check on this machine, before any worker or container starts, that every clip lies inside
+    the prepared source (fetched into the object cache once and probed). Raises InputError naming
+    the first clip past its end, MediaError for a source that is not a video, StorageError."""
+    from workers.video import probe
+
+    info = probe(storage.get(source_key))
+    problems = clips_past_end(plan, info.duration, info.fps)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; choose clips inside the source")
 
 
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,

@@ -345,6 +345,20 @@ def validate_plan(plan: Plan) -> None:
                              f"must have a non-negative corner and a positive size")
 
 
+def clips_past_end(plan: Plan, duration: float, fps: float) -> list[str]:
+    """Clips of the plan that start at or end past the end of a source of `duration` seconds at
+    `fps` (half a frame of slack), one line each."""
+    problems = []
+    for clip in plan.clips:
+        if clip.start >= duration:
+            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
+                            f"the source ({duration:.1f} s)")
+        elif clip.end > duration + 0.5 / fps:
+            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
+                            f"({duration:.1f} s)")
+    return problems
+
+
 def check_output_size(width: int, height: int) -> None:
     """Raises InputError unless 1 <= width, height <= MAX_OUTPUT_SIDE."""
     if not (0 < width <= MAX_OUTPUT_SIDE and 0 < height <= MAX_OUTPUT_SIDE):

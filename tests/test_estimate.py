@@ -189,3 +189,14 @@ def test_the_estimate_is_stored_with_the_experiment_and_checked_against_its_runs
     table = checks_table(plan_dict(experiment), runs)
     assert list(table["Time error"]) == [f"{long_clip.seconds / 15.0 - 1:+.0%}"]
     assert checks_table({}, runs).empty  # experiments from before the estimate
+
+
+def test_clips_past_the_sources_end_are_refused_before_any_worker_starts(tmp_path: Path):
+    db = tmp_path / "b.duckdb"
+    # the demo source is 1.5 s long: a clip to 3 s fails on this machine, not in a container
+    proc = bench("run", "--source", "demo", "--gpus", "cpu", "--clips", "late:1:3",
+                 "--model", "animevideov3", "--weights", "random", env_db=db)
+    assert proc.returncode == 2, proc.stderr
+    assert "clip late ends at 3 s, past the end of the source (1.5 s)" in proc.stderr
+    runs = store_runs.list_runs(Database(db))
+    assert list(runs["status"]) == ["failed"] and runs["started_at"].isna().all()

@@ -346,7 +346,12 @@ def test_gpu_mapping_and_params_match_the_engine_key() -> None:
     # the engine key, plus how the container compiles and for which shapes (WarmShape)
     assert params == {**{name: getattr(key, name) for name in key.__dataclass_fields__},
                       "compile": "on", "warm_shape": WarmShape.of(job).to_text()}
-    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == WarmShape.of(job)
+    shape = WarmShape.of(job)
+    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == \
+        WarmShape(shape.crop, shape.output)
+    # another clip length of the same crop and output goes to the same container pool
+    longer = tiny_job(compile="on", batch_size=3, precision="bf16", trim_end=job.trim_end + 1.0)
+    assert upscaler_params(longer) == params
     assert upscaler_params(tiny_job())["warm_shape"] == ""  # no compile: nothing to warm
     modal_app.Upscaler(**params)  # every field is a parameter of the class
 

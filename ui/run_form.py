@@ -24,6 +24,7 @@ from bench.plan import (
     ClipSpec,
     Plan,
     build_plan,
+    clips_past_end,
 )
 from bench.pricing import PriceTable
 from core.errors import InputError, UserError, one_line
@@ -230,14 +231,7 @@ def source_problems(plan: Plan, info: SourceInfo | None) -> list[str]:
     """Clips past the end of the source and crop keyframes that do not fit its frame."""
     if info is None:
         return []
-    problems = []
-    for clip in plan.clips:
-        if clip.start >= info.duration:
-            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
-                            f"the source ({info.duration:.1f} s)")
-        elif clip.end > info.duration + 0.5 / info.fps:
-            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
-                            f"({info.duration:.1f} s)")
+    problems = clips_past_end(plan, info.duration, info.fps)
     if plan.keyframes:
         from workers.crop import validate_keyframes
 

@@ -264,11 +264,18 @@ def _estimate(plan: Plan):
 def _launch(plan: Plan, name: str) -> None:
     """Store the experiment and start its runs in the background; select it (the rerun that
     follows draws its live view at the top of the page)."""
-    from bench.orchestrator import create_experiment, launch_detached, prepare_source
+    from bench.orchestrator import (
+        check_clips_in_source,
+        create_experiment,
+        launch_detached,
+        prepare_source,
+    )
     from store.objects import open_object_store
 
     with st.spinner("Preparing the source and queuing the runs…"):
-        source_key = prepare_source(plan.source, open_object_store(state.storage_config()))
+        storage = open_object_store(state.storage_config())
+        source_key = prepare_source(plan.source, storage)
+        check_clips_in_source(plan, source_key, storage)
         experiment_id, _ = create_experiment(state.database(), plan, source_key, state.prices(),
                                              name or None, _estimate(plan))
         launch_detached(state.db_path(), experiment_id)

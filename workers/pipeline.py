@@ -118,11 +118,14 @@ class ModelCache:
 
     def precompile(self, key: EngineKey, mode: str, shape: "WarmShape") -> float:
         """Ahead of the first job (a container's start): compile the loaded engine for the jobs'
-        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done)."""
+        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done:
+        'auto' without the jobs' frames leaves the decision to each job)."""
+        if mode == "auto" and shape.frames is None:
+            return 0.0
         warm, _ = self.get(key)
         clock = StageClock()
-        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output, shape.frames,
-                       clock)
+        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output,
+                       shape.frames or 0, clock)
         return clock.seconds.get("compile", 0.0)
 
 

@@ -38,6 +38,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.orchestrator import (
+        check_clips_in_source,
         create_experiment,
         execute_experiment,
         prepare_source,
@@ -59,7 +60,9 @@ def main(args: argparse.Namespace) -> int:
     storage_config = load_storage_config()
     try:
         unavailable = unavailable_gpus(plan, storage_config)
-        source_key = prepare_source(plan.source, open_object_store(storage_config))
+        storage = open_object_store(storage_config)
+        source_key = prepare_source(plan.source, storage)
+        check_clips_in_source(plan, source_key, storage)  # before any container starts
     except UserError as exc:
         experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name,
                                                    estimate)
