@@ -638,3 +638,12 @@ def test_live_tiny_job_on_a_t4(tiny_clip: Path) -> None:
     assert outcome.result.ok, outcome.result.error
     assert "T4" in outcome.result.device_name
     assert outcome.startup_seconds >= 0 and outcome.client_wall_seconds >= outcome.result.stages["total"]
+
+
+def test_the_image_installs_torch_before_basicsr_builds_against_it(tmp_path) -> None:
+    assert modal_app.worker_pins(modal_app.FIRST_INSTALLED) == ["torch==2.14.1", "torchvision==0.29.1"]
+    assert modal_app.worker_pins(modal_app.BUILT_AGAINST_THEM) == ["basicsr==1.4.2"]
+    loose = tmp_path / "req.txt"
+    loose.write_text("# torch==1.0 in a comment\ntorch\n")
+    with pytest.raises(ValueError, match="pins no torch"):
+        modal_app.worker_pins(("torch",), loose)

@@ -83,11 +83,33 @@ _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements-worker.tx
 
 app = modal.App(APP_NAME, tags={CODE_VERSION_TAG: CODE_VERSION})
 
+FIRST_INSTALLED = ("torch", "torchvision")
+"""Installed before the rest of the requirements: basicsr 1.4.2 is source-only and needs torch to
+build (setup_requires), so it builds without isolation against these pinned wheels instead of an
+unpinned torch downloaded into a throwaway build environment."""
+BUILT_AGAINST_THEM = ("basicsr",)
+"""Built with --no-build-isolation, after FIRST_INSTALLED."""
+
+
+def worker_pins(names: tuple[str, ...], path: Path = _REQUIREMENTS) -> list[str]:
+    """The 'name==version' lines of the worker's requirements for `names`, in file order (the
+    file keeps every version). Raises ValueError when one of them is not pinned there."""
+    pins = {line.split("==")[0].strip().lower(): line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if "==" in line and not line.lstrip().startswith("#")}
+    missing = [n for n in names if n not in pins]
+    if missing:
+        raise ValueError(f"{path.name} pins no {', '.join(missing)}")
+    return [pins[n] for n in names]
+
+
 # The requirements file is read when the image is built (on the deploying machine), never inside
 # the container. On Modal's builders torch comes from the package registry with CUDA.
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("libgl1", "libglib2.0-0")
+    .pip_install(*worker_pins(FIRST_INSTALLED))
+    .pip_install(*worker_pins(BUILT_AGAINST_THEM), extra_options="--no-build-isolation")
     .pip_install_from_requirements(str(_REQUIREMENTS))
     .env({"BENCH_WEIGHTS_DIR": WEIGHTS_DIR})
     .add_local_python_source("core", "store", "workers")
