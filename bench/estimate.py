@@ -332,8 +332,9 @@ def estimate_candidate(plan: Plan, gpu: GpuChoice, variant: Variant,
 def estimate_plan(plan: Plan, history: Sequence[MeasuredRun], prices: PriceTable,
                   local_cores: float = 1.0) -> PlanEstimate:
     """The estimate of every candidate of the plan (in plan order) from succeeded runs of
-    history, priced by `prices` (a local CPU at `local_cores` cores). Raises InputError for an
-    unknown model."""
+    history, priced by `prices` placed as the plan asks (PriceTable.for_placement: its region's
+    multiplier), a local CPU at `local_cores` cores. Raises InputError for an unknown model."""
+    prices = prices.for_placement(plan.region)
     return PlanEstimate(tuple(estimate_candidate(plan, gpu, variant, history, prices, local_cores)
                               for gpu in plan.gpus for variant in plan.variant_list()))
 

@@ -147,6 +147,7 @@ def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTa
     bench.estimate.PLAN_KEY) and its queued runs in one transaction (this process answers for
     them until an executor claims them); returns (experiment id, run ids). Raises InputError,
     StorageError."""
+    prices = prices.for_placement(plan.region)  # what Modal bills a container placed so
     plan_json = plan.to_dict()
     if estimate is not None:
         plan_json[PLAN_KEY] = estimate.to_dict()

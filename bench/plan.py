@@ -22,7 +22,7 @@ import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
-from bench.pricing import canonical_gpu
+from bench.pricing import canonical_gpu, region_multiplier
 from core.errors import InputError
 from core.job import (
     DEFAULT_ENCODE_PRESET,
@@ -213,6 +213,9 @@ class Plan:
     variants: tuple[Variant, ...] = ()
     """Model x engine settings compared on every GPU; empty means the one of model and engine
     (when given, the first is model and engine: the baseline's)."""
+    region: str | None = None
+    """Modal: the region containers are pinned to (with_options region=), priced at Modal's
+    region multiplier (bench.pricing.region_multiplier); None lets Modal place them anywhere."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
@@ -336,6 +339,10 @@ def validate_plan(plan: Plan) -> None:
     if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
             and limit > 0):
         raise InputError(f"queue-wait limit {limit!r} must be a positive number of seconds")
+    if plan.region is not None:
+        if plan.backend != "modal":
+            raise InputError("a region is for the Modal backend")
+        region_multiplier(plan.region)
     times = [k.time for k in plan.keyframes]
     if times != sorted(set(times)):
         raise InputError("keyframe times must be increasing, without duplicates")

@@ -358,15 +358,17 @@ def peak_memory_gib() -> float:
 
 def container_options(gpu: str, scaledown_window: int = SCALEDOWN_WINDOW_SECONDS,
                       max_containers: int | None = None,
-                      cpu: float = CONTAINER_CPU) -> dict[str, Any]:
+                      cpu: float = CONTAINER_CPU, region: str | None = None) -> dict[str, Any]:
     """The keyword arguments of `Upscaler.with_options(...)` for one GPU of a plan: the GPU, and
     always the container's cpu (the plan's cores) and memory (with gpu alone modal 1.6.4 sends cpu
     0 and memory 0: see the module docstring), the plan's scaledown window and, for sequential
-    reuse, at most one container. Raises nothing."""
+    reuse, at most one container; the plan's region when it pins one. Raises nothing."""
     options: dict[str, Any] = {"gpu": gpu, "cpu": float(cpu), "memory": CONTAINER_MEMORY_MIB,
                                "scaledown_window": int(scaledown_window)}
     if max_containers is not None:
         options["max_containers"] = int(max_containers)
+    if region:
+        options["region"] = region
     return options
 
 

@@ -46,6 +46,9 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
                              "(sequential, default) or all at once (parallel)")
     parser.add_argument("--scaledown-window", type=int, default=None, metavar="SECONDS",
                         help="modal: seconds an idle container stays up, billed (default 120)")
+    parser.add_argument("--region", default=None,
+                        help="modal: pin containers to a region, 'us' (broad, 1.5x every rate) or "
+                             "'us-east-1' (narrow, 1.75x)")
     parser.add_argument("--queue-wait-limit", type=float, default=None, metavar="SECONDS",
                         help="modal: cancel a run still waiting for its GPU after this long "
                              "(default 900)")
@@ -61,7 +64,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
                       batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
                       encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
                       container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
-                      queue_wait_limit_seconds=args.queue_wait_limit)
+                      queue_wait_limit_seconds=args.queue_wait_limit, region=args.region)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
