@@ -198,9 +198,9 @@ def projection_section(analysis: Analysis) -> None:
                "bill's 'Steady state per month' for the same mix.")
 
 
+# session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
+# table uses too. (A comment: Streamlit's magic would print a bare string on the page.)
 MIX_STATE = "projection_mix_frames"
-"""session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
-table uses too."""
 
 
 def projection_mix(analysis: Analysis) -> dict[float, float]:
