@@ -22,6 +22,7 @@ COMMANDS = {
     "demo-clip": "write a synthetic source video with moving detail",
     "upscale": "upscale one local video or image (the worker, in this process)",
     "run": "run a benchmark plan, store every run, print the table and verdict",
+    "estimate": "estimate a plan's time, cost and bill per candidate before running it",
     "execute": "run the queued runs of a stored experiment",
     "verdict": "judge an E6-format results file without running anything",
     "export": "export an experiment as E6 JSON or markdown findings",

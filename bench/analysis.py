@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.errors import InputError
@@ -285,6 +285,94 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """One candidate against the baseline on the longest clip both ran: the seed's question (is it
+    more times faster than it is more expensive?) answered with numbers."""
+
+    gpu: str
+    """The candidate."""
+    clip: str
+    """The clip compared on (the longest both ran: start-up matters least there)."""
+    speedup: float
+    """Baseline median seconds / the candidate's."""
+    price_ratio: float
+    """The candidate's $/s / the baseline's."""
+    cost_ratio: float
+    """The candidate's median cost on the clip / the baseline's."""
+    cost_ratio_low: float
+    """The lowest ratio the repeats allow (its cheapest run against the baseline's dearest)."""
+    cost_ratio_high: float
+    """The highest (its dearest run against the baseline's cheapest)."""
+    cost_per_1000_frames: float
+    """$ of 1,000 output frames at its median on the clip."""
+    cost_per_output_minute: float
+    """$ of one minute of output video at its median on the clip."""
+    repeats: int
+    """Fewest succeeded runs either side has on the clip."""
+
+    def describe(self) -> str:
+        """'L4 is 1.61x faster at 1.35x the price: 0.84x the cost per clip'. Raises nothing."""
+        pace = f"{self.speedup:.2f}x faster" if self.speedup >= 1 else \
+            f"{1 / self.speedup:.2f}x slower"
+        spread = f" ({self.cost_ratio_low:.2f}-{self.cost_ratio_high:.2f}x over " \
+                 f"{self.repeats} repeats)" if self.repeats > 1 else ""
+        return (f"{self.gpu} is {pace} at {self.price_ratio:.2f}x the price: "
+                f"{self.cost_ratio:.2f}x the cost per clip{spread}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON dict. Raises nothing."""
+        return asdict(self)
+
+
+def unit_costs(stats: GpuClipStats, frames: int, fps: float) -> tuple[float, float]:
+    """($ per 1,000 frames, $ per output minute) of a median run of `frames` frames at `fps`.
+    Raises nothing (0 frames gives 0)."""
+    if frames <= 0:
+        return 0.0, 0.0
+    return stats.cost / frames * 1000.0, stats.cost / (frames / fps / 60.0)
+
+
+def compare_to_baseline(summaries: Sequence[ClipSummary], fps: float) -> tuple[Comparison, ...]:
+    """Each candidate other than the baseline against it, on the longest clip both ran (summaries
+    are shortest first). Raises nothing."""
+    out = []
+    gpus = list(dict.fromkeys(st.gpu for s in summaries for st in s.stats))
+    for gpu in gpus:
+        for s in reversed(summaries):
+            base, mine = s.get(s.baseline_gpu), s.get(gpu)
+            if gpu == s.baseline_gpu or base is None or mine is None or not base.cost \
+                    or not base.rate or not mine.median_seconds or not base.cost_min:
+                continue
+            per_1000, per_minute = unit_costs(mine, s.frames, fps)
+            out.append(Comparison(
+                gpu, s.clip, base.median_seconds / mine.median_seconds, mine.rate / base.rate,
+                mine.cost / base.cost, mine.cost_min / base.cost_max, mine.cost_max / base.cost_min,
+                per_1000, per_minute, min(base.runs, mine.runs)))
+            break
+    return tuple(out)
+
+
+def headline(summaries: Sequence[ClipSummary], comparisons: Sequence[Comparison],
+             fps: float) -> str:
+    """The verdict's first line: each candidate against the baseline (Comparison.describe), with
+    cost per 1,000 frames and per output minute of every candidate on the clip compared. Raises
+    nothing ('' without a measured clip)."""
+    clips = [s for s in summaries if s.stats]
+    if not clips:
+        return ""
+    clip = next((s for s in clips if comparisons and s.clip == comparisons[0].clip), clips[-1])
+    units = []
+    for st in clip.stats:
+        per_1000, per_minute = unit_costs(st, clip.frames, fps)
+        units.append(f"{st.gpu} ${per_1000:.4f} per 1,000 frames, ${per_minute:.4f} per output "
+                     f"minute")
+    against = "; ".join(c.describe() for c in comparisons)
+    lead = f"{against} (against {clip.baseline_gpu}, on {clip.clip})" if against else \
+        f"{clip.baseline_gpu} alone (on {clip.clip})"
+    return f"{lead}. {'; '.join(units)}."
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Which GPU to use, by which rule, and why."""
 
@@ -306,6 +394,10 @@ class Verdict:
     """GPUs within tolerance of the cheapest on every clip."""
     unsettled_clips: tuple[str, ...] = ()
     """Clips whose winner is not settled by the repeats."""
+    comparisons: tuple[Comparison, ...] = ()
+    """Each candidate against the baseline (compare_to_baseline)."""
+    headline: str = ""
+    """The first line: the comparisons and the cost per 1,000 frames and output minute."""
 
     @property
     def title(self) -> str:
@@ -317,7 +409,9 @@ class Verdict:
         return {"rule": self.rule, "choice": self.choice.to_json(), "reason": self.reason,
                 "settled": self.settled, "winners": dict(self.winners),
                 "baseline": self.baseline_gpu, "tolerance": self.tolerance,
-                "candidates": list(self.candidates), "unsettled_clips": list(self.unsettled_clips)}
+                "candidates": list(self.candidates), "unsettled_clips": list(self.unsettled_clips),
+                "headline": self.headline,
+                "comparisons": [c.to_dict() for c in self.comparisons]}
 
 
 @dataclass(frozen=True)
@@ -590,8 +684,10 @@ def verdict(summaries: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
     winners = {s.clip: s.winner for s in clips}
     unsettled = tuple(s.clip for s in clips if not s.settled)
     settled = not unsettled
+    comparisons = compare_to_baseline(summaries, fps)
     common = dict(winners=winners, baseline_gpu=baseline, tolerance=tolerance,
-                  unsettled_clips=unsettled)
+                  unsettled_clips=unsettled, comparisons=comparisons,
+                  headline=headline(summaries, comparisons, fps))
     candidates = _near_everywhere(clips, tolerance)
     tail = _missing_clause(clips) + _unsettled_clause(unsettled)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
+from bench.estimate import PLAN_KEY, PlanEstimate
 from bench.experiments import load_experiment, plan_of, prices_of
 from bench.figures import figures_of
 from bench.liveness import worker_is_alive
@@ -30,6 +31,7 @@ from bench.plan import (
     DEMO_SOURCE_SECONDS,
     DEMO_SOURCE_SIZE,
     Plan,
+    clips_past_end,
 )
 from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import BackendError, InputError, StorageError, UserError, one_line
@@ -125,14 +127,33 @@ def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
             for variant in plan.variant_list()]
 
 
+def check_clips_in_source(plan: Plan, source_key: str, storage: ObjectStore) -> None:
+    """Check on this machine, before any worker or container starts, that every clip lies inside
+    the prepared source (fetched into the object cache once and probed). Raises InputError naming
+    the first clip past its end, MediaError for a source that is not a video, StorageError."""
+    from workers.video import probe
+
+    info = probe(storage.get(source_key))
+    problems = clips_past_end(plan, info.duration, info.fps)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; choose clips inside the source")
+
+
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
-                      name: str | None = None) -> tuple[str, list[str]]:
-    """Store the experiment and its queued runs in one transaction (this process answers for them
-    until an executor claims them); returns (experiment id, run ids). Raises InputError,
+                      name: str | None = None, estimate: PlanEstimate | None = None
+                      ) -> tuple[str, list[str]]:
+    """Store the experiment (with the plan's estimate, when given, under the plan's
+    bench.estimate.PLAN_KEY) and its queued runs in one transaction (this process answers for
+    them until an executor claims them); returns (experiment id, run ids). Raises InputError,
     StorageError."""
+    prices = prices.for_placement(plan.region)  # what Modal bills a container placed so
+    plan_json = plan.to_dict()
+    if estimate is not None:
+        plan_json[PLAN_KEY] = estimate.to_dict()
     record = store_runs.ExperimentRecord(
         name=name or f"{plan.preset or 'custom'}: {plan.model} on {', '.join(g.label for g in plan.gpus)}",
-        preset=plan.preset, source=source_key, plan_json=plan.to_dict(), model=plan.model,
+        preset=plan.preset, source=source_key, plan_json=plan_json, model=plan.model,
         engine=plan.engine, backend=plan.backend, price_table_date=prices.date,
         price_table_json=prices.to_dict(), commit=git_commit())
     specs = run_specs(plan)

@@ -22,7 +22,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from bench.pricing import canonical_gpu
+from bench.pricing import canonical_gpu, region_multiplier
 from core.errors import InputError
 from core.job import (
     DEFAULT_ENCODE_PRESET,
@@ -213,6 +213,9 @@ class Plan:
     variants: tuple[Variant, ...] = ()
     """Model x engine settings compared on every GPU; empty means the one of model and engine
     (when given, the first is model and engine: the baseline's)."""
+    region: str | None = None
+    """Modal: the region containers are pinned to (with_options region=), priced at Modal's
+    region multiplier (bench.pricing.region_multiplier); None lets Modal place them anywhere."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
@@ -336,6 +339,10 @@ def validate_plan(plan: Plan) -> None:
     if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
             and limit > 0):
         raise InputError(f"queue-wait limit {limit!r} must be a positive number of seconds")
+    if plan.region is not None:
+        if plan.backend != "modal":
+            raise InputError("a region is for the Modal backend")
+        region_multiplier(plan.region)
     times = [k.time for k in plan.keyframes]
     if times != sorted(set(times)):
         raise InputError("keyframe times must be increasing, without duplicates")
@@ -343,6 +350,20 @@ def validate_plan(plan: Plan) -> None:
         if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
             raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
                              f"must have a non-negative corner and a positive size")
+
+
+def clips_past_end(plan: Plan, duration: float, fps: float) -> list[str]:
+    """Clips of the plan that start at or end past the end of a source of `duration` seconds at
+    `fps` (half a frame of slack), one line each."""
+    problems = []
+    for clip in plan.clips:
+        if clip.start >= duration:
+            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
+                            f"the source ({duration:.1f} s)")
+        elif clip.end > duration + 0.5 / fps:
+            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
+                            f"({duration:.1f} s)")
+    return problems
 
 
 def check_output_size(width: int, height: int) -> None:

@@ -89,6 +89,18 @@ class PriceTable:
         return PriceTable("user override", f"{self.source}, edited by the user", gpus,
                           self.cpu_core_per_second, self.memory_gib_per_second)
 
+    def for_placement(self, region: str | None = None) -> "PriceTable":
+        """The table as Modal bills a container pinned to `region`: every rate (GPU, CPU, memory)
+        x region_multiplier(region); the table itself without a region. Raises InputError for a
+        malformed region."""
+        factor = region_multiplier(region)
+        if factor == 1.0:
+            return self
+        gpus = {n: GpuPrice(g.name, g.usd_per_second * factor, g.modal_gpu, g.memory_gb)
+                for n, g in self.gpus.items()}
+        return PriceTable(self.date, f"{self.source}; region {region} x{factor:g}", gpus,
+                          self.cpu_core_per_second * factor, self.memory_gib_per_second * factor)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict (inverse of from_dict)."""
         return {
@@ -118,6 +130,23 @@ class PriceTable:
             return cls(str(data.get("date", "")), str(data.get("source", "")), gpus, cpu, mem)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"malformed price table: {exc}") from exc
+
+
+REGION_MULTIPLIERS = {"broad": 1.5, "narrow": 1.75}
+"""What Modal charges on every rate of a container pinned to a region: a broad one (a continent
+or country code, 'us', 'eu') or a narrow one (a cloud region, 'us-east-1'); Modal pricing page,
+mid-2026."""
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)*")
+
+
+def region_multiplier(region: str | None) -> float:
+    """1.0 without a region, else REGION_MULTIPLIERS' broad ('us', no dash) or narrow
+    ('us-east-1') factor. Raises InputError for text that is not a region name."""
+    if not region:
+        return 1.0
+    if not _REGION.fullmatch(region):
+        raise InputError(f"region {region!r} must look like 'us' (broad) or 'us-east-1' (narrow)")
+    return REGION_MULTIPLIERS["narrow" if "-" in region else "broad"]
 
 
 DEFAULT_PRICES = PriceTable(

@@ -216,7 +216,8 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
     lines.append("Break-even: the time at which a GPU costs the same as the baseline "
                  "(baseline time x baseline rate / its rate); below it, it is cheaper.")
     v = analysis.verdict
-    lines += ["", "### Verdict", "", f"**{v.rule}**: use {md(v.choice.describe())}. {md(v.reason)}"]
+    lines += ["", "### Verdict", "", md(v.headline), "",
+              f"**{v.rule}**: use {md(v.choice.describe())}. {md(v.reason)}"]
     if not v.settled:
         lines.append("")
         lines.append(f"Not settled: the repeats' cost ranges overlap on {md(', '.join(v.unsettled_clips))}; "

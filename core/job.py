@@ -299,27 +299,33 @@ class JobResult:
 
 @dataclass(frozen=True)
 class WarmShape:
-    """The shapes a container's jobs will have, so it can compile for them before the first."""
+    """The shapes a container's jobs will have, so it can compile for them before the first.
+
+    Its text (a Modal class parameter, so part of which container pool a job goes to) holds only
+    what compiles, crop and output size: jobs of every clip length share a pool, one cold boot and
+    one tail."""
 
     crop: tuple[int, int]
     """Crop width, height (the model's input)."""
     output: tuple[int, int]
     """Output width, height."""
-    frames: int
-    """Frames of a typical job (for compile: auto)."""
+    frames: int | None = None
+    """Frames of the job it was taken from (for compile: auto); None once read from text."""
 
     def to_text(self) -> str:
-        """'540x960>810x1440@180' (what a Modal class parameter carries)."""
-        return f"{self.crop[0]}x{self.crop[1]}>{self.output[0]}x{self.output[1]}@{self.frames}"
+        """'540x960>810x1440' (what a Modal class parameter carries)."""
+        return f"{self.crop[0]}x{self.crop[1]}>{self.output[0]}x{self.output[1]}"
 
     @classmethod
     def from_text(cls, text: str) -> "WarmShape | None":
-        """Inverse of to_text; None for '' or anything malformed."""
-        match = re.fullmatch(r"(\d+)x(\d+)>(\d+)x(\d+)@(\d+)", text or "")
+        """Inverse of to_text, also reading the older '540x960>810x1440@180' (with frames); None
+        for '' or anything malformed."""
+        match = re.fullmatch(r"(\d+)x(\d+)>(\d+)x(\d+)(?:@(\d+))?", text or "")
         if not match:
             return None
-        cw, ch, ow, oh, frames = (int(g) for g in match.groups())
-        return cls((cw, ch), (ow, oh), frames)
+        cw, ch, ow, oh = (int(g) for g in match.groups()[:4])
+        frames = match.group(5)
+        return cls((cw, ch), (ow, oh), int(frames) if frames else None)
 
     @classmethod
     def of(cls, job: Job) -> "WarmShape | None":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.analysis import (
@@ -298,3 +300,31 @@ def test_pareto_front():
               (0.034, 90.0, "L40S"), (0.040, 30.0, "H100"), (0.050, 35.0, "H200")]
     assert pareto_front(points) == ["T4", "L4", "L40S", "A100", "H100"]
     assert pareto_front([]) == []
+
+
+def test_the_verdict_answers_the_seeds_question_first():
+    from bench.e6 import analyse_e6, load_e6
+
+    e6 = load_e6(Path(__file__).resolve().parents[1] / "examples" / "e6-original-t4-l4.json")
+    v = analyse_e6(e6).verdict
+    assert v.headline.startswith("L4 is 1.61x faster at 1.35x the price: 0.84x the cost per clip "
+                                 "(against T4, on 30s)")
+    assert "L4 $0.1406 per 1,000 frames, $0.2531 per output minute" in v.headline
+    (l4,) = v.comparisons
+    assert l4.cost_per_1000_frames == pytest.approx(570.0 * 0.000222 / 900 * 1000)
+    assert v.to_dict()["headline"] == v.headline and v.to_dict()["rule"] == v.rule
+
+
+def test_the_headline_ranges_over_repeats_and_names_every_candidate():
+    runs = [Measurement("T4", "c", 100, s, "succeeded", 0.001, repeat=i)
+            for i, s in enumerate((10.0, 11.0, 12.0))]
+    runs += [Measurement("L4", "c", 100, s, "succeeded", 0.002, repeat=i)
+             for i, s in enumerate((4.0, 5.0, 6.0))]
+    runs += [Measurement("A10", "c", 100, 22.0, "succeeded", 0.001)]
+    v = analyse(runs, "T4").verdict
+    l4, a10 = v.comparisons
+    assert l4.speedup == pytest.approx(11.0 / 5.0) and l4.price_ratio == pytest.approx(2.0)
+    assert (l4.cost_ratio_low, l4.cost_ratio_high) == (pytest.approx(8 / 12), pytest.approx(12 / 10))
+    assert "L4 is 2.20x faster at 2.00x the price: 0.91x the cost per clip (0.67-1.20x over 3 " \
+           "repeats)" in v.headline
+    assert "A10 is 2.00x slower at 1.00x the price" in v.headline

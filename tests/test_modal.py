@@ -314,7 +314,12 @@ def test_gpu_mapping_and_params_match_the_engine_key() -> None:
     # the engine key, plus how the container compiles and for which shapes (WarmShape)
     assert params == {**{name: getattr(key, name) for name in key.__dataclass_fields__},
                       "compile": "on", "warm_shape": WarmShape.of(job).to_text()}
-    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == WarmShape.of(job)
+    shape = WarmShape.of(job)
+    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == \
+        WarmShape(shape.crop, shape.output)
+    # another clip length of the same crop and output goes to the same container pool
+    longer = tiny_job(compile="on", batch_size=3, precision="bf16", trim_end=job.trim_end + 1.0)
+    assert upscaler_params(longer) == params
     assert upscaler_params(tiny_job())["warm_shape"] == ""  # no compile: nothing to warm
     modal_app.Upscaler(**params)  # every field is a parameter of the class
 
@@ -601,3 +606,12 @@ def test_live_tiny_job_on_a_t4(tiny_clip: Path) -> None:
     assert outcome.result.ok, outcome.result.error
     assert "T4" in outcome.result.device_name
     assert outcome.startup_seconds >= 0 and outcome.client_wall_seconds >= outcome.result.stages["total"]
+
+
+def test_the_image_installs_torch_before_basicsr_builds_against_it(tmp_path) -> None:
+    assert modal_app.worker_pins(modal_app.FIRST_INSTALLED) == ["torch==2.14.1", "torchvision==0.29.1"]
+    assert modal_app.worker_pins(modal_app.BUILT_AGAINST_THEM) == ["basicsr==1.4.2"]
+    loose = tmp_path / "req.txt"
+    loose.write_text("# torch==1.0 in a comment\ntorch\n")
+    with pytest.raises(ValueError, match="pins no torch"):
+        modal_app.worker_pins(("torch",), loose)

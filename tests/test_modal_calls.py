@@ -392,3 +392,10 @@ def test_the_plans_cpu_cores_reach_with_options_and_the_run(modal_token: None) -
     assert options == {"gpu": "L4", "cpu": 8.0, "memory": 16384, "scaledown_window": 30}
     (done,) = sink.of("finished")
     assert done[2].result.cpu_cores == 8.0  # billed at least the 8 cores asked for
+
+
+def test_a_plans_region_goes_through_modals_own_option_builder() -> None:
+    deployed = modal.Cls.from_name(APP_NAME, CLASS_NAME)  # lazy: nothing is contacted
+    options = _resources(deployed.with_options(**container_options("L4", region="us-east-1")))
+    assert list(options.scheduler_placement.regions) == ["us-east-1"]
+    assert options.resources.milli_cpu == 4000

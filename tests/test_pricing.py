@@ -98,3 +98,30 @@ def test_run_cost_and_rates():
 ])
 def test_gpu_for_device(device, card):
     assert gpu_for_device(device) == card
+
+
+def test_a_region_multiplies_every_rate_and_reaches_modal():
+    from bench.estimate import estimate_plan
+    from bench.plan import build_plan
+    from bench.pricing import region_multiplier
+    from workers.modal_app import container_options
+
+    assert region_multiplier(None) == 1.0
+    assert region_multiplier("us") == 1.5 and region_multiplier("us-east-1") == 1.75
+    with pytest.raises(InputError, match="must look like"):
+        region_multiplier("US East")
+    placed = DEFAULT_PRICES.for_placement("us-east-1")
+    assert placed.rate("L4") == pytest.approx(1.75 * DEFAULT_PRICES.rate("L4"))
+    assert placed.container_rate() == pytest.approx(1.75 * DEFAULT_PRICES.container_rate())
+    assert "region us-east-1 x1.75" in placed.source
+    assert DEFAULT_PRICES.for_placement(None) is DEFAULT_PRICES
+
+    fields = dict(backend="modal", gpus="L4", source="u/a.mp4", clips="a:0:1")
+    anywhere = estimate_plan(build_plan(None, **fields), [], DEFAULT_PRICES)
+    pinned = estimate_plan(build_plan(None, region="us", **fields), [], DEFAULT_PRICES)
+    assert pinned.candidates[0].bill.overhead_cost == \
+        pytest.approx(1.5 * anywhere.candidates[0].bill.overhead_cost)
+    with pytest.raises(InputError, match="for the Modal backend"):
+        build_plan(None, source="demo", clips="a:0:1", gpus="cpu", region="us")
+    assert container_options("L4", region="eu")["region"] == "eu"
+    assert "region" not in container_options("L4")

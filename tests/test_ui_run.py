@@ -553,3 +553,16 @@ def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo
     assert len(at.get("video")) == 1
     unknown = app("ui/run_detail_page.py", query={"run": "nope"})
     assert any("No run nope" in w.value for w in unknown.warning)
+
+
+def test_the_estimate_stands_beside_run_and_a_spend_cap_stops_it(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "Estimate: no estimate for cpu · reference on 0.3s" in text  # nothing measured yet
+    assert not at.button(key="run_launch").disabled
+    at.number_input(key="run_max_cost").set_value(5.0).run()
+    warnings = [w.value for w in at.warning]
+    assert any("the spend cap $5" in w and "cannot be checked" in w for w in warnings), warnings
+    assert at.button(key="run_launch").disabled
+    assert not bench_env.exists(), "estimating must not create the database"

@@ -21,7 +21,16 @@ from bench.billing import BASES, DEFAULT_BASIS
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
-from ui import bill_view, charts, compare_view, output_view, start_view, state, widgets
+from ui import (
+    bill_view,
+    charts,
+    compare_view,
+    estimate_view,
+    output_view,
+    start_view,
+    state,
+    widgets,
+)
 from ui.labels import DETAIL_PATH, experiment_label, page_url, variant_label
 
 # session_state key of the run ids picked on the History page (a docstring here would be
@@ -189,9 +198,9 @@ def projection_section(analysis: Analysis) -> None:
                "bill's 'Steady state per month' for the same mix.")
 
 
+# session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
+# table uses too. (A comment: Streamlit's magic would print a bare string on the page.)
 MIX_STATE = "projection_mix_frames"
-"""session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
-table uses too."""
 
 
 def projection_mix(analysis: Analysis) -> dict[float, float]:
@@ -325,6 +334,20 @@ def bill_section(runs: pd.DataFrame) -> None:
         st.dataframe(table, hide_index=True)
 
 
+def estimate_section(runs: pd.DataFrame) -> None:
+    """The estimate stored when the experiment was created against what its runs took."""
+    ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"])) if not runs.empty else []
+    if len(ids) != 1:
+        return
+    plan = experiments.plan_dict(store_runs.get_experiment(state.database(), ids[0]))
+    table = estimate_view.checks_table(plan, runs.to_dict("records"))
+    if not table.empty:
+        st.subheader("Estimate vs actual")
+        st.caption("What `estimate` said before the runs (job seconds and all-in cost of the runs "
+                   "that succeeded) against what they took; later estimates use these runs.")
+        st.dataframe(table, hide_index=True)
+
+
 def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS):
     """(analysis, why not, runs) of the chosen experiment or runs, on a cost basis."""
     kind, value = subject
@@ -369,6 +392,7 @@ def main() -> None:
         chart_tabs(analysis, runs)
         projection_section(analysis)
         bill_section(runs)
+        estimate_section(runs)
     video_section(runs)
     side_by_side_section(runs)
     exports_section(subject)

@@ -1,7 +1,7 @@
 """The Run page's form, pure (no st.* calls; unit-tested directly): preset -> form values, the
 clip and keyframe tables <-> ClipSpec/Keyframe, frame counts, GPU labels with prices, the plan built
 from the form, and everything known to stop a launch (preflight, clips past the end of the source,
-crop boxes outside the frame).
+crop boxes outside the frame, a spend cap the estimate exceeds).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from bench.estimate import PlanEstimate, check_cap
 from bench.formatting import format_cost, format_rate
 from bench.plan import (
     DEMO_SOURCE,
@@ -23,6 +24,7 @@ from bench.plan import (
     ClipSpec,
     Plan,
     build_plan,
+    clips_past_end,
 )
 from bench.pricing import PriceTable
 from core.errors import InputError, UserError, one_line
@@ -229,14 +231,7 @@ def source_problems(plan: Plan, info: SourceInfo | None) -> list[str]:
     """Clips past the end of the source and crop keyframes that do not fit its frame."""
     if info is None:
         return []
-    problems = []
-    for clip in plan.clips:
-        if clip.start >= info.duration:
-            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
-                            f"the source ({info.duration:.1f} s)")
-        elif clip.end > info.duration + 0.5 / info.fps:
-            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
-                            f"({info.duration:.1f} s)")
+    problems = clips_past_end(plan, info.duration, info.fps)
     if plan.keyframes:
         from workers.crop import validate_keyframes
 
@@ -262,3 +257,20 @@ def launch_problems(plan: Plan, storage_config: Any, modal_token: bool) -> list[
     if plan.backend == "modal" and not modal_token and NO_TOKEN_MESSAGE not in problems:
         problems.append(NO_TOKEN_MESSAGE)
     return problems
+
+
+def cap_problems(estimate: PlanEstimate, max_cost: float | None) -> list[str]:
+    """Why a spend cap refuses the plan (the same check as `run --max-cost`); empty without a cap
+    or within it."""
+    if max_cost is None:
+        return []
+    try:
+        check_cap(estimate, max_cost)
+    except InputError as exc:
+        return [one_line(exc).replace("--max-cost", "the spend cap")]
+    return []
+
+
+def confirm_label(estimate: PlanEstimate) -> str:
+    """What a Modal launch asks the user to accept before Run is enabled."""
+    return f"Spend on Modal: {estimate.summary()}"

@@ -251,16 +251,33 @@ def _preview_section(kind: str, source: str, plan: Plan, info: run_form.SourceIn
 # --------------------------------------------------------------------------- launch
 
 
+def _estimate(plan: Plan):
+    """The plan's estimate from the store's history (bench.estimate); None when it cannot be read."""
+    from bench.estimate_history import estimate_in
+
+    try:
+        return estimate_in(state.db_path(), plan, state.prices())
+    except UserError:
+        return None
+
+
 def _launch(plan: Plan, name: str) -> None:
     """Store the experiment and start its runs in the background; select it (the rerun that
     follows draws its live view at the top of the page)."""
-    from bench.orchestrator import create_experiment, launch_detached, prepare_source
+    from bench.orchestrator import (
+        check_clips_in_source,
+        create_experiment,
+        launch_detached,
+        prepare_source,
+    )
     from store.objects import open_object_store
 
     with st.spinner("Preparing the source and queuing the runs…"):
-        source_key = prepare_source(plan.source, open_object_store(state.storage_config()))
+        storage = open_object_store(state.storage_config())
+        source_key = prepare_source(plan.source, storage)
+        check_clips_in_source(plan, source_key, storage)
         experiment_id, _ = create_experiment(state.database(), plan, source_key, state.prices(),
-                                             name or None)
+                                             name or None, _estimate(plan))
         launch_detached(state.db_path(), experiment_id)
     state.select_experiment(experiment_id)
 
@@ -433,10 +450,26 @@ def _form_section() -> None:
                    f"{len(plan.clips)} clip(s) x {len(plan.candidates())} candidate(s) "
                    f"({', '.join(plan.candidates())}) x {plan.repeats} repeat(s) on the "
                    f"{plan.backend} backend; baseline {plan.baseline}.")
+    max_cost = st.number_input("Spend cap, $ (optional)", min_value=0.0, value=None,
+                               step=0.5, key="run_max_cost", format="%.2f",
+                               help="Refuse the plan when its estimated cost (the high end) "
+                                    "is above this, as `run --max-cost` does.")
+    estimate = _estimate(plan) if plan is not None else None
+    if estimate is not None:
+        problems = problems + run_form.cap_problems(estimate, max_cost)
     for problem in problems:
         st.warning(f"Cannot run yet: {problem}")
-    if st.button("Run", type="primary", key="run_launch", disabled=bool(problems),
-                 icon=":material/play_arrow:"):
+    confirmed = True
+    button, beside = st.columns([1, 4], vertical_alignment="center")
+    with beside:
+        if estimate is not None and plan.backend == "modal" and not problems:
+            confirmed = st.checkbox(run_form.confirm_label(estimate), key="run_confirm_spend")
+        elif estimate is not None:
+            st.text(f"Estimate: {estimate.summary()}")
+    with button:
+        launch = st.button("Run", type="primary", key="run_launch",
+                           disabled=bool(problems) or not confirmed, icon=":material/play_arrow:")
+    if launch:
         try:
             _launch(plan, name)
         except UserError as exc:

@@ -114,7 +114,7 @@ def _doctor_section() -> None:
                "volume. Starts no container and costs nothing.")
     if st.button("Run the checks", key="settings_doctor"):
         with st.spinner("Asking Modal and R2..."):
-            st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0)]
+            st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0, prices=state.prices())]
     for check in st.session_state.get(DOCTOR_KEY) or []:
         text = f"**{check['name']}**: {check['line']}"
         show = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(check["status"], st.info)

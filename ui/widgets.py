@@ -72,6 +72,7 @@ def verdict_card(analysis: Analysis, heading: str = "Verdict") -> None:
     v = analysis.verdict
     with st.container(border=True):
         st.caption(heading)
+        st.text(v.headline)
         st.markdown(f"### Use {v.choice.describe()}")
         st.markdown(v.reason)
         kind, text = compare_view.certainty(analysis)

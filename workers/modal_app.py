@@ -83,11 +83,33 @@ _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements-worker.tx
 
 app = modal.App(APP_NAME, tags={CODE_VERSION_TAG: CODE_VERSION})
 
+FIRST_INSTALLED = ("torch", "torchvision")
+"""Installed before the rest of the requirements: basicsr 1.4.2 is source-only and needs torch to
+build (setup_requires), so it builds without isolation against these pinned wheels instead of an
+unpinned torch downloaded into a throwaway build environment."""
+BUILT_AGAINST_THEM = ("basicsr",)
+"""Built with --no-build-isolation, after FIRST_INSTALLED."""
+
+
+def worker_pins(names: tuple[str, ...], path: Path = _REQUIREMENTS) -> list[str]:
+    """The 'name==version' lines of the worker's requirements for `names`, in file order (the
+    file keeps every version). Raises ValueError when one of them is not pinned there."""
+    pins = {line.split("==")[0].strip().lower(): line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if "==" in line and not line.lstrip().startswith("#")}
+    missing = [n for n in names if n not in pins]
+    if missing:
+        raise ValueError(f"{path.name} pins no {', '.join(missing)}")
+    return [pins[n] for n in names]
+
+
 # The requirements file is read when the image is built (on the deploying machine), never inside
 # the container. On Modal's builders torch comes from the package registry with CUDA.
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("libgl1", "libglib2.0-0")
+    .pip_install(*worker_pins(FIRST_INSTALLED))
+    .pip_install(*worker_pins(BUILT_AGAINST_THEM), extra_options="--no-build-isolation")
     .pip_install_from_requirements(str(_REQUIREMENTS))
     .env({"BENCH_WEIGHTS_DIR": WEIGHTS_DIR})
     .add_local_python_source("core", "store", "workers")
@@ -336,15 +358,17 @@ def peak_memory_gib() -> float:
 
 def container_options(gpu: str, scaledown_window: int = SCALEDOWN_WINDOW_SECONDS,
                       max_containers: int | None = None,
-                      cpu: float = CONTAINER_CPU) -> dict[str, Any]:
+                      cpu: float = CONTAINER_CPU, region: str | None = None) -> dict[str, Any]:
     """The keyword arguments of `Upscaler.with_options(...)` for one GPU of a plan: the GPU, and
     always the container's cpu (the plan's cores) and memory (with gpu alone modal 1.6.4 sends cpu
     0 and memory 0: see the module docstring), the plan's scaledown window and, for sequential
-    reuse, at most one container. Raises nothing."""
+    reuse, at most one container; the plan's region when it pins one. Raises nothing."""
     options: dict[str, Any] = {"gpu": gpu, "cpu": float(cpu), "memory": CONTAINER_MEMORY_MIB,
                                "scaledown_window": int(scaledown_window)}
     if max_containers is not None:
         options["max_containers"] = int(max_containers)
+    if region:
+        options["region"] = region
     return options
 
 

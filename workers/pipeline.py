@@ -31,6 +31,7 @@ from core.job import (
     WarmShape,
     output_frame_count,
 )
+from core.resources import cpu_cores
 from core.status import FAILED, SUCCEEDED
 from store.keys import user_key
 from store.objects import ObjectStore
@@ -114,11 +115,14 @@ class ModelCache:
 
     def precompile(self, key: EngineKey, mode: str, shape: "WarmShape") -> float:
         """Ahead of the first job (a container's start): compile the loaded engine for the jobs'
-        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done)."""
+        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done:
+        'auto' without the jobs' frames leaves the decision to each job)."""
+        if mode == "auto" and shape.frames is None:
+            return 0.0
         warm, _ = self.get(key)
         clock = StageClock()
-        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output, shape.frames,
-                       clock)
+        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output,
+                       shape.frames or 0, clock)
         return clock.seconds.get("compile", 0.0)
 
 
@@ -410,14 +414,6 @@ def _score_fidelity(job: Job, warm: WarmEngine, clock: StageClock,
 def container_id() -> str:
     """Who ran the job: the Modal task id inside a Modal container, else 'host:pid'."""
     return os.environ.get("MODAL_TASK_ID") or f"{socket.gethostname()}:{os.getpid()}"
-
-
-def cpu_cores() -> float:
-    """CPU cores this process may run on (its affinity; a container's limit where set)."""
-    try:
-        return float(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return float(os.cpu_count() or 1)
 
 
 def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,

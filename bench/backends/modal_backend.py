@@ -64,12 +64,14 @@ class ContainerPolicy:
     """Seconds a run may wait for its GPU before its call is cancelled."""
     cpu_cores: float = DEFAULT_CPU_CORES
     """CPU cores each container asks for (with_options cpu), billed at least this."""
+    region: str | None = None
+    """Region the containers are pinned to (with_options region), None for anywhere."""
 
     @classmethod
     def of(cls, plan: Plan) -> "ContainerPolicy":
         """The policy a plan asks for. Raises nothing."""
         return cls(plan.container_reuse, plan.scaledown_window_seconds,
-                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores))
+                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores), plan.region)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +377,8 @@ class ModalBackend:
             self._cls = self.sdk.Cls.from_name(self.app_name, CLASS_NAME)
         one = 1 if self.policy.reuse == "sequential" else None
         upscaler = self._cls.with_options(**container_options(
-            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores))
+            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores,
+            region=self.policy.region))
         call = upscaler(**upscaler_params(job)).run.spawn(job.to_dict())
         if abandoned.is_set():
             call.cancel()

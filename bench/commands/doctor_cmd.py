@@ -19,8 +19,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Raises nothing of its own: every problem is a failed check."""
     from bench.doctor import render, run_checks
+    from bench.price_settings import load_prices
 
-    checks = run_checks(timeout=args.timeout)
+    checks = run_checks(timeout=args.timeout, prices=load_prices())
     if args.json:
         print(json.dumps([c.to_dict() for c in checks], indent=2))
     else:
