@@ -106,7 +106,7 @@ def test_warm_shape_round_trips_through_the_modal_parameter():
     assert shape.to_text() == "24x16>36x24"
     assert WarmShape.from_text(shape.to_text()) == WarmShape((24, 16), (36, 24))
     assert WarmShape.from_text("24x16>36x24@180") == shape  # text of older clients
-    assert WarmShape.of(job(trim_start=0.0, trim_end=2.0, fps=30.0)).to_text() == shape.to_text()
+    assert WarmShape.of(tiny_job(trim_start=0.0, trim_end=2.0, fps=30.0)).to_text() == shape.to_text()
     assert WarmShape.from_text("") is None and WarmShape.from_text("9x9") is None
     assert WarmShape.of(tiny_job(keyframes=())) is None
 
