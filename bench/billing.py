@@ -81,6 +81,11 @@ class BilledRun:
         """Seconds of the span that are neither job nor start-up: fidelity scoring, encode PSNR."""
         return max(0.0, self.span - self.job_seconds - self.startup_in_job)
 
+    @property
+    def cost(self) -> float:
+        """$ of its span at its all-in rate: job, in-job start-up and measurement."""
+        return (self.job_seconds + self.startup_in_job + self.measurement_seconds) * self.all_in_rate
+
 
 @dataclass(frozen=True)
 class ContainerBill:
@@ -339,7 +344,7 @@ def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
         share_cost = (container.boot_cost + container.idle_cost + container.tail_cost) / len(group)
         for run in group:
             run_seconds[run.run_id] = run.span + share
-            run_billed[run.run_id] = run.span * run.all_in_rate + share_cost
+            run_billed[run.run_id] = run.cost + share_cost
         if container.boot_seconds > 0:
             booted_for[container.container_id] = group[0].candidate
     candidates = []

@@ -547,7 +547,7 @@ def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo
     assert facts["Engine"] == "fast" and facts["Device"] and facts["Container / worker"]
     assert facts["Repeat"] == "repeat 1" and facts["GPU cost"].startswith("$")
     stages = at.dataframe[0].value
-    assert {"upscale", "encode", "total (worker)"} <= set(stages["Stage"])
+    assert {"upscale", "encode", "total (worker, fetch to upload)"} <= set(stages["Stage"])
     assert "Fidelity: PSNR" in text
     assert [c.value for c in at.code] == [f"cpu · fast · 0.3s · repeat 1 [{run['id'][:8]}]  started"]
     assert len(at.get("video")) == 1
