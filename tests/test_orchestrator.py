@@ -114,6 +114,9 @@ class RecordingSink:
     def failed(self, run_id, reason):
         self.events.append(("failed", run_id, reason))
 
+    def cancelled(self, run_ids):
+        return set()
+
 
 def _die_on_purpose() -> LocalDirectoryStore:
     os._exit(7)

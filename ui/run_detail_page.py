@@ -39,7 +39,8 @@ def _pick_run() -> str | None:
 
 
 def _summary(row: dict, title: str) -> None:
-    kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning}.get(
+    kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning,
+            "cancelled": st.warning}.get(
         row["status"], st.info)
     kind(live_run.progress_row(row, title).text)
 

@@ -38,6 +38,9 @@ StorageFactory = Callable[[], ObjectStore]
 """Picklable callable that opens the object store inside a worker process."""
 
 _POLL_SECONDS = 0.2
+CANCEL_POLL_SECONDS = 0.5
+"""How often the parent asks the sink whether running runs were cancelled (it then ends their
+worker at once, so a cancelled job neither finishes nor uploads)."""
 PARENT_POLL_SECONDS = 0.1
 """How often a worker checks that its parent is alive (it stops within about this long)."""
 ORPHANED_EXIT_CODE = 75
@@ -172,9 +175,13 @@ class LocalBackend:
             for lane in lanes.values():
                 self._start_worker(lane, events)
                 self._send_next(lane, sink)
+            checked_at = time.monotonic()
             while any(lane.current is not None for lane in lanes.values()):
                 self._pump(events, lanes, sink)
                 self._check_workers(lanes, events, sink)
+                if time.monotonic() - checked_at >= CANCEL_POLL_SECONDS:
+                    self._stop_cancelled(lanes, events, sink)
+                    checked_at = time.monotonic()
                 for lane in lanes.values():  # a run put back by a faulty card finds an idle one
                     if lane.current is None:
                         self._send_next(lane, sink)
@@ -194,8 +201,17 @@ class LocalBackend:
             name=f"upscale-worker-{lane.device}", daemon=True)
         lane.process.start()
 
-    def _send_next(self, lane: _DeviceLane, sink: EventSink) -> None:
-        lane.current = self._queue.next_for(lane.device)
+    def _next_wanted(self, device: str, sink: EventSink) -> Submission | None:
+        """The device's next run that was not cancelled, None when none is left."""
+        sub = self._queue.next_for(device)
+        while sub is not None and sink.cancelled([sub.run_id]):
+            sub = self._queue.next_for(device)
+        return sub
+
+    def _send_next(self, lane: _DeviceLane, sink: EventSink,
+                   sub: Submission | None = None) -> None:
+        """Hand the lane's worker `sub`, else its next wanted run, if any is left."""
+        lane.current = sub or self._next_wanted(lane.device, sink)
         if lane.current is None:
             return
         job = replace(lane.current.job, device=self._run_on.get(lane.device, lane.device))
@@ -249,6 +265,20 @@ class LocalBackend:
             lane.current = None
             self._start_worker(lane, events)
             self._send_next(lane, sink)
+
+    def _stop_cancelled(self, lanes: dict[str, _DeviceLane], events: Any, sink: EventSink) -> None:
+        """End the worker of every run the user cancelled (mid-job: nothing more of it is stored
+        or uploaded) and give its device a fresh worker for the runs left."""
+        busy = {lane.current.run_id: lane for lane in lanes.values() if lane.current is not None}
+        for run_id in sink.cancelled(list(busy)) if busy else ():
+            lane = busy[run_id]
+            lane.process.terminate()
+            lane.process.join(timeout=5)
+            lane.current = None
+            sub = self._next_wanted(lane.device, sink)
+            if sub is not None:
+                self._start_worker(lane, events)
+                self._send_next(lane, sink, sub)
 
     def _stop_worker(self, lane: _DeviceLane) -> None:
         """Let an idle worker finish; end one still running a job at once (the executor is
