@@ -286,15 +286,18 @@ def baseline_of(experiment: ExperimentRow | None,
 
 
 def analyse_measurements(experiment: ExperimentRow | None, measurements: Sequence[Measurement],
-                         tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
-    """The analysis of an experiment's measurements (baseline: the plan's first GPU; fps: the
-    plan's). Raises InputError when no run succeeded or the tolerance is bad."""
-    return analyse(measurements, baseline_of(experiment, measurements), tolerance,
+                         tolerance: float = DEFAULT_TOLERANCE,
+                         baseline: str | None = None) -> Analysis:
+    """The analysis of an experiment's measurements (baseline: the one given, else the plan's
+    first GPU; fps: the plan's). Raises InputError when no run succeeded, the baseline has no
+    runs or the tolerance is bad."""
+    return analyse(measurements, baseline or baseline_of(experiment, measurements), tolerance,
                    plan_fps(experiment))
 
 
 def analyse_runs(experiment: ExperimentRow | None, runs: Runs,
-                 tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS) -> Analysis:
+                 tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
+                 baseline: str | None = None) -> Analysis:
     """The analysis of stored runs, priced by the experiment's price table, on a cost basis
     (BASES: 'steady' or 'billed').
 
@@ -303,7 +306,7 @@ def analyse_runs(experiment: ExperimentRow | None, runs: Runs,
     prices = prices_of(experiment)
     billed = bill_of(experiment, runs, prices).run_seconds if basis == "billed" else None
     measurements = measurements_from_runs(runs, prices, basis, billed)
-    return analyse_measurements(experiment, measurements, tolerance)
+    return analyse_measurements(experiment, measurements, tolerance, baseline)
 
 
 Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
@@ -311,7 +314,7 @@ Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
 
 
 def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFAULT_TOLERANCE,
-                       basis: str = DEFAULT_BASIS) -> Outcome:
+                       basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
     """(analysis or None, why not, runs) of one experiment on a cost basis; runs of different
     models/engines are told apart as in label_variants. Raises InputError for an unknown id,
     StorageError."""
@@ -319,11 +322,11 @@ def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFA
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if runs.empty:
         return None, "this experiment has no runs", runs
-    return (*_analysed(experiment, runs, tolerance, basis), runs)
+    return (*_analysed(experiment, runs, tolerance, basis, baseline), runs)
 
 
 def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = DEFAULT_TOLERANCE,
-                      basis: str = DEFAULT_BASIS) -> Outcome:
+                      basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
     """(analysis or None, why not, runs) of a selection of runs, possibly from several
     experiments. The last run's experiment supplies the plan (baseline GPU, fps) and price table.
     Raises StorageError."""
@@ -331,12 +334,40 @@ def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = D
     if runs.empty:
         return None, "none of the selected runs is in the database any more", runs
     experiment = load_experiment(db, str(runs["experiment_id"].iloc[-1]))
-    return (*_analysed(experiment, runs, tolerance, basis), runs)
+    return (*_analysed(experiment, runs, tolerance, basis, baseline), runs)
 
 
-def _analysed(experiment: ExperimentRow, runs: pd.DataFrame, tolerance: float,
-              basis: str = DEFAULT_BASIS) -> tuple[Analysis | None, str | None]:
+def analyse_experiments(db: Database, experiment_ids: Sequence[str],
+                        tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
+                        baseline: str | None = None) -> Outcome:
+    """(analysis or None, why not, runs) of several experiments side by side: a candidate that
+    more than one of them has is told apart by its experiment's name ('cpu · fast · nightly').
+    The first experiment supplies the plan (fps, default baseline) and the price table. Raises
+    InputError for an unknown id, StorageError."""
+    chosen = [load_experiment(db, i) for i in dict.fromkeys(experiment_ids)]
+    runs = pd.concat([store_runs.list_runs(db, experiment_id=e.id) for e in chosen],
+                     ignore_index=True)
+    if runs.empty:
+        return None, "these experiments have no runs", runs
+    records = label_variants(run_records(runs))
+    owners: dict[str, set[str]] = {}
+    for record in records:
+        owners.setdefault(record["gpu"], set()).add(record["experiment_id"])
+    names = [e.name for e in chosen]
+    tags = {e.id: e.name if names.count(e.name) == 1 else f"{e.name} [{short_id(e.id)}]"
+            for e in chosen}
+    for record in records:
+        if len(owners[record["gpu"]]) > 1:
+            record["gpu"] = f"{record['gpu']} · {tags[record['experiment_id']]}"
+    return (*_analysed(chosen[0], records, tolerance, basis, baseline), runs)
+
+
+def _analysed(experiment: ExperimentRow, runs: pd.DataFrame | list[dict[str, Any]],
+              tolerance: float, basis: str = DEFAULT_BASIS,
+              baseline: str | None = None) -> tuple[Analysis | None, str | None]:
+    """The analysis of stored runs (a DataFrame, labelled here) or of records already labelled."""
+    records = label_variants(run_records(runs)) if isinstance(runs, pd.DataFrame) else runs
     try:
-        return analyse_runs(experiment, label_variants(run_records(runs)), tolerance, basis), None
+        return analyse_runs(experiment, records, tolerance, basis, baseline), None
     except InputError as exc:
         return None, str(exc)

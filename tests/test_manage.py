@@ -21,23 +21,14 @@ from core.errors import InputError
 from core.status import ACTIVE_STATUSES
 from store import manage as store_manage
 from store import runs as store_runs
-from store.config import StorageConfig
 from store.db import MIGRATIONS, SCHEMA_VERSION, Database
 from store.keys import output_key, output_object_key
 from store.objects import LocalDirectoryStore
 from tests.modal_fakes import FakeModal
 from tests.test_modal_calls import token  # noqa: F401 - fixture
+from tests.test_orchestrator import env  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("BENCH_OFFLINE", "1")
-    monkeypatch.delenv("BENCH_STORAGE", raising=False)
-    config = StorageConfig(kind="local", local_root=tmp_path / "data" / "objects")
-    return Database(tmp_path / "data" / "bench.duckdb"), config, LocalDirectoryStore(config.local_root)
 
 
 def _bench(*args: str, db: Database, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from bench.experiments import analyse_experiment
 from bench.liveness import recover_gone_runs
 from core.status import FAILED_STATUSES
 from store import runs as store_runs
-from ui import charts, live_run, state, widgets
+from ui import charts, live_run, manage_section, state, widgets
 from ui.labels import DETAIL_PATH, RUN_PATH, experiment_label, page_url
 
 # (Comments, not docstrings: Streamlit's magic would print a bare string on the page.)
@@ -64,8 +64,11 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
         if row.status in FAILED_STATUSES:
             st.error(row.text + _details(row.run_id))
     going = [r for r in rows if r.status not in FAILED_STATUSES]
-    label = f"Each run ({len(going)})" if not overall.finished else \
-        f"Each run ({len(going)}, all ended)"
+    # Counted the way the headline counts: of every run, those listed here (the others are the
+    # failures above).
+    ended = ", all ended" if overall.finished else ""
+    label = (f"Each run ({len(rows)}{ended})" if len(going) == len(rows) else
+             f"The other runs ({len(going)} of {len(rows)}{ended})")
     with st.expander(label, expanded=not overall.finished, icon=":material/list:"):
         for row in going:
             st.progress(row.fraction, text=row.text + _details(row.run_id))
@@ -107,7 +110,11 @@ def experiment_section(experiment_id: str) -> None:
     st.subheader(f"Experiment: {experiment.name}")
     st.caption(f"id {experiment.id} · {experiment.backend or 'unknown'} backend · started "
                f"{experiment.created_at:%Y-%m-%d %H:%M:%S} UTC · prices {experiment.price_table_date}")
+    runs = store_runs.list_runs(db, experiment_id=experiment_id)
+    active = not live_run.experiment_progress(runs).finished
     with widgets.button_row():
+        if active:
+            manage_section.stop_button(experiment_id)
         if st.button("Compare", key="run_compare", icon=":material/bar_chart:", wrap=True,
                      help="Open the comparison of this experiment."):
             widgets.switch_page(widgets.COMPARE_PAGE, **{state.EXPERIMENT_PARAM: experiment_id})
@@ -115,8 +122,7 @@ def experiment_section(experiment_id: str) -> None:
                      help="Back to the running and latest experiments and a new run."):
             state.select_experiment(None)
             st.rerun()
-    runs = store_runs.list_runs(db, experiment_id=experiment_id)
-    active = not live_run.experiment_progress(runs).finished
+    manage_section.manage_panel(experiment, active)
     if active:
         recover_gone_runs(db)
         _reattach_offer(experiment_id, runs)

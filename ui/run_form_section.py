@@ -62,14 +62,48 @@ def _mtime(kind: str, source: str) -> float:
 
 def _apply_preset() -> None:
     """Fill the form from the preset chosen in the selectbox (on_change of 'run_preset')."""
-    values = run_form.preset_form(st.session_state["run_preset"])
+    _apply(run_form.preset_form(st.session_state["run_preset"]))
+
+
+def _apply(values: dict, advanced: bool = False) -> None:
+    """Put form values (run_form.plan_form) into the widgets' session_state; advanced: also
+    precision, weights, batch size and the cards pricing local devices."""
     for key in FORM_KEYS:
         st.session_state[f"run_{key}"] = values[key]
     gpus_key = "run_modal_gpus" if values["backend"] == "modal" else "run_local_gpus"
     st.session_state[gpus_key] = values["gpus"]
-    st.session_state["run_clips_base"] = values["clips"]
-    st.session_state["run_keyframes_base"] = values["keyframes"]
+    if advanced:
+        for key in ("precision", "weights", "batch_size"):
+            st.session_state[f"run_{key}"] = values[key]
+        for device, card in values["price_cards"].items():
+            st.session_state[f"run_price_{device}"] = card
+    _set_tables(values["clips"], values["keyframes"])
+
+
+def _set_tables(clips: pd.DataFrame, keyframes: pd.DataFrame) -> None:
+    """New starting rows for the clips and keyframes tables (drawn afresh: a new editor key)."""
+    st.session_state["run_clips_base"] = clips
+    st.session_state["run_keyframes_base"] = keyframes
     st.session_state["run_table_version"] = st.session_state.get("run_table_version", 0) + 1
+
+
+def fill_from_experiment(experiment_id: str) -> None:
+    """Rerun: fill the form from a stored experiment's plan (named '<name> (rerun)') and unfold
+    it. Meant as a button's on_click (it runs before the form's widgets are drawn)."""
+    from bench.experiments import load_experiment, plan_of
+
+    try:
+        experiment = load_experiment(state.database(), experiment_id)
+        values = run_form.plan_form(plan_of(experiment), experiment.source)
+    except UserError as exc:
+        st.session_state["run_rerun_problem"] = one_line(exc)
+        st.session_state["run_show_form"] = True  # the form says why
+        return
+    _apply(values, advanced=True)
+    if values["source_kind"] == "file":  # its own clips, not the source's defaults
+        st.session_state["run_source_seen"] = (values["source"], _mtime("file", values["source"]))
+    st.session_state["run_name"] = f"{experiment.name} (rerun)"
+    st.session_state["run_show_form"] = True
 
 
 def init_form() -> None:
@@ -96,13 +130,62 @@ def _source_section() -> tuple[str, str]:
         st.caption(f"A synthetic clip ({run_form.DEMO_INFO.describe()}) with moving detail, "
                    "generated on this machine.")
         return kind, ""
-    if kind == "file":
+    if kind == "upload":
+        path = _upload_section()
+        if path is None:
+            return kind, ""
+        kind, source = "file", path
+    elif kind == "file":
         source = st.text_input("Path to a video file on this machine", key="run_source",
                                placeholder="/path/to/video.mp4", persist_state=KEEP)
     else:
         source = st.text_input("Object key (USER/PATH in the configured storage)", key="run_source",
                                placeholder="modal_test/test_videos/clip.mp4", persist_state=KEEP)
-    return kind, source.strip()
+    source = source.strip()
+    if kind == "file" and source:
+        _follow_source(source)
+    return kind, source
+
+
+def _upload_section() -> str | None:
+    """A video uploaded from the browser, kept in the local object store (the same file once);
+    returns its path there, None until one is uploaded."""
+    from store.objects import LocalDirectoryStore
+
+    upload = st.file_uploader("Video file", type=list(run_form.UPLOAD_TYPES), key="run_upload",
+                              help="Kept in the local object store; the runs read it from there "
+                                   "(uploaded to R2 for Modal runs).")
+    if upload is None:
+        return None
+    data = upload.getvalue()
+    key = run_form.upload_key(data, upload.name)
+    store = LocalDirectoryStore(state.storage_config().local_root)
+    if not store.exists(key):
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            store.put(Path(tmp.name), key)
+    return str(store.get(key))
+
+
+def _follow_source(path: str) -> None:
+    """When a new local file is chosen, its frame rate, clips and crop become the form's defaults
+    (before those widgets are drawn in this run); a file that cannot be probed changes nothing
+    (the problem is reported with the plan)."""
+    seen = (path, _mtime("file", path))
+    if st.session_state.get("run_source_seen") == seen:
+        return
+    st.session_state["run_source_seen"] = seen
+    try:
+        info = _source_info("file", path, seen[1])
+    except UserError:
+        return
+    defaults = run_form.source_defaults(info)
+    st.session_state["run_fps"] = defaults["fps"]
+    _set_tables(defaults["clips"], defaults["keyframes"])
+    st.caption(f"Clips, frame rate and crop now follow this source ({info.describe()}).")
 
 
 def _clips_section(fps: float) -> pd.DataFrame:
@@ -279,6 +362,9 @@ def _plan_and_problems(values: dict) -> tuple[Plan | None, run_form.SourceInfo |
 
 def form_section() -> None:
     """The preset picker, the form, its problems and the Run button."""
+    problem = st.session_state.pop("run_rerun_problem", None)
+    if problem:
+        st.error(f"Cannot fill the form from that experiment: {problem}")
     st.selectbox("Preset", list(PRESETS), key="run_preset", on_change=_apply_preset,
                  help="Fills the form below; change anything afterwards.", persist_state=KEEP,
                  format_func=lambda p: {
@@ -312,8 +398,6 @@ def form_section() -> None:
         else:
             # The form folds away (keeping what was run as its tables' rows), so the page is the
             # live view at its top: nothing to scroll to.
-            st.session_state["run_clips_base"] = clips
-            st.session_state["run_keyframes_base"] = keyframes
-            st.session_state["run_table_version"] = st.session_state.get("run_table_version", 0) + 1
+            _set_tables(clips, keyframes)
             st.session_state["run_fold_form"] = True
             st.rerun()

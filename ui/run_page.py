@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import live_section, run_form_section, state, widgets
+from ui import live_section, manage_section, run_form_section, state, widgets
 
 
 def main() -> None:
     widgets.page_style()
     st.title("Run a benchmark")
+    manage_section.notice()
     run_form_section.init_form()
     selected = state.selected_experiment()
     if st.session_state.pop("run_fold_form", False):
@@ -29,8 +30,8 @@ def main() -> None:
     else:
         live_section.recent_section()
         show = True
-    if show:
-        run_form_section.form_section()
+    if show:  # a fragment: editing the form reruns only the form, not the live view above
+        st.fragment(run_form_section.form_section)()
 
 
 main()
