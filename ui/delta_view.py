@@ -54,4 +54,4 @@ def styled(table: pd.DataFrame) -> Styler:
     """The table with its changes coloured and written '+12.3%' / '-45.0%' ('—' for none)."""
     deltas = [COST_DELTA, TIME_DELTA]
     return (table.style.map(delta_colour, subset=deltas)
-            .format(lambda v: "—" if pd.isna(v) else f"{v:+.1f}%", subset=deltas))
+            .format(lambda v: f"{v:+.1f}%", subset=deltas, na_rep="—"))

@@ -9,7 +9,7 @@ import streamlit as st
 
 from bench.experiments import analyse_experiment
 from bench.liveness import recover_gone_runs
-from core.status import FAILED_STATUSES
+from core.status import CANCELLED, FAILED_STATUSES
 from store import runs as store_runs
 from ui import charts, live_run, manage_section, state, widgets
 from ui.labels import DETAIL_PATH, RUN_PATH, experiment_label, page_url
@@ -44,9 +44,10 @@ def _live_charts(analysis, runs: pd.DataFrame) -> None:
 
 
 def _overall_bar(overall: live_run.ExperimentProgress) -> None:
-    """The experiment's progress bar; red once runs have failed."""
+    """The experiment's progress bar; red once runs have failed (runs the user cancelled are not
+    failures)."""
     value = overall.fraction if not overall.finished else 1.0
-    if overall.failures:
+    if overall.failures > overall.counts.get(CANCELLED, 0):
         with st.container(key=widgets.FAILED_PROGRESS_KEY):
             st.progress(value, text=f":red[{overall.headline()}]")
     else:
@@ -61,7 +62,9 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
     _overall_bar(overall)
     rows = live_run.progress_rows(runs)
     for row in rows:  # failures first and always in view, with their reasons
-        if row.status in FAILED_STATUSES:
+        if row.status == CANCELLED:
+            st.warning(row.text + _details(row.run_id), icon=":material/cancel:")
+        elif row.status in FAILED_STATUSES:
             st.error(row.text + _details(row.run_id))
     going = [r for r in rows if r.status not in FAILED_STATUSES]
     # Counted the way the headline counts: of every run, those listed here (the others are the

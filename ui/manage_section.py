@@ -17,6 +17,8 @@ from ui import run_form_section, state
 NOTICE_KEY = "manage_notice"
 # session_state key holding the id of the experiment whose deletion is being asked about.
 CONFIRM_KEY = "manage_confirm_delete"
+# session_state key holding the id of the experiment whose panel stays open across reruns.
+OPEN_KEY = "manage_open"
 
 
 def _open_store():
@@ -54,7 +56,9 @@ def stop_button(experiment_id: str) -> None:
 
 def manage_panel(experiment: ExperimentRow, active: bool) -> None:
     """Rename, notes and tags, Rerun and Delete (asked first; refused while runs are active)."""
-    with st.expander("Rename, notes, rerun or delete", icon=":material/edit:"):
+    # Open again after its own actions rerun the page (saving, asking before a delete).
+    opened = st.session_state.get(OPEN_KEY) == experiment.id
+    with st.expander("Rename, notes, rerun or delete", icon=":material/edit:", expanded=opened):
         with st.form(key="manage_form", border=False):
             name = st.text_input("Name", value=experiment.name, max_chars=store_manage.NAME_LIMIT)
             notes = st.text_area("Notes", value=experiment.notes or "",
@@ -85,6 +89,7 @@ def _save(experiment: ExperimentRow, name: str, notes: str, tags: str) -> None:
         st.error(one_line(exc))
         return
     st.session_state[NOTICE_KEY] = ("success", "Saved.")
+    st.session_state[OPEN_KEY] = experiment.id
     st.rerun()
 
 
@@ -92,7 +97,7 @@ def _delete(experiment: ExperimentRow, active: bool) -> None:
     if st.session_state.get(CONFIRM_KEY) != experiment.id:
         if st.button("Delete…", key="manage_delete", icon=":material/delete:", disabled=active,
                      help="Stop it first." if active else "Asks before deleting."):
-            st.session_state[CONFIRM_KEY] = experiment.id
+            st.session_state[CONFIRM_KEY] = st.session_state[OPEN_KEY] = experiment.id
             st.rerun()
         return
     st.warning("Delete this experiment, its runs and their output videos? This cannot be undone; "
