@@ -63,7 +63,7 @@ def _live_view(experiment_id: str, was_active: bool) -> None:
     rows = live_run.progress_rows(runs)
     for row in rows:  # failures first and always in view, with their reasons
         if row.status == CANCELLED:
-            st.warning(row.text + _details(row.run_id), icon=":material/cancel:")
+            st.warning(row.text + _details(row.run_id))
         elif row.status in FAILED_STATUSES:
             st.error(row.text + _details(row.run_id))
     going = [r for r in rows if r.status not in FAILED_STATUSES]
