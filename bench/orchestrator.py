@@ -37,11 +37,11 @@ from core.errors import BackendError, InputError, StorageError, UserError, one_l
 from core.job import Job, Progress
 from core.paths import run_log_path
 from core.resources import DEFAULT_CPU_CORES
-from core.status import CANCELLED
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.keys import output_key, source_object_key, split_user_key
+from store.manage import cancelled_among
 from store.objects import ObjectStore, open_object_store
 
 PROGRESS_WRITE_INTERVAL = 0.5
@@ -238,10 +238,7 @@ class StoreSink(EventSink):
         self.listener(RunEvent(run_id, "failed", error=reason))
 
     def cancelled(self, run_ids: Sequence[str]) -> set[str]:
-        if not run_ids:
-            return set()
-        rows = store_runs.list_runs(self.db, run_ids=list(run_ids), statuses=[CANCELLED])
-        return set(rows["id"])
+        return cancelled_among(self.db, run_ids)
 
 
 def make_backend(name: str, storage_config: StorageConfig, plan: Plan | None = None) -> Backend:

@@ -114,27 +114,39 @@ def cancel_active_runs(db: Database, experiment_id: str, reason: str) -> list[Ru
     return db.write(apply)
 
 
-def experiment_run_ids(db: Database, experiment_id: str) -> tuple[list[str], int]:
-    """(ids of the experiment's runs, how many of them are still active). Raises InputError for
-    an unknown experiment, StorageError."""
+def cancelled_among(db: Database, run_ids: Sequence[str]) -> set[str]:
+    """Those of these runs that were cancelled (one narrow read; executors poll it). Raises
+    StorageError."""
+    if not run_ids:
+        return set()
+    frame = db.read(f"SELECT id FROM runs WHERE status = '{CANCELLED}' "
+                    f"AND id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)])
+    return set(frame["id"])
+
+
+def deletable_run_ids(db: Database, experiment_id: str) -> list[str]:
+    """The ids of the experiment's runs, when it may be deleted. Raises InputError for an unknown
+    experiment or one with runs still queued or running (cancel it first), StorageError."""
     with db.connect(read_only=True) as con:
-        _require_experiment(con, experiment_id)
-        rows = con.execute("SELECT id, status FROM runs WHERE experiment_id = ? ORDER BY seq",
-                           [experiment_id]).fetchall()
-    return [r[0] for r in rows], sum(r[1] in ACTIVE_STATUSES for r in rows)
+        return _deletable(con, experiment_id)
+
+
+def _deletable(con: duckdb.DuckDBPyConnection, experiment_id: str) -> list[str]:
+    _require_experiment(con, experiment_id)
+    rows = con.execute("SELECT id, status FROM runs WHERE experiment_id = ? ORDER BY seq",
+                       [experiment_id]).fetchall()
+    active = sum(status in ACTIVE_STATUSES for _, status in rows)
+    if active:
+        raise InputError(f"experiment {experiment_id} still has {active} queued or running "
+                         f"run(s): cancel it first (bench cancel {experiment_id})")
+    return [run_id for run_id, _ in rows]
 
 
 def delete_experiment(db: Database, experiment_id: str) -> int:
     """Remove the experiment and its runs (no other rows), in one transaction; returns how many
-    runs went. Raises InputError for an unknown experiment or one with runs still queued or
-    running (cancel it first), StorageError."""
+    runs went. Raises InputError as deletable_run_ids does, StorageError."""
     def apply(con: duckdb.DuckDBPyConnection) -> int:
-        _require_experiment(con, experiment_id)
-        active = con.execute(f"SELECT count(*) FROM runs WHERE experiment_id = ? AND status IN ({_ACTIVE})",
-                             [experiment_id]).fetchall()[0][0]
-        if active:
-            raise InputError(f"experiment {experiment_id} still has {active} queued or running "
-                             f"run(s): cancel it first (bench cancel {experiment_id})")
+        _deletable(con, experiment_id)
         runs = len(con.execute("DELETE FROM runs WHERE experiment_id = ? RETURNING id",
                                [experiment_id]).fetchall())
         con.execute("DELETE FROM experiments WHERE id = ?", [experiment_id])

@@ -170,18 +170,18 @@ class LocalBackend:
             except InputError as exc:  # a device this machine lacks fails only its own runs
                 sink.failed(sub.run_id, str(exc))
         self._queue = RunQueue(valid, cards=[d for d in available if d.startswith("cuda:")])
+        self._run_ids = [sub.run_id for sub in valid]
+        self._cancel_set: set[str] = set()
+        self._cancel_checked = float("-inf")
         lanes = {device: _DeviceLane(device) for device in self._queue.devices()}
         try:
             for lane in lanes.values():
                 self._start_worker(lane, events)
                 self._send_next(lane, sink)
-            checked_at = time.monotonic()
             while any(lane.current is not None for lane in lanes.values()):
                 self._pump(events, lanes, sink)
                 self._check_workers(lanes, events, sink)
-                if time.monotonic() - checked_at >= CANCEL_POLL_SECONDS:
-                    self._stop_cancelled(lanes, events, sink)
-                    checked_at = time.monotonic()
+                self._stop_cancelled(lanes, events, sink)
                 for lane in lanes.values():  # a run put back by a faulty card finds an idle one
                     if lane.current is None:
                         self._send_next(lane, sink)
@@ -201,10 +201,18 @@ class LocalBackend:
             name=f"upscale-worker-{lane.device}", daemon=True)
         lane.process.start()
 
+    def _cancelled(self, sink: EventSink) -> set[str]:
+        """The runs of this batch the user cancelled, asked of the sink at most every
+        CANCEL_POLL_SECONDS (one read for the whole batch)."""
+        if time.monotonic() - self._cancel_checked >= CANCEL_POLL_SECONDS:
+            self._cancel_set = sink.cancelled(self._run_ids)
+            self._cancel_checked = time.monotonic()
+        return self._cancel_set
+
     def _next_wanted(self, device: str, sink: EventSink) -> Submission | None:
         """The device's next run that was not cancelled, None when none is left."""
         sub = self._queue.next_for(device)
-        while sub is not None and sink.cancelled([sub.run_id]):
+        while sub is not None and sub.run_id in self._cancelled(sink):
             sub = self._queue.next_for(device)
         return sub
 
@@ -270,7 +278,7 @@ class LocalBackend:
         """End the worker of every run the user cancelled (mid-job: nothing more of it is stored
         or uploaded) and give its device a fresh worker for the runs left."""
         busy = {lane.current.run_id: lane for lane in lanes.values() if lane.current is not None}
-        for run_id in sink.cancelled(list(busy)) if busy else ():
+        for run_id in set(busy) & self._cancelled(sink):
             lane = busy[run_id]
             lane.process.terminate()
             lane.process.join(timeout=5)
