@@ -28,6 +28,10 @@ COMMANDS = {
     "export": "export an experiment as E6 JSON or markdown findings",
     "import": "import an E6-format results file as a new experiment",
     "history": "list stored experiments and runs",
+    "cancel": "cancel an experiment: queued runs never start, running ones stop",
+    "rename": "rename a stored experiment",
+    "note": "set an experiment's notes and tags",
+    "delete": "delete an experiment, its runs and their outputs (needs --yes)",
     "doctor": "check the Modal token, R2 secret, deployed code version, bucket and weights volume",
     "reconcile": "compare an experiment's computed bill with Modal's billing report",
 }

@@ -36,8 +36,8 @@ DAYS_PER_MONTH = 30
 RULE_TITLES = {
     "within_tolerance": "Costs within tolerance: the fastest wins",
     "keep_baseline": "Keep the baseline",
-    "single_winner": "One GPU wins every clip",
-    "threshold": "The cheapest GPU depends on clip length",
+    "single_winner": "One candidate wins every clip",
+    "threshold": "The cheapest candidate depends on clip length",
 }
 """Each verdict rule, in the order they are tried (see the module docstring) -> its heading."""
 RULES = tuple(RULE_TITLES)

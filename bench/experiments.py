@@ -312,18 +312,21 @@ def baseline_of(experiment: ExperimentRow | None,
 
 
 def analyse_measurements(experiment: ExperimentRow | None, measurements: Sequence[Measurement],
-                         tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
-    """The analysis of an experiment's measurements (baseline: the plan's first GPU; fps: the
-    plan's). Raises InputError when no run succeeded or the tolerance is bad."""
-    return analyse(measurements, baseline_of(experiment, measurements), tolerance,
+                         tolerance: float = DEFAULT_TOLERANCE,
+                         baseline: str | None = None) -> Analysis:
+    """The analysis of an experiment's measurements (baseline: the one given, else the plan's
+    first GPU; fps: the plan's). Raises InputError when no run succeeded, the baseline has no
+    runs or the tolerance is bad."""
+    return analyse(measurements, baseline or baseline_of(experiment, measurements), tolerance,
                    plan_fps(experiment))
 
 
 def analyse_runs(experiment: ExperimentRow | None, runs: Sequence[Mapping[str, Any]],
                  tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
-                 bill: ExperimentBill | None = None) -> Analysis:
+                 bill: ExperimentBill | None = None, baseline: str | None = None) -> Analysis:
     """The analysis of runs as read_runs gives them, on a cost basis (BASES: 'steady', job
-    seconds; or 'billed', the bill's run seconds: `bill`, else bill_of the runs).
+    seconds; or 'billed', the bill's run seconds: `bill`, else bill_of the runs), against
+    `baseline` (default: the plan's first candidate).
 
     Raises InputError for an unknown basis, when no run succeeded, a succeeded run has no price,
     or the tolerance is bad."""
@@ -331,7 +334,7 @@ def analyse_runs(experiment: ExperimentRow | None, runs: Sequence[Mapping[str, A
     if basis == "billed":
         billed = (bill or bill_of(experiment, runs)).run_seconds
     measurements = measurements_from_runs(runs, basis, billed)
-    return replace(analyse_measurements(experiment, measurements, tolerance), basis=basis)
+    return replace(analyse_measurements(experiment, measurements, tolerance, baseline), basis=basis)
 
 
 Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
@@ -339,7 +342,7 @@ Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
 
 
 def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFAULT_TOLERANCE,
-                       basis: str = DEFAULT_BASIS) -> Outcome:
+                       basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
     """(analysis or None, why not, runs) of one experiment on a cost basis; the runs come back as
     read_runs gives them. Raises InputError for an unknown id, StorageError."""
     experiment = load_experiment(db, experiment_id)
@@ -348,11 +351,11 @@ def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFA
         return None, "this experiment has no runs", runs
     records = read_runs(runs, experiment)
     bill = experiment_bill_in(db, experiment, records) if basis == "billed" else None
-    return (*_analysed(experiment, records, tolerance, basis, bill), pd.DataFrame(records))
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
 
 
 def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = DEFAULT_TOLERANCE,
-                      basis: str = DEFAULT_BASIS) -> Outcome:
+                      basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
     """(analysis or None, why not, runs) of a selection of runs, possibly from several
     experiments: each run priced by its own experiment's card; the last run's experiment supplies
     the plan (baseline, fps). The 'billed' basis needs one experiment's bill: across several it
@@ -367,12 +370,42 @@ def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = D
     bill = experiment_bill_in(db, experiment, records) \
         if basis == "billed" and len(ids) == 1 else None
     basis = basis if bill is not None or basis != "billed" else DEFAULT_BASIS
-    return (*_analysed(experiment, records, tolerance, basis, bill), pd.DataFrame(records))
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
+
+
+def analyse_experiments(db: Database, experiment_ids: Sequence[str],
+                        tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
+                        baseline: str | None = None) -> Outcome:
+    """(analysis or None, why not, runs) of several experiments side by side, each run priced by
+    its own experiment: a candidate that more than one of them has is told apart by its
+    experiment's name ('cpu · fast · nightly'). The first experiment supplies the plan (fps,
+    default baseline). The 'billed' basis needs one experiment's bill: across several it falls
+    back to job seconds. Raises InputError for an unknown id, StorageError."""
+    chosen = [load_experiment(db, i) for i in dict.fromkeys(experiment_ids)]
+    runs = pd.concat([store_runs.list_runs(db, experiment_id=e.id) for e in chosen],
+                     ignore_index=True)
+    if runs.empty:
+        return None, "these experiments have no runs", runs
+    records = read_runs(runs, {e.id: e for e in chosen})
+    owners: dict[str, set[str]] = {}
+    for record in records:
+        owners.setdefault(record["candidate"], set()).add(record["experiment_id"])
+    names = [e.name for e in chosen]
+    tags = {e.id: e.name if names.count(e.name) == 1 else f"{e.name} [{short_id(e.id)}]"
+            for e in chosen}
+    for record in records:
+        if len(owners[record["candidate"]]) > 1:
+            record["candidate"] = f"{record['candidate']} · {tags[record['experiment_id']]}"
+    basis = DEFAULT_BASIS if len(chosen) > 1 else basis
+    bill = experiment_bill_in(db, chosen[0], records) if basis == "billed" else None
+    return (*_analysed(chosen[0], records, tolerance, basis, bill, baseline),
+            pd.DataFrame(records))
 
 
 def _analysed(experiment: ExperimentRow, runs: Sequence[Mapping[str, Any]], tolerance: float,
-              basis: str, bill: ExperimentBill | None) -> tuple[Analysis | None, str | None]:
+              basis: str, bill: ExperimentBill | None,
+              baseline: str | None = None) -> tuple[Analysis | None, str | None]:
     try:
-        return analyse_runs(experiment, runs, tolerance, basis, bill), None
+        return analyse_runs(experiment, runs, tolerance, basis, bill, baseline), None
     except InputError as exc:
         return None, str(exc)

@@ -18,13 +18,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
 from bench.estimate import PLAN_KEY, PlanEstimate
 from bench.experiments import load_experiment, plan_of, prices_of
 from bench.figures import figures_of
 from bench.liveness import worker_is_alive
+from bench.manage import discard_outputs
 from bench.plan import (
     DEMO_SOURCE,
     DEMO_SOURCE_FPS,
@@ -41,6 +42,7 @@ from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.keys import output_key, source_object_key, split_user_key
+from store.manage import cancelled_among
 from store.objects import ObjectStore, open_object_store
 
 PROGRESS_WRITE_INTERVAL = 0.5
@@ -182,9 +184,12 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
 class StoreSink(EventSink):
     """Writes backend events to the store (progress, results, cost) and tells a listener."""
 
-    def __init__(self, db: Database, prices: PriceTable, listener: Listener | None = None):
+    def __init__(self, db: Database, prices: PriceTable, listener: Listener | None = None,
+                 discard_output: Callable[[str], None] | None = None):
+        """discard_output(run_id) removes the output a cancelled run's worker uploaded anyway."""
         self.db, self.prices = db, prices
         self.listener = listener or (lambda event: None)
+        self.discard_output = discard_output
         self._last_progress: dict[str, tuple[float, str]] = {}
 
     def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
@@ -216,18 +221,25 @@ class StoreSink(EventSink):
             "cpu_cores": result.cpu_cores, "cpu_used_cores": outcome.cpu_used_cores,
             "memory_gib": outcome.memory_gib, "peak_memory_gib": outcome.peak_memory_gib,
         }, "", self.prices)
-        store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
+        stored = store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
             status=result.status, error=result.error, result=result, cold=outcome.cold,
             client_wall_seconds=outcome.client_wall_seconds,
             startup_seconds=outcome.startup_seconds, cost_gpu=cost.cost,
             cost_all_in=cost.cost_all_in, cpu_used_cores=outcome.cpu_used_cores,
             peak_memory_gib=outcome.peak_memory_gib, memory_gib=outcome.memory_gib))
+        if not stored:  # cancelled while it ran: keep nothing of it
+            if self.discard_output is not None:
+                self.discard_output(outcome.run_id)
+            return
         self.listener(RunEvent(outcome.run_id, result.status, frames_done=result.frames_out,
                                frames_total=result.frames_out, error=result.error))
 
     def failed(self, run_id: str, reason: str) -> None:
         store_runs.fail_run(self.db, run_id, reason)
         self.listener(RunEvent(run_id, "failed", error=reason))
+
+    def cancelled(self, run_ids: Sequence[str]) -> set[str]:
+        return cancelled_among(self.db, run_ids)
 
 
 def make_backend(name: str, storage_config: StorageConfig, plan: Plan | None = None) -> Backend:
@@ -315,7 +327,8 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
     taken = set(store_runs.claim_run_ids(db, [run.id for run in queued if owner_lets_go(run)],
                                          owners=owners))
     claimed = [run for run in queued if run.id in taken]  # what a job needs of a run is unchanged
-    sink = StoreSink(db, prices, listener)
+    discard = functools.partial(_discard_output, storage_config, experiment.source, experiment_id)
+    sink = StoreSink(db, prices, listener, discard)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in claimed]
     resumer = _resume_in_background(db, experiment_id, backend, sink)
@@ -327,6 +340,11 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
         store_runs.interrupt_runs(db, [s.run_id for s in submissions],
                                   f"the orchestrator stopped: {type(exc).__name__}: {exc}".strip())
         raise
+
+
+def _discard_output(storage_config: StorageConfig, source_key: str | None, experiment_id: str,
+                    run_id: str) -> None:
+    discard_outputs(open_object_store(storage_config), source_key, experiment_id, [run_id])
 
 
 def _resume_in_background(db: Database, experiment_id: str, backend: Backend,

@@ -21,7 +21,7 @@ from core.errors import InputError
 from core.job import JobResult
 from core.jsonsafe import json_safe
 from core.stages import STAGE_TABLE, TOTAL
-from core.status import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES
+from core.status import ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, RUN_STATUSES
 from store.db import ORIGINS, SCHEMA_VERSION, Database
 
 STAGE_COLUMNS = {**{s.name: s.column for s in STAGE_TABLE}, TOTAL: f"{TOTAL}_seconds"}
@@ -55,6 +55,8 @@ class ExperimentRecord:
     """The price table itself ({GPU: $ per second, ...}), JSON text or dict."""
     notes: str | None = None
     """Free text."""
+    tags: tuple[str, ...] | None = None
+    """Short labels to find it by (History searches them with the name and notes)."""
     origin: str = "run"
     """'run' (ran here) or 'import' (read from a results file)."""
     commit: str | None = None
@@ -349,6 +351,7 @@ def _insert_experiment(con: duckdb.DuckDBPyConnection, record: ExperimentRecord,
     values = {f.name: getattr(record, f.name) for f in fields(ExperimentRecord)}
     values["plan_json"] = _json_text(values["plan_json"])
     values["price_table_json"] = _json_text(values["price_table_json"])
+    values["tags"] = list(values["tags"]) if values["tags"] else None
     values.update(id=experiment_id, created_at=created_at)
     names = list(values)
     con.execute(
@@ -454,18 +457,21 @@ def bulk_load(db: Database, experiments: pd.DataFrame, runs: pd.DataFrame) -> No
     db.write(load)
 
 
-def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> None:
-    """Set columns of one run. Raises InputError for an unknown run id."""
+def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> bool:
+    """Set columns of one run unless it was cancelled (a cancelled run stays as it is, whatever
+    its worker reports afterwards); returns whether it changed. Raises InputError for an unknown
+    run id."""
     sets = ", ".join(f"{_q(k)} = ?" for k in assignments)
 
-    def apply(con: duckdb.DuckDBPyConnection) -> None:
+    def apply(con: duckdb.DuckDBPyConnection) -> bool:
         changed = con.execute(
-            f"UPDATE runs SET {sets} WHERE id = ? RETURNING id", [*assignments.values(), run_id]
-        ).fetchall()
+            f"UPDATE runs SET {sets} WHERE id = ? AND status <> '{CANCELLED}' RETURNING id",
+            [*assignments.values(), run_id]).fetchall()
         if not changed:
             _require_run(con, run_id)
+        return bool(changed)
 
-    db.write(apply)
+    return db.write(apply)
 
 
 def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -510,10 +516,10 @@ def update_progress(db: Database, run_id: str, frames_done: int, frames_total: i
     return db.write(apply)
 
 
-def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
+def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> bool:
     """Store how a run ended: status, reason, costs, and the result's device, stages, frames,
-    fidelity, versions and the result itself as JSON. Raises InputError for an unknown run,
-    StorageError."""
+    fidelity, versions and the result itself as JSON; False (nothing stored) when the run was
+    cancelled meanwhile. Raises InputError for an unknown run, StorageError."""
     values: dict[str, Any] = {
         "status": outcome.status,
         "error": outcome.error,
@@ -534,7 +540,7 @@ def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
         job = values.get("job_seconds")
         if job is not None:
             values["billed_seconds"] = job + (outcome.startup_seconds or 0.0)
-    _update(db, run_id, values)
+    return _update(db, run_id, values)
 
 
 def _result_columns(result: JobResult) -> dict[str, Any]:

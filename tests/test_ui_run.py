@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bench import liveness
+from bench.analysis import RULE_TITLES
 from bench.formatting import format_cost, format_rate
 from bench.plan import build_plan
 from core.errors import InputError
@@ -272,7 +273,7 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
     errors = [e.value for e in at.error]
     assert any(e.startswith("L4 · 30s · repeat 1 — failed: CUDA out of memory · [details]"
                             "(run-detail?run=") for e in errors), errors
-    assert verdict_rule(at) == "single_winner" and "### Use L4" in text
+    assert verdict_rule(at) == RULE_TITLES["single_winner"] and "### Use L4" in text
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
     assert any(t.startswith("Time per clip") for t in titles)
     assert any(t.startswith("GPU cost per clip") for t in titles)
@@ -365,10 +366,16 @@ def test_local_file_source_is_probed_and_the_crop_checked_against_it(bench_env, 
     at.radio(key="run_source_kind").set_value("file").run()
     at.text_input(key="run_source").input(str(tiny_clip)).run()
     assert_no_exception(at)
-    # The demo's 96x64 crop does not fit this 64x48 clip.
+    # The demo preset's 96x64 crop would not fit this 64x48 clip: once probed, the form follows
+    # the source (its whole frame, its 10 fps, clips within its 2 s), so nothing stops the run.
     warnings = [w.value for w in at.warning]
-    assert any("crop 96x64 is larger than the frame 64x48" in w for w in warnings), warnings
-    assert at.button(key="run_launch").disabled
+    assert not any("crop" in w or "past the end" in w for w in warnings), warnings
+    assert at.session_state["run_keyframes_base"].empty
+    assert list(at.session_state["run_clips_base"]["end"]) == [0.5, 1.0, 2.0]
+    assert not at.button(key="run_launch").disabled
+    assert run_form.source_problems(  # the crop is still checked against the frame
+        build_plan("demo", source=str(tiny_clip)), run_form.source_info("file", str(tiny_clip))
+    ) == ["keyframe 1 (t=0 s): crop 96x64 is larger than the frame 64x48"]
 
 
 def _wait_for_runs(db_path, experiment_id: str) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from ui import (
     bill_view,
     charts,
     compare_view,
+    delta_view,
     estimate_view,
     output_view,
     start_view,
@@ -36,6 +37,10 @@ from ui.labels import DETAIL_PATH, experiment_label, page_url, variant_label
 # session_state key of the run ids picked on the History page (a docstring here would be
 # drawn by Streamlit's magic).
 COMPARE_RUNS_KEY = "compare_run_ids"
+# Query parameters of a shared comparison: the experiments compared with ?experiment=ID, and the
+# candidate chosen as the baseline.
+WITH_PARAM = "with"
+BASELINE_PARAM = "baseline"
 
 
 def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | None:
@@ -61,6 +66,17 @@ def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | N
                           key="compare_experiment")
     if chosen != wanted:
         state.select_experiment(chosen)
+    others = [i for i in ids if i != chosen]
+    state.start_from_url("compare_with", [i for i in st.query_params.get_all(WITH_PARAM)
+                                          if i in others])
+    if "compare_with" in st.session_state:  # another experiment chosen above: never itself
+        st.session_state["compare_with"] = [i for i in st.session_state["compare_with"]
+                                            if i in others]
+    with_ids = st.multiselect("Compare with", others, format_func=labels.get, key="compare_with",
+                              placeholder="Add other experiments: their candidates join this one's")
+    state.keep_in_url(**{WITH_PARAM: with_ids})
+    if with_ids:
+        return "experiments", [chosen, *with_ids]
     return "experiment", chosen
 
 
@@ -82,6 +98,8 @@ def experiment_caption(experiment_id: str) -> None:
         st.info(str(notes), icon=":material/description:")
 
 
+# Width of one of the bill's headline numbers: they wrap onto new lines instead of being cut.
+METRIC_WIDTH = 230
 # Width of the projection's clip-length mix (both its columns whole at 800 px).
 PROJECTION_MIX_WIDTH = 360
 LIVE_SECONDS = 3.0
@@ -129,9 +147,10 @@ def any_imported(runs: pd.DataFrame) -> bool:
 
 
 def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
-    """Per-clip table, failed runs, cold/warm note."""
+    """Per-clip table, each candidate against the baseline, failed runs, cold/warm note."""
     st.subheader("Per clip")
-    st.dataframe(compare_view.clip_table(analysis), hide_index=True, height="content",
+    widgets.table(compare_view.clip_table(analysis), "per_clip", "per-clip", hide_index=True,
+                  height="content",
                  column_config={
                      "Clip": st.column_config.TextColumn(pinned=True),
                      "GPU": st.column_config.TextColumn("GPU", pinned=True,
@@ -143,11 +162,19 @@ def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
                          help="Fastest to slowest repeat"),
                  })
     st.caption(compare_view.cold_warm_note(runs, imported=any_imported(runs)))
+    if len(analysis.gpus) > 1:
+        st.subheader("Against the baseline")
+        st.caption("Each candidate's cost and time against the baseline's on the same clip: "
+                   "green is cheaper or faster, red dearer or slower.")
+        deltas = delta_view.delta_table(analysis)
+        widgets.table(delta_view.styled(deltas), "deltas", "against-baseline", hide_index=True,
+                      height="content",
+                      column_config={"Candidate": st.column_config.TextColumn(pinned=True)})
     failed = compare_view.failed_table(analysis)
     if not failed.empty:
         with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
-            st.dataframe(failed, hide_index=True, height="content",
-                         column_config={"Reason": st.column_config.TextColumn(width="large")})
+            widgets.table(failed, "failed", "runs-not-used", hide_index=True, height="content",
+                          column_config={"Reason": st.column_config.TextColumn(width="large")})
 
 
 def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
@@ -315,12 +342,14 @@ def bill_section(runs: pd.DataFrame) -> None:
         st.caption("No run of these came back with its container's facts (imported results, or "
                    "runs that failed before a container started), so there is no bill to show.")
         return
-    for column, (label, value, help_text) in zip(st.columns(5), bill_view.metrics(bill)):
-        column.metric(label, value, help=help_text)
+    with st.container(horizontal=True, wrap=True):  # whole labels and values at any width
+        for label, value, help_text in bill_view.metrics(bill):
+            st.metric(label, value, help=help_text, width=METRIC_WIDTH)
     st.caption(bill_view.breakdown_sentence(bill))
-    st.dataframe(bill_view.gpu_table(bill), hide_index=True)
+    widgets.table(bill_view.gpu_table(bill), "bill_gpus", "bill-per-gpu", hide_index=True)
     with st.expander(f"{len(bill.containers)} container(s): boot, busy, idle and tail"):
-        st.dataframe(bill_view.container_table(bill), hide_index=True)
+        widgets.table(bill_view.container_table(bill), "bill_containers", "containers",
+                      hide_index=True)
     try:
         steady = experiments.analyse_runs(experiment, records, basis="steady")
         per_day = float(st.session_state.get("projection_per_day", 100.0))
@@ -331,7 +360,7 @@ def bill_section(runs: pd.DataFrame) -> None:
         st.markdown(f"**A month of {per_day:g} clips/day with container reuse** (clips arriving "
                     f"at random; a container idles up to {bill.scaledown_window:g} s, then "
                     f"scales down)")
-        st.dataframe(table, hide_index=True)
+        widgets.table(table, "bill_reuse", "month-with-reuse", hide_index=True)
 
 
 def estimate_section(runs: pd.DataFrame) -> None:
@@ -348,12 +377,35 @@ def estimate_section(runs: pd.DataFrame) -> None:
         st.dataframe(table, hide_index=True)
 
 
-def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS):
-    """(analysis, why not, runs) of the chosen experiment or runs, on a cost basis."""
+def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS,
+            baseline: str | None = None):
+    """(analysis, why not, runs) of the chosen experiment(s) or runs, on a cost basis, against
+    the baseline given (else the plan's)."""
     kind, value = subject
     if kind == "runs":
-        return experiments.analyse_selection(state.database(), list(value), tolerance, basis)
-    return experiments.analyse_experiment(state.database(), str(value), tolerance, basis)
+        return experiments.analyse_selection(state.database(), list(value), tolerance, basis,
+                                             baseline)
+    if kind == "experiments":
+        return experiments.analyse_experiments(state.database(), list(value), tolerance, basis,
+                                               baseline)
+    return experiments.analyse_experiment(state.database(), str(value), tolerance, basis,
+                                          baseline)
+
+
+def choose_baseline(analysis: Analysis | None) -> str | None:
+    """The baseline picker (the analysis's candidates; the plan's first by default), kept in the
+    URL. Returns the candidate chosen when it is not the default one, else None."""
+    if analysis is None or len(analysis.gpus) < 2:
+        return None
+    options = list(analysis.gpus)
+    if st.session_state.get("compare_baseline") not in options:
+        shared = st.query_params.get(BASELINE_PARAM)
+        st.session_state["compare_baseline"] = shared if shared in options else \
+            analysis.baseline_gpu
+    chosen = st.selectbox("Baseline: the candidate the others are measured against", options,
+                          key="compare_baseline")
+    state.keep_in_url(**{BASELINE_PARAM: None if chosen == analysis.baseline_gpu else chosen})
+    return None if chosen == analysis.baseline_gpu else chosen
 
 
 def main() -> None:
@@ -382,6 +434,9 @@ def main() -> None:
                          index=list(BASES).index(DEFAULT_BASIS))
         try:
             analysis, why, runs = analyse(subject, percent / 100, basis)
+            baseline = choose_baseline(analysis)
+            if baseline is not None:
+                analysis, why, runs = analyse(subject, percent / 100, basis, baseline)
         except UserError as exc:
             st.error(one_line(exc))
             return

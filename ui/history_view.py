@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.experiments import run_titles
-from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
+from bench.formatting import as_finite, format_cost, repeat_label
 from core.errors import InputError
 from core.status import ACTIVE_STATUSES, FAILED_STATUSES
 from store.db import Database
@@ -31,6 +31,14 @@ EXPERIMENT_KEY_COLUMNS = ("Experiment", "Ran at", "Runs", "Succeeded", "Failed")
 
 HISTORY_RUN_LIMIT = 1000
 """Most runs the History page lists at once (newest first); filters reach the others."""
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """An ISO date from the URL ('2026-12-04'), None when absent or not a date. Raises nothing."""
+    try:
+        return dt.date.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
 
 
 def date_bounds(start: dt.date | None, end: dt.date | None) -> tuple[dt.datetime | None,
@@ -57,14 +65,32 @@ def experiments_display(experiments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "Experiment": r.get("name"), "Ran at": when(r.get("created_at")),
         "Runs": int(r.get("runs", 0)), "Succeeded": int(r.get("succeeded", 0)),
-        "Failed": int(r.get("failed", 0)) + int(r.get("interrupted", 0)),
+        "Failed": sum(int(r.get(s, 0)) for s in FAILED_STATUSES),
         "Active": sum(int(r.get(s, 0)) for s in ACTIVE_STATUSES),
         EXPERIMENT_LINK: page_url(COMPARE_PATH, experiment=str(r.get("id"))),
         "Origin": r.get("origin"), "Backend": text_of(r.get("backend")),
         "Model": text_of(r.get("model")), "Preset": text_of(r.get("preset")),
+        "Notes": text_of(r.get("notes")), "Tags": ", ".join(_tags(r)),
     } for r in experiments.to_dict("records")],
-        columns=[*EXPERIMENT_KEY_COLUMNS, EXPERIMENT_LINK, "Active", "Origin", "Backend", "Model",
-                 "Preset"])
+        columns=[*EXPERIMENT_KEY_COLUMNS, EXPERIMENT_LINK, "Active", "Tags", "Notes", "Origin",
+                 "Backend", "Model", "Preset"])
+
+
+def _tags(row: dict) -> list[str]:
+    tags = row.get("tags")
+    return [str(t) for t in tags] if tags is not None and not isinstance(tags, float) else []
+
+
+def search_experiments(experiments: pd.DataFrame, text: str) -> pd.DataFrame:
+    """The experiments whose name, notes or tags hold every word of text (case-insensitive);
+    all of them for empty text."""
+    words = str(text or "").lower().split()
+    if not words or experiments.empty:
+        return experiments
+    haystacks = [" ".join([text_of(r.get("name")), text_of(r.get("notes")), *_tags(r)]).lower()
+                 for r in experiments.to_dict("records")]
+    keep = [all(w in hay for w in words) for hay in haystacks]
+    return experiments[keep]
 
 
 def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +103,7 @@ def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
             RUN_LINK: page_url(DETAIL_PATH, run=str(r.get("id"))),
             "Clip": r.get("clip"), "Candidate": r.get("candidate"),
             "Status": r.get("status"),
-            JOB_TIME: format_seconds(as_finite(r.get("job_seconds"))),
+            JOB_TIME: as_finite(r.get("job_seconds")),
             "GPU cost": format_cost(as_finite(r.get("cost"))),
             "Repeat": repeat_label(r.get("repeat_index")),
             "Device": text_of(r.get("device_name")),

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bench.experiments import read_runs_in, run_titles
 from core.errors import UserError, one_line
-from core.status import FAILED, INTERRUPTED, SUCCEEDED
+from core.status import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED
 from store import runs as store_runs
 from ui import charts, live_run, output_view, run_detail_view, state, widgets
 from ui.labels import COMPARE_PATH, RUN_PATH, run_label_long
@@ -40,7 +40,8 @@ def _pick_run() -> str | None:
 
 
 def _summary(row: dict, title: str) -> None:
-    kind = {SUCCEEDED: st.success, FAILED: st.error, INTERRUPTED: st.warning}.get(
+    kind = {SUCCEEDED: st.success, FAILED: st.error, INTERRUPTED: st.warning,
+            CANCELLED: st.warning}.get(
         row["status"], st.info)
     kind(live_run.progress_row(row, title).text)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from core.status import FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
+from core.status import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
 
 STATUS_ICONS = {QUEUED: ":material/schedule:", RUNNING: ":material/autorenew:",
                 SUCCEEDED: ":material/check_circle:", FAILED: ":material/error:",
-                INTERRUPTED: ":material/warning:"}
+                INTERRUPTED: ":material/warning:", CANCELLED: ":material/cancel:"}
 """Status (one of core.status.RUN_STATUSES) -> Material icon (Streamlit markdown) shown before a
 run's progress line."""
 UNKNOWN_ICON = ":material/radio_button_unchecked:"

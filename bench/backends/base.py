@@ -2,7 +2,8 @@
 
 The orchestrator hands a backend a batch of Submissions and an EventSink; the backend runs them
 (in parallel where it can), reporting through the sink, and returns when every submission has been
-reported finished or failed. A backend never raises for a single job's failure: it reports it.
+reported finished or failed (or, cancelled by the user, dropped). A backend never raises for a
+single job's failure: it reports it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class EventSink(Protocol):
 
     def failed(self, run_id: str, reason: str) -> None:
         """The job could not run or its worker died; reason is one line."""
+
+    def cancelled(self, run_ids: Sequence[str]) -> set[str]:
+        """Those of these runs the user cancelled (bench cancel, the dashboard's Stop): a backend
+        starts none of them and stops those running, reporting nothing more about them."""
 
 
 class Backend(Protocol):

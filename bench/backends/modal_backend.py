@@ -261,6 +261,25 @@ class ModalBackend:
         self._run([], [_Tracked(run_id, call_id, run_id, submitted_at.get(run_id))
                        for run_id, call_id in call_ids.items()], sink)
 
+    def cancel_calls(self, call_ids: Mapping[str, str]) -> dict[str, str]:
+        """Cancel these calls (run id -> Modal call id) on Modal; returns run id -> one line for
+        each call that could not be cancelled (no token, unreachable). Raises nothing."""
+        try:
+            require_token()
+        except BackendError as exc:
+            return {run_id: f"run {run_id}: its call {call_id} was not cancelled: {one_line(exc)}"
+                    for run_id, call_id in call_ids.items()}
+        problems = {}
+        for run_id, call_id in call_ids.items():
+            item = _Tracked(run_id, call_id, run_id, None)
+            try:
+                call_with_deadline(lambda: self._cancel(item), self.connect_timeout,
+                                   f"cancelling run {run_id}")
+            except Exception as exc:  # noqa: BLE001 - reported per call
+                problems[run_id] = (f"run {run_id}: its call {call_id} was not cancelled: "
+                                    f"{describe_modal_error(exc, self.app_name)}")
+        return problems
+
     # The loop.
 
     def _run(self, lanes: list[_Lane], pending: list[_Tracked], sink: EventSink) -> None:
@@ -270,6 +289,7 @@ class ModalBackend:
                 return
             if not pending:
                 return
+            self._drop_cancelled(pending, sink)
             for item in list(pending):
                 try:
                     returned, value = call_with_deadline(
@@ -308,6 +328,8 @@ class ModalBackend:
         for lane in lanes:
             while not lane.busy and lane.queue:
                 sub, gpu = lane.queue.popleft()
+                if sink.cancelled([sub.run_id]):
+                    continue
                 submitted_at = self.clock()
                 abandoned = threading.Event()
                 try:
@@ -327,6 +349,18 @@ class ModalBackend:
                 pending.append(_Tracked(sub.run_id, call_id, sub.job.job_id, submitted_at,
                                         gpu=sub.gpu, lane=lane))
         return True
+
+    def _drop_cancelled(self, pending: list[_Tracked], sink: EventSink) -> None:
+        """Cancel the calls of runs the user cancelled and stop polling them (a call that cannot
+        be reached now is cancelled by `bench cancel` itself, which holds its id too)."""
+        cancelled = sink.cancelled([item.run_id for item in pending])
+        for item in [item for item in pending if item.run_id in cancelled]:
+            try:
+                call_with_deadline(lambda: self._cancel(item), self.connect_timeout,
+                                   f"cancelling run {item.run_id}")
+            except Exception:  # noqa: BLE001 - the run is cancelled in the store either way
+                pass
+            self._done(item, pending)
 
     def _done(self, item: _Tracked, pending: list[_Tracked]) -> None:
         pending.remove(item)

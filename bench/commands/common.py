@@ -146,3 +146,14 @@ def write_output_file(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def existing_db(args: argparse.Namespace):
+    """The command's database, which must exist already (commands that change stored experiments
+    never create one). Raises InputError when the file is missing, StorageError."""
+    from store.db import Database
+
+    path = db_path(args)
+    if not path.is_file():
+        raise InputError(f"no database at {path}: nothing is stored yet (see --db)")
+    return Database(path)
