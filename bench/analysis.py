@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from core.errors import InputError
@@ -32,12 +32,12 @@ from core.status import SUCCEEDED
 DEFAULT_TOLERANCE = 0.10
 """Costs within this fraction of the cheapest count as equal (issue 4: 10%)."""
 DAYS_PER_MONTH = 30
-"""Days in the month of monthly_projection."""
+"""Days in the month of a monthly projection (bench.billing.reuse_projection)."""
 RULE_TITLES = {
     "within_tolerance": "Costs within tolerance: the fastest wins",
     "keep_baseline": "Keep the baseline",
-    "single_winner": "One GPU wins every clip",
-    "threshold": "The cheapest GPU depends on clip length",
+    "single_winner": "One candidate wins every clip",
+    "threshold": "The cheapest candidate depends on clip length",
 }
 """Each verdict rule, in the order they are tried (see the module docstring) -> its heading."""
 RULES = tuple(RULE_TITLES)
@@ -49,13 +49,15 @@ class Measurement:
     """One run, as the analysis sees it."""
 
     gpu: str
-    """GPU label as planned ('T4', 'cuda:0', 'cpu')."""
+    """The candidate: a GPU label as planned ('T4', 'cuda:0', 'cpu'), with the model and/or engine
+    where the runs compared differ in them ('cpu · fast'). The JSON keeps the key 'gpu'."""
     clip: str
     """Clip name ('6s')."""
     frames: int
     """Frames produced (or expected, for a failed run)."""
     seconds: float | None
-    """Billed (or total) seconds of the run; None when it failed before timing."""
+    """Seconds of the run on the analysis's basis: its job seconds (steady) or the bill's run
+    seconds (billed); None when it failed before timing."""
     status: str
     """'succeeded' or anything else (failed, interrupted, ...); only succeeded runs are used."""
     rate: float
@@ -85,7 +87,7 @@ class GpuClipStats:
     runs: int
     """Succeeded runs used."""
     cold_runs: int
-    """How many of them were cold (start-up included in their time)."""
+    """How many of them were cold (their start-up is in their seconds only on the billed basis)."""
     median_seconds: float
     """Median seconds over the runs."""
     min_seconds: float
@@ -283,6 +285,94 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """One candidate against the baseline on the longest clip both ran: the seed's question (is it
+    more times faster than it is more expensive?) answered with numbers."""
+
+    gpu: str
+    """The candidate."""
+    clip: str
+    """The clip compared on (the longest both ran: start-up matters least there)."""
+    speedup: float
+    """Baseline median seconds / the candidate's."""
+    price_ratio: float
+    """The candidate's $/s / the baseline's."""
+    cost_ratio: float
+    """The candidate's median cost on the clip / the baseline's."""
+    cost_ratio_low: float
+    """The lowest ratio the repeats allow (its cheapest run against the baseline's dearest)."""
+    cost_ratio_high: float
+    """The highest (its dearest run against the baseline's cheapest)."""
+    cost_per_1000_frames: float
+    """$ of 1,000 output frames at its median on the clip."""
+    cost_per_output_minute: float
+    """$ of one minute of output video at its median on the clip."""
+    repeats: int
+    """Fewest succeeded runs either side has on the clip."""
+
+    def describe(self) -> str:
+        """'L4 is 1.61x faster at 1.35x the price: 0.84x the cost per clip'. Raises nothing."""
+        pace = f"{self.speedup:.2f}x faster" if self.speedup >= 1 else \
+            f"{1 / self.speedup:.2f}x slower"
+        spread = f" ({self.cost_ratio_low:.2f}-{self.cost_ratio_high:.2f}x over " \
+                 f"{self.repeats} repeats)" if self.repeats > 1 else ""
+        return (f"{self.gpu} is {pace} at {self.price_ratio:.2f}x the price: "
+                f"{self.cost_ratio:.2f}x the cost per clip{spread}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON dict. Raises nothing."""
+        return asdict(self)
+
+
+def unit_costs(stats: GpuClipStats, frames: int, fps: float) -> tuple[float, float]:
+    """($ per 1,000 frames, $ per output minute) of a median run of `frames` frames at `fps`.
+    Raises nothing (0 frames gives 0)."""
+    if frames <= 0:
+        return 0.0, 0.0
+    return stats.cost / frames * 1000.0, stats.cost / (frames / fps / 60.0)
+
+
+def compare_to_baseline(summaries: Sequence[ClipSummary], fps: float) -> tuple[Comparison, ...]:
+    """Each candidate other than the baseline against it, on the longest clip both ran (summaries
+    are shortest first). Raises nothing."""
+    out = []
+    gpus = list(dict.fromkeys(st.gpu for s in summaries for st in s.stats))
+    for gpu in gpus:
+        for s in reversed(summaries):
+            base, mine = s.get(s.baseline_gpu), s.get(gpu)
+            if gpu == s.baseline_gpu or base is None or mine is None or not base.cost \
+                    or not base.rate or not mine.median_seconds or not base.cost_min:
+                continue
+            per_1000, per_minute = unit_costs(mine, s.frames, fps)
+            out.append(Comparison(
+                gpu, s.clip, base.median_seconds / mine.median_seconds, mine.rate / base.rate,
+                mine.cost / base.cost, mine.cost_min / base.cost_max, mine.cost_max / base.cost_min,
+                per_1000, per_minute, min(base.runs, mine.runs)))
+            break
+    return tuple(out)
+
+
+def headline(summaries: Sequence[ClipSummary], comparisons: Sequence[Comparison],
+             fps: float) -> str:
+    """The verdict's first line: each candidate against the baseline (Comparison.describe), with
+    cost per 1,000 frames and per output minute of every candidate on the clip compared. Raises
+    nothing ('' without a measured clip)."""
+    clips = [s for s in summaries if s.stats]
+    if not clips:
+        return ""
+    clip = next((s for s in clips if comparisons and s.clip == comparisons[0].clip), clips[-1])
+    units = []
+    for st in clip.stats:
+        per_1000, per_minute = unit_costs(st, clip.frames, fps)
+        units.append(f"{st.gpu} ${per_1000:.4f} per 1,000 frames, ${per_minute:.4f} per output "
+                     f"minute")
+    against = "; ".join(c.describe() for c in comparisons)
+    lead = f"{against} (against {clip.baseline_gpu}, on {clip.clip})" if against else \
+        f"{clip.baseline_gpu} alone (on {clip.clip})"
+    return f"{lead}. {'; '.join(units)}."
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Which GPU to use, by which rule, and why."""
 
@@ -304,6 +394,10 @@ class Verdict:
     """GPUs within tolerance of the cheapest on every clip."""
     unsettled_clips: tuple[str, ...] = ()
     """Clips whose winner is not settled by the repeats."""
+    comparisons: tuple[Comparison, ...] = ()
+    """Each candidate against the baseline (compare_to_baseline)."""
+    headline: str = ""
+    """The first line: the comparisons and the cost per 1,000 frames and output minute."""
 
     @property
     def title(self) -> str:
@@ -315,7 +409,9 @@ class Verdict:
         return {"rule": self.rule, "choice": self.choice.to_json(), "reason": self.reason,
                 "settled": self.settled, "winners": dict(self.winners),
                 "baseline": self.baseline_gpu, "tolerance": self.tolerance,
-                "candidates": list(self.candidates), "unsettled_clips": list(self.unsettled_clips)}
+                "candidates": list(self.candidates), "unsettled_clips": list(self.unsettled_clips),
+                "headline": self.headline,
+                "comparisons": [c.to_dict() for c in self.comparisons]}
 
 
 @dataclass(frozen=True)
@@ -332,6 +428,8 @@ class Analysis:
     """GPU -> fit (GPUs with at least one succeeded run)."""
     rates: dict[str, float]
     """GPU -> $/s."""
+    all_in_rates: dict[str, float]
+    """GPU -> all-in $/s (card, CPU, memory), for the candidates whose runs all know it."""
     crossovers: tuple[Crossover, ...]
     """Where the cheapest fitted GPU changes, between the shortest and the longest clip."""
     verdict: Verdict
@@ -340,6 +438,8 @@ class Analysis:
     """Runs that did not succeed (not used)."""
     fps: float
     """Frames per second of the video, for lengths in seconds."""
+    basis: str = "steady"
+    """Which seconds it judged: 'steady' (job seconds) or 'billed' (the bill's run seconds)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict CLI's JSON: rule, choice, reason, settled, per_clip, failed, fits, crossovers."""
@@ -351,6 +451,7 @@ class Analysis:
             "crossovers": [c.to_dict() for c in self.crossovers],
             "rates": dict(self.rates),
             "fps": self.fps,
+            "basis": self.basis,
         })
         return out
 
@@ -500,19 +601,20 @@ def rates_of(measurements: Sequence[Measurement]) -> dict[str, float]:
     return rates
 
 
+def all_in_rates_of(measurements: Sequence[Measurement]) -> dict[str, float]:
+    """GPU -> its all-in $/s (median over its succeeded runs), for GPUs whose succeeded runs all
+    know it. Raises nothing."""
+    out = {}
+    for gpu in gpu_order(measurements):
+        mine = [m.all_in_rate for m in measurements if m.gpu == gpu and m.ok]
+        if mine and None not in mine:
+            out[gpu] = statistics.median(mine)
+    return out
+
+
 def fitted_cost(fit: GpuFit, rate: float, frames: float) -> float:
     """GPU-only $ of one clip of `frames` frames by the fit. Raises nothing."""
     return fit.seconds(frames) * rate
-
-
-def cost_per_frame(fit: GpuFit, rate: float, frames: float | None = None) -> float:
-    """$ per frame: the marginal cost (per_frame_s x rate) or, given `frames`, the clip's fitted
-    cost divided by its frames (overhead included). Raises InputError for frames <= 0."""
-    if frames is None:
-        return fit.per_frame_s * rate
-    if frames <= 0:
-        raise InputError(f"frames {frames} must be positive")
-    return fitted_cost(fit, rate, frames) / frames
 
 
 # --------------------------------------------------------------------------- crossovers
@@ -582,8 +684,10 @@ def verdict(summaries: Sequence[ClipSummary], fits: Mapping[str, GpuFit],
     winners = {s.clip: s.winner for s in clips}
     unsettled = tuple(s.clip for s in clips if not s.settled)
     settled = not unsettled
+    comparisons = compare_to_baseline(summaries, fps)
     common = dict(winners=winners, baseline_gpu=baseline, tolerance=tolerance,
-                  unsettled_clips=unsettled)
+                  unsettled_clips=unsettled, comparisons=comparisons,
+                  headline=headline(summaries, comparisons, fps))
     candidates = _near_everywhere(clips, tolerance)
     tail = _missing_clause(clips) + _unsettled_clause(unsettled)
 
@@ -735,46 +839,18 @@ def analyse(measurements: Sequence[Measurement], baseline_gpu: str | None = None
     summaries = tuple(summarise_clips(measurements, baseline))
     fits = fit_all(measurements)
     rates = rates_of(measurements)
+    all_in = all_in_rates_of(measurements)
     measured = [s for s in summaries if s.winner is not None]
     lo = measured[0].frames if measured else 1
     hi = measured[-1].frames if measured else None
     cross = tuple(crossovers(fits, rates, fps, min_frames=lo, max_frames=hi)) if fits else ()
     decision = verdict(summaries, fits, rates, tolerance, fps)
     failed = tuple(m for m in measurements if not m.ok)
-    return Analysis(baseline, gpus, summaries, fits, rates, cross, decision, failed, float(fps))
+    return Analysis(baseline, gpus, summaries, fits, rates, all_in, cross, decision, failed,
+                    float(fps))
 
 
 # --------------------------------------------------------------------------- projections
-
-
-def monthly_projection(fits: Mapping[str, GpuFit], rates: Mapping[str, float],
-                       clips_per_day: float, mix: Mapping[float, float]) -> dict[str, float]:
-    """$ per month (DAYS_PER_MONTH days) per GPU for `clips_per_day` clips whose lengths follow
-    `mix` {clip_frames: share} (shares are normalised to sum to 1), by the fitted cost.
-
-    Raises InputError for a negative clip count, an empty mix, non-positive frames, negative
-    shares, or a GPU without a rate."""
-    if not (isinstance(clips_per_day, (int, float)) and math.isfinite(clips_per_day)
-            and clips_per_day >= 0):
-        raise InputError(f"clips per day {clips_per_day!r} must be a non-negative number")
-    if not mix:
-        raise InputError("the clip-length mix is empty")
-    for frames, share in mix.items():
-        if not (math.isfinite(frames) and frames > 0):
-            raise InputError(f"clip length {frames!r} frames must be positive")
-        if not (math.isfinite(share) and share >= 0):
-            raise InputError(f"share {share!r} of {frames}-frame clips must be non-negative")
-    total = sum(mix.values())
-    if total <= 0:
-        raise InputError("the shares of the clip-length mix add up to 0")
-    out = {}
-    for gpu, fit in fits.items():
-        if gpu not in rates:
-            raise InputError(f"no price for {gpu}")
-        per_clip = sum(share / total * fitted_cost(fit, rates[gpu], frames)
-                       for frames, share in mix.items())
-        out[gpu] = per_clip * clips_per_day * DAYS_PER_MONTH
-    return out
 
 
 def pareto_front(points: Iterable[tuple[float, float, str]]) -> list[str]:

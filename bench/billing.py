@@ -5,14 +5,18 @@ Modal bills a container from its boot to its shutdown: the boot before @modal.en
 load, every job, the idle gaps between jobs and the idle `scaledown_window` after the last one, for
 the GPU and for CPU and memory at the larger of what the container requested and what it used.
 
-- steady state: each run's steady seconds (its job on a warm container: no boot, no model load)
-  at its own rate; what a service whose containers never go cold pays per clip.
-- this experiment's bill: every container's lifetime, boot to last job plus the scaledown window.
+- steady state: each run's job seconds (core.stages: no boot, no model load, no measurement) at
+  its own all-in rate; what a service whose containers never go cold pays per clip.
+- this experiment's bill: every container's lifetime here, boot to last job plus the scaledown
+  window. A container already warm from an earlier experiment pays no boot here; one that a later
+  experiment reused pays only the idle time up to that reuse as its tail.
 
-Their difference is exactly the containers' boots, idle gaps, scaledown tails and any model load
-or compile paid inside a job, each at its container's rate. Runs on one container share its
-overheads equally (run_seconds). Pure functions over stored run rows (store.runs column names);
-no Modal, no database.
+Their difference is exactly the containers' boots, idle gaps, scaledown tails, any model load or
+compile paid inside a job and the measurement-only work (fidelity, encode PSNR) after each job,
+each at its container's rate. Runs on one container share its overheads equally (run_seconds),
+and each candidate's share is the sum of its runs' (so every run is counted once, under the
+candidate it ran for). Pure functions over runs as bench.experiments.read_runs gives them; no
+Modal, no database.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from bench.analysis import DAYS_PER_MONTH, GpuFit
 from bench.formatting import as_finite
 from bench.pricing import PriceTable
 from core.errors import InputError
-from core.job import JobResult
 from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
+from core.stages import STARTUP_STAGES, startup_in_job
 
 BASES = {"steady": "steady state (warm containers)", "billed": "this experiment's bill"}
 """Which seconds a verdict is judged on -> how the choice is labelled."""
+CLOCK_ROUNDING = 1e-6
+"""Seconds a job's span (a difference of two Unix times) may fall short of its job seconds by
+rounding alone."""
 DEFAULT_BASIS = "steady"
 """The verdict judges steady-state cost unless the user switches."""
 
@@ -41,8 +48,8 @@ class BilledRun:
 
     run_id: str
     """Store id of the run."""
-    gpu: str
-    """GPU label of the run."""
+    candidate: str
+    """The candidate it ran for (bench.figures.RunFigures.candidate)."""
     container_id: str
     """The container (Modal task id) or worker process it ran on."""
     booted_at: float
@@ -50,19 +57,15 @@ class BilledRun:
     started_at: float
     """Unix time the job started (worker clock)."""
     finished_at: float
-    """Unix time the job finished (worker clock)."""
-    steady_seconds: float
-    """Seconds of the job on a warm container."""
-    gpu_rate: float
-    """GPU $/s."""
-    cpu_request: float
-    """CPU cores requested."""
-    cpu_used: float | None
-    """Average CPU cores the job used, when measured."""
-    memory_request_gib: float
-    """Memory requested, GiB."""
-    peak_memory_gib: float | None
-    """Peak memory by the end of the job, GiB, when measured."""
+    """Unix time the job and its measurement work finished (worker clock)."""
+    job_seconds: float
+    """Its job seconds (at most its span)."""
+    startup_in_job: float
+    """Model load and compile paid inside the job (0 on a warm worker)."""
+    all_in_rate: float
+    """$/s while it runs: its card plus CPU and memory (bench.pricing.run_rates)."""
+    idle_rate: float
+    """$/s of its container while idle: card, CPU request, memory request or peak."""
     queue_wait_seconds: float | None
     """Spawn to container start, when measured."""
     cold: bool
@@ -70,14 +73,18 @@ class BilledRun:
 
     @property
     def span(self) -> float:
-        """Seconds from the job's start to its finish."""
+        """Seconds from the job's start to the end of its measurement work."""
         return max(0.0, self.finished_at - self.started_at)
 
-    def rate(self, prices: PriceTable) -> float:
-        """$/s while this job runs: GPU, plus CPU and memory at max(request, use)."""
-        cpu = max(self.cpu_request, self.cpu_used or 0.0)
-        memory = max(self.memory_request_gib, self.peak_memory_gib or 0.0)
-        return self.gpu_rate + prices.container_rate(cpu, memory)
+    @property
+    def measurement_seconds(self) -> float:
+        """Seconds of the span that are neither job nor start-up: fidelity scoring, encode PSNR."""
+        return max(0.0, self.span - self.job_seconds - self.startup_in_job)
+
+    @property
+    def cost(self) -> float:
+        """$ of its span at its all-in rate: job, in-job start-up and measurement."""
+        return (self.job_seconds + self.startup_in_job + self.measurement_seconds) * self.all_in_rate
 
 
 @dataclass(frozen=True)
@@ -86,20 +93,22 @@ class ContainerBill:
 
     container_id: str
     """Modal task id (or host:pid locally)."""
-    gpu: str
-    """GPU label of its runs."""
+    candidates: tuple[str, ...]
+    """The candidates its runs ran for, in order of first run."""
     runs: int
     """Runs it served."""
     booted_at: float
     """Unix time it booted."""
     boot_seconds: float
-    """Boot to its first job's start (boot, imports, model load, compile)."""
+    """Boot to its first job's start (boot, imports, model load, compile); 0 when it was already
+    warm from an earlier experiment."""
     busy_seconds: float
     """Seconds its jobs ran."""
     idle_seconds: float
     """Seconds it idled between jobs."""
     tail_seconds: float
-    """The scaledown window it idled after its last job."""
+    """The scaledown window it idled after its last job (less, when a later experiment reused it
+    sooner)."""
     steady_cost: float
     """Its runs' steady-state cost, $."""
     boot_cost: float
@@ -110,8 +119,10 @@ class ContainerBill:
     """$ of its scaledown tail."""
     in_job_overhead_cost: float
     """$ of model loads or compiles paid inside its jobs."""
+    measurement_cost: float
+    """$ of the measurement-only work after its jobs (fidelity, encode PSNR)."""
     cost: float
-    """Its whole lifetime, $ (steady + boot + idle + tail + in-job overhead)."""
+    """Its whole lifetime here, $ (steady + in-job overhead + measurement + boot + idle + tail)."""
 
     @property
     def lifetime_seconds(self) -> float:
@@ -120,31 +131,37 @@ class ContainerBill:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict. Raises nothing."""
-        return {"container_id": self.container_id, "gpu": self.gpu, "runs": self.runs,
+        return {"container_id": self.container_id, "gpu": ", ".join(self.candidates),
+                "candidates": list(self.candidates), "runs": self.runs,
                 "booted_at": self.booted_at, "boot_seconds": self.boot_seconds,
                 "busy_seconds": self.busy_seconds, "idle_seconds": self.idle_seconds,
                 "tail_seconds": self.tail_seconds, "lifetime_seconds": self.lifetime_seconds,
                 "steady_cost": self.steady_cost, "boot_cost": self.boot_cost,
                 "idle_cost": self.idle_cost, "tail_cost": self.tail_cost,
-                "in_job_overhead_cost": self.in_job_overhead_cost, "cost": self.cost}
+                "in_job_overhead_cost": self.in_job_overhead_cost,
+                "measurement_cost": self.measurement_cost, "cost": self.cost}
 
 
 @dataclass(frozen=True)
-class GpuBill:
-    """One GPU's share of the bill."""
+class CandidateBill:
+    """One candidate's share of the bill: its runs, each with its share of its container."""
 
     gpu: str
-    """GPU label."""
+    """The candidate (the key the exports have always called 'gpu')."""
     runs: int
-    """Runs billed on it."""
+    """Its runs in the bill."""
     containers: int
-    """Containers it took (each one a cold boot)."""
+    """Containers its runs ran on."""
+    cold_boots: int
+    """Containers booted for it in this experiment (first run its, not warm from earlier)."""
     steady_cost: float
     """Steady-state cost of its runs, $."""
     billed_cost: float
-    """Its containers' lifetimes, $."""
+    """Its runs' jobs, in-job start-up and measurement plus their shares of their containers'
+    boots, idle gaps and tails, $."""
     boot_seconds: float | None
-    """Median boot-to-first-job seconds of its containers (what a cold clip waits and pays)."""
+    """Median boot-to-first-job seconds of the containers booted for it (what a cold clip waits
+    and pays)."""
     queue_wait_median: float | None
     """Median spawn-to-container-start seconds of its runs."""
     queue_wait_max: float | None
@@ -152,8 +169,9 @@ class GpuBill:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict. Raises nothing."""
-        return {"gpu": self.gpu, "runs": self.runs, "containers": self.containers,
-                "cold_boots": self.containers, "steady_cost": self.steady_cost,
+        return {"gpu": self.gpu, "candidate": self.gpu, "runs": self.runs,
+                "containers": self.containers, "cold_boots": self.cold_boots,
+                "steady_cost": self.steady_cost,
                 "billed_cost": self.billed_cost, "boot_seconds": self.boot_seconds,
                 "queue_wait_median": self.queue_wait_median, "queue_wait_max": self.queue_wait_max}
 
@@ -168,8 +186,8 @@ class ExperimentBill:
     """How the runs shared containers (the plan's container_reuse), None when unknown."""
     containers: tuple[ContainerBill, ...]
     """Every container, in order of boot."""
-    gpus: tuple[GpuBill, ...]
-    """Per GPU, in order of first appearance."""
+    gpus: tuple[CandidateBill, ...]
+    """Per candidate, in order of first appearance (their billed costs add up to the bill)."""
     run_seconds: dict[str, float]
     """Run id -> its billed seconds: its job plus an equal share of its container's boot, idle
     gaps and tail (the seconds of the 'billed' verdict basis)."""
@@ -203,9 +221,13 @@ class ExperimentBill:
         return sum(c.in_job_overhead_cost for c in self.containers)
 
     @property
+    def measurement_cost(self) -> float:
+        return sum(c.measurement_cost for c in self.containers)
+
+    @property
     def cold_boots(self) -> int:
-        """Containers started (each paid a boot)."""
-        return len(self.containers)
+        """Containers booted in this experiment (each paid a boot)."""
+        return sum(1 for c in self.containers if c.boot_seconds > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict (the export's 'bill'). Raises nothing."""
@@ -213,6 +235,7 @@ class ExperimentBill:
                 "difference": self.billed_cost - self.steady_cost,
                 "boot_cost": self.boot_cost, "idle_cost": self.idle_cost,
                 "tail_cost": self.tail_cost, "in_job_overhead_cost": self.in_job_overhead_cost,
+                "measurement_cost": self.measurement_cost,
                 "containers": len(self.containers), "cold_boots": self.cold_boots,
                 "scaledown_window_seconds": self.scaledown_window, "container_reuse": self.reuse,
                 "unaccounted_runs": self.unaccounted_runs,
@@ -220,119 +243,124 @@ class ExperimentBill:
                 "per_container": [c.to_dict() for c in self.containers]}
 
 
-# --------------------------------------------------------------------------- one job
-
-
-def job_span(result: JobResult) -> float:
-    """Seconds from the job's start to its finish in the worker (fidelity scoring included),
-    stages['total'] when either end is unknown; never negative. Raises nothing."""
-    if result.started_at is not None and result.finished_at is not None:
-        return max(0.0, result.finished_at - result.started_at)
-    return max(0.0, float(result.stages.get("total", 0.0)))
-
-
-def steady_seconds(result: JobResult) -> float:
-    """Seconds the job takes on a warm worker: its span less any model load or compile paid
-    inside it (a worker pays those once). Raises nothing."""
-    inside = (result.stages.get("model_load") or 0.0) + (result.stages.get("compile") or 0.0)
-    return max(0.0, job_span(result) - inside)
-
-
 # --------------------------------------------------------------------------- runs -> bill
 
 
-def billed_runs(runs: Sequence[Mapping[str, Any]],
-                gpu_rate: Callable[[Mapping[str, Any]], float | None]) -> tuple[list[BilledRun], int]:
+def billed_runs(runs: Sequence[Mapping[str, Any]], prices: PriceTable
+                ) -> tuple[list[BilledRun], int]:
     """(the runs that ran on a known container, how many did not). A run counts when it has a
-    container id, the container's boot time and its job's start and finish; its status does not
-    matter (a failed job still ran on a billed container). Raises nothing."""
+    container id, the container's boot time, its job's start and finish and a rate; its status
+    does not matter (a failed job still ran on a billed container). Raises nothing."""
     out, missing = [], 0
     for run in runs:
         container = run.get("container_id")
         booted = as_finite(run.get("container_started_at"))
         started, finished = as_finite(run.get("job_started_at")), as_finite(run.get("job_finished_at"))
-        rate = gpu_rate(run)
-        if not container or booted is None or started is None or finished is None or rate is None:
+        rate, all_in = as_finite(run.get("rate")), as_finite(run.get("all_in_rate"))
+        if not container or booted is None or started is None or finished is None \
+                or rate is None or all_in is None:
             missing += 1
             continue
         span = max(0.0, finished - started)
-        steady = as_finite(run.get("steady_seconds"))
+        job = as_finite(run.get("job_seconds"))
+        # the worker's clock stamps are Unix times: allow their rounding, never more than the span
+        job = span if job is None or job > span + CLOCK_ROUNDING else job
+        in_job = min(max(0.0, span - job), startup_in_job({s: as_finite(run.get(f"{s}_seconds"))
+                                                  for s in STARTUP_STAGES}))
+        peak = as_finite(run.get("peak_memory_gib")) or 0.0
+        memory = max(as_finite(run.get("memory_gib")) or DEFAULT_MEMORY_GIB, peak)
+        cpu = 0.0 if run.get("device") == "cpu" else \
+            (as_finite(run.get("cpu_cores")) or DEFAULT_CPU_CORES)
         out.append(BilledRun(
-            run_id=str(run.get("id") or run.get("run_id")), gpu=str(run.get("gpu")),
+            run_id=str(run.get("id") or run.get("run_id")), candidate=str(run.get("candidate")),
             container_id=str(container), booted_at=booted, started_at=started,
-            finished_at=finished, steady_seconds=span if steady is None else min(span, steady),
-            gpu_rate=rate, cpu_request=as_finite(run.get("cpu_cores")) or DEFAULT_CPU_CORES,
-            cpu_used=as_finite(run.get("cpu_used_cores")),
-            memory_request_gib=as_finite(run.get("memory_gib")) or DEFAULT_MEMORY_GIB,
-            peak_memory_gib=as_finite(run.get("peak_memory_gib")),
+            finished_at=finished, job_seconds=job, startup_in_job=in_job, all_in_rate=all_in,
+            idle_rate=rate + prices.container_rate(cpu, memory),
             queue_wait_seconds=as_finite(run.get("queue_wait_seconds")),
             cold=bool(run.get("cold"))))
     return out, missing
 
 
-def container_bill(runs: Sequence[BilledRun], scaledown_window: float,
-                   prices: PriceTable) -> ContainerBill:
-    """The lifetime and cost of the container these runs (all on one container) ran on.
+def container_bill(runs: Sequence[BilledRun], scaledown_window: float, warm: bool = False,
+                   reused_at: float | None = None) -> ContainerBill:
+    """The lifetime here and the cost of the container these runs (all on one container) ran on.
 
-    Jobs run at their own rate (CPU and memory at max(request, use)); boot, idle gaps and the
-    tail at the container's idle rate: GPU, the CPU request, memory at max(request, the
-    container's peak). Raises InputError for no runs or runs of several containers."""
+    Jobs, their in-job start-up and their measurement work run at their own all-in rate; boot,
+    idle gaps and the tail at the container's idle rate. A container `warm` from an earlier
+    experiment pays no boot here. A later experiment's reuse at `reused_at` cuts the tail to the
+    idle time before it. Raises
+    InputError for no runs or runs of several containers."""
     if not runs or len({r.container_id for r in runs}) != 1:
         raise InputError("a container bill needs the runs of exactly one container")
     ordered = sorted(runs, key=lambda r: r.started_at)
     first = ordered[0]
     booted = min(r.booted_at for r in ordered)
-    peak = max((r.peak_memory_gib or 0.0) for r in ordered)
-    idle_rate = first.gpu_rate + prices.container_rate(
-        first.cpu_request, max(first.memory_request_gib, peak))
-    boot = max(0.0, first.started_at - booted)
+    idle_rate = max(r.idle_rate for r in ordered)
+    boot = 0.0 if warm else max(0.0, first.started_at - booted)
     busy = sum(r.span for r in ordered)
     last = max(r.finished_at for r in ordered)
     idle = max(0.0, (last - first.started_at) - busy)
     tail = float(scaledown_window)
-    steady = sum(r.steady_seconds * r.rate(prices) for r in ordered)
-    in_job = sum((r.span - r.steady_seconds) * r.rate(prices) for r in ordered)
+    if reused_at is not None and reused_at >= last:
+        tail = min(tail, reused_at - last)
+    steady = sum(r.job_seconds * r.all_in_rate for r in ordered)
+    in_job = sum(r.startup_in_job * r.all_in_rate for r in ordered)
+    measurement = sum(r.measurement_seconds * r.all_in_rate for r in ordered)
     boot_cost, idle_cost, tail_cost = boot * idle_rate, idle * idle_rate, tail * idle_rate
     return ContainerBill(
-        container_id=first.container_id, gpu=first.gpu, runs=len(ordered), booted_at=booted,
-        boot_seconds=boot, busy_seconds=busy, idle_seconds=idle, tail_seconds=tail,
-        steady_cost=steady, boot_cost=boot_cost, idle_cost=idle_cost, tail_cost=tail_cost,
-        in_job_overhead_cost=in_job, cost=steady + in_job + boot_cost + idle_cost + tail_cost)
+        container_id=first.container_id,
+        candidates=tuple(dict.fromkeys(r.candidate for r in ordered)), runs=len(ordered),
+        booted_at=booted, boot_seconds=boot, busy_seconds=busy, idle_seconds=idle,
+        tail_seconds=tail, steady_cost=steady, boot_cost=boot_cost, idle_cost=idle_cost,
+        tail_cost=tail_cost, in_job_overhead_cost=in_job, measurement_cost=measurement,
+        cost=steady + in_job + measurement + boot_cost + idle_cost + tail_cost)
 
 
 def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
-                    gpu_rate: Callable[[Mapping[str, Any]], float | None],
-                    scaledown_window: float, reuse: str | None = None) -> ExperimentBill:
-    """The bill of stored runs (store.runs columns) whose containers idled `scaledown_window`
-    seconds after their last job. gpu_rate gives a run's GPU $/s (None: not billable). Raises
-    InputError for a negative or non-finite window."""
+                    scaledown_window: float, reuse: str | None = None,
+                    warm: frozenset[str] | set[str] = frozenset(),
+                    reused_at: Mapping[str, float] | None = None) -> ExperimentBill:
+    """The bill of runs (as bench.experiments.read_runs gives them) whose containers idled
+    `scaledown_window` seconds after their last job. `warm`: containers an earlier experiment
+    used (no boot here); `reused_at`: container id -> when a later experiment's first job started
+    on it (cuts its tail). Raises InputError for a
+    negative or non-finite window."""
     if not (isinstance(scaledown_window, (int, float)) and math.isfinite(scaledown_window)
             and scaledown_window >= 0):
         raise InputError(f"scaledown window {scaledown_window!r} must be a non-negative number")
-    known, missing = billed_runs(runs, gpu_rate)
+    known, missing = billed_runs(runs, prices)
     by_container: dict[str, list[BilledRun]] = {}
     for run in known:
         by_container.setdefault(run.container_id, []).append(run)
-    containers = sorted((container_bill(group, scaledown_window, prices)
-                         for group in by_container.values()), key=lambda c: (c.booted_at, c.gpu))
-    run_seconds = {}
+    containers = sorted((container_bill(group, scaledown_window, cid in warm,
+                                        (reused_at or {}).get(cid))
+                         for cid, group in by_container.items()),
+                        key=lambda c: (c.booted_at, c.container_id))
+    run_seconds, run_billed, booted_for = {}, {}, {}
     for container in containers:
-        group = by_container[container.container_id]
-        share = (container.boot_seconds + container.idle_seconds + container.tail_seconds) / len(group)
+        group = sorted(by_container[container.container_id], key=lambda r: r.started_at)
+        overhead = container.boot_seconds + container.idle_seconds + container.tail_seconds
+        share = overhead / len(group)
+        share_cost = (container.boot_cost + container.idle_cost + container.tail_cost) / len(group)
         for run in group:
             run_seconds[run.run_id] = run.span + share
-    gpus = []
-    for gpu in dict.fromkeys(r.gpu for r in known):
-        mine = [c for c in containers if c.gpu == gpu]
-        waits = [r.queue_wait_seconds for r in known if r.gpu == gpu
-                 and r.queue_wait_seconds is not None]
-        gpus.append(GpuBill(
-            gpu=gpu, runs=sum(c.runs for c in mine), containers=len(mine),
-            steady_cost=sum(c.steady_cost for c in mine), billed_cost=sum(c.cost for c in mine),
-            boot_seconds=statistics.median(c.boot_seconds for c in mine) if mine else None,
+            run_billed[run.run_id] = run.cost + share_cost
+        if container.boot_seconds > 0:
+            booted_for[container.container_id] = group[0].candidate
+    candidates = []
+    for candidate in dict.fromkeys(r.candidate for r in known):
+        mine = [r for r in known if r.candidate == candidate]
+        boots = [c.boot_seconds for c in containers
+                 if booted_for.get(c.container_id) == candidate]
+        waits = [r.queue_wait_seconds for r in mine if r.queue_wait_seconds is not None]
+        candidates.append(CandidateBill(
+            gpu=candidate, runs=len(mine), containers=len({r.container_id for r in mine}),
+            cold_boots=len(boots), steady_cost=sum(r.job_seconds * r.all_in_rate for r in mine),
+            billed_cost=sum(run_billed[r.run_id] for r in mine),
+            boot_seconds=statistics.median(boots) if boots else None,
             queue_wait_median=statistics.median(waits) if waits else None,
             queue_wait_max=max(waits) if waits else None))
-    return ExperimentBill(float(scaledown_window), reuse, tuple(containers), tuple(gpus),
+    return ExperimentBill(float(scaledown_window), reuse, tuple(containers), tuple(candidates),
                           run_seconds, missing)
 
 

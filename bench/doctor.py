@@ -1,7 +1,8 @@
 """Checks before a first live run, each one line with its fix: the Modal token, the
 `r2-credentials` secret (names only), the deployed app's code version against this checkout, the
-R2 bucket (a HEAD) and the weights Volume. `python -m bench doctor` prints them; the Settings page
-shows the same list.
+R2 bucket (a HEAD), the weights Volume and the catalog's prices against the workspace's own rates
+(Workspace.billing.rates()). `python -m bench doctor` prints them; the Settings page shows the same
+list.
 
 None of them starts a container or costs anything: they read Modal's metadata (Secret.from_name
 with required_keys, App.lookup + App.get_tags, Volume.from_name + listdir) and HEAD the bucket.
@@ -10,11 +11,13 @@ Every network step is bounded by a deadline (modal's client blocks ~57 s when of
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from bench.backends.modal_backend import call_with_deadline
 from bench.backends.modal_credentials import modal_credentials
+from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu
 from core.errors import UserError, one_line
 from store.config import R2_SETTINGS, StorageConfig, load_storage_config
 from workers.code_version import TAG as CODE_VERSION_TAG
@@ -173,17 +176,80 @@ def check_bucket(config: StorageConfig | None = None,
     return Check("R2 bucket", "ok", f"{config.describe()} answers")
 
 
+RATE_TOLERANCE = 0.01
+"""Relative difference below which a catalog rate counts as the workspace's."""
+
+
+def _rate_target(key: str, prices: PriceTable) -> tuple[str, float] | None:
+    """(what a workspace rate key prices, the catalog's $/s for it): a catalog GPU named by one of
+    the key's parts ('gpu.h100', 'A100-80GB'), CPU cores, or memory GiB; None otherwise."""
+    parts = [p for p in re.split(r"[\s._/:]+", key.strip()) if p]
+    for part in parts:
+        try:
+            card = canonical_gpu(part, prices)
+        except UserError:
+            continue
+        return card, prices.rate(card)
+    lowered = key.lower()
+    if "cpu" in lowered:
+        return "CPU core", prices.cpu_core_per_second
+    if "mem" in lowered:
+        return "memory GiB", prices.memory_gib_per_second
+    return None
+
+
+def rate_differences(prices: PriceTable, rates: Mapping[str, Any]
+                     ) -> tuple[list[str], list[str]]:
+    """(where the catalog differs from the workspace's $/s rates by more than RATE_TOLERANCE, one
+    phrase each; the workspace's keys the catalog has no counterpart for). Raises nothing."""
+    differ, unknown = [], []
+    for key in rates:
+        target = _rate_target(str(key), prices)
+        try:
+            theirs = float(rates[key])
+        except (TypeError, ValueError, ArithmeticError):
+            theirs = None
+        if target is None or theirs is None:
+            unknown.append(str(key))
+            continue
+        name, ours = target
+        if ours <= 0 or abs(theirs / ours - 1) > RATE_TOLERANCE:
+            change = f" ({theirs / ours - 1:+.0%})" if ours > 0 else ""
+            differ.append(f"{name}: catalog ${ours:.8g}/s, workspace ${theirs:.8g}/s{change}")
+    return differ, unknown
+
+
+def check_rates(prices: PriceTable, sdk: Any = None, timeout: float = 20.0) -> Check:
+    """The catalog (or the saved prices) against Workspace.billing.rates(). Raises nothing."""
+    modal = _sdk(sdk)
+    try:
+        rates = call_with_deadline(lambda: modal.Workspace.from_context().billing.rates(),
+                                   timeout, "reading the workspace's rates")
+    except Exception as exc:  # noqa: BLE001 - one line, whatever the client raises
+        return Check("Prices", "warn", f"cannot read the workspace's rates: {_modal_error(exc)}",
+                     "costs use the catalog's published prices (bench/pricing.py)")
+    differ, unknown = rate_differences(prices, rates)
+    extra = f"; not in the catalog: {', '.join(unknown)}" if unknown else ""
+    if differ:
+        return Check("Prices", "warn", f"the workspace bills differently: {'; '.join(differ)}"
+                     f"{extra}", "set the workspace's rates on the Settings page (prices)")
+    return Check("Prices", "ok", f"the catalog matches the workspace's {len(rates)} rate(s)"
+                 f"{extra}")
+
+
 def run_checks(sdk: Any = None, config: StorageConfig | None = None, timeout: float = 20.0,
-               store: Callable[[StorageConfig], Any] | None = None) -> list[Check]:
-    """Every check in order; the Modal ones are skipped without a token. Raises nothing."""
+               store: Callable[[StorageConfig], Any] | None = None,
+               prices: PriceTable | None = None) -> list[Check]:
+    """Every check in order (`prices`: what costs runs, the catalog unless given); the Modal ones
+    are skipped without a token. Raises nothing."""
     token = check_token()
     checks = [token]
     if token.failed:
         checks += [Check(name, "skip", "not checked: no usable Modal token", None)
-                   for name in ("R2 secret", "Deployed app", "Weights volume")]
+                   for name in ("R2 secret", "Deployed app", "Weights volume", "Prices")]
     else:
         checks += [check_secret(sdk, timeout), check_deployment(sdk, timeout),
-                   check_volume(sdk, timeout)]
+                   check_volume(sdk, timeout), check_rates(prices or DEFAULT_PRICES, sdk, timeout)]
     checks.append(check_bucket(config, store))
     return checks
 

@@ -17,6 +17,7 @@ from typing import Any
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse
 from bench.pricing import DEFAULT_PRICES, PriceTable, check_rate
 from core.errors import InputError
+from core.status import FAILED, SUCCEEDED
 
 SUCCESS_WORDS = frozenset({"success", "succeeded", "successful", "ok", "completed", "complete", "done"})
 """Status spellings that mean the run succeeded (compared case-insensitively)."""
@@ -224,13 +225,13 @@ def _parse_result(index: int, raw: Any) -> E6Result:
     if repeat > MAX_REPEAT:
         raise InputError(f"{where}: repeat {repeat} is over {MAX_REPEAT}")
     cold = raw.get("cold") is True
-    status = "failed"
+    status = FAILED
     if error is None:
         if word in SUCCESS_WORDS:
             if not elapsed or not frames:
                 error = "reported success without an elapsed time and frame count"
             else:
-                status = "succeeded"
+                status = SUCCEEDED
         elif word in ("failed", "failure", "error", "errored"):
             error = "failed (no reason given)"
         else:
@@ -313,7 +314,7 @@ def measurements_from_e6(e6: E6File, table: PriceTable = DEFAULT_PRICES) -> list
     for r in e6.results:
         rate = rate_for(e6, r.gpu, table)
         if rate is None:
-            if r.status == "succeeded":
+            if r.status == SUCCEEDED:
                 raise InputError(f"no price for GPU {r.gpu!r}: add it to the file's 'pricing' "
                                  f"(the catalog has {', '.join(table.gpus)})")
             rate = 0.0

@@ -9,6 +9,9 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.e6 import E6File, measurements_from_e6, rate_for
+from bench.pricing import run_cost
+from core.stages import fps as stage_fps
+from core.status import SUCCEEDED
 from store.db import Database
 from store.runs import ExperimentRecord, RunSpec, insert_finished_experiment
 
@@ -52,8 +55,8 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     """Store an E6-format results file as a new experiment (origin 'import') with one finished
     run per result, in one transaction; return the experiment id. The experiment and its runs are
     dated by the file's timestamp (when it ran; the import time when the file has none). Each run
-    keeps the result's status and error; total and billed seconds are its elapsed time, and
-    cost_gpu is elapsed x the GPU's rate (the file's pricing, else the catalog's; a failed run of an
+    keeps the result's status and error; its job (and total and billed) seconds are its elapsed
+    time, its fps frames / elapsed (core.stages.fps), and cost_gpu is elapsed x the GPU's rate (the file's pricing, else the catalog's; a failed run of an
     unknown GPU has None). A cold start is recorded only when the file marks one: otherwise it is
     unknown (None), never 'warm'. Raises InputError (nothing stored) when a succeeded result's GPU
     has no price in the file or the catalog, as `verdict` does; StorageError."""
@@ -63,14 +66,15 @@ def import_e6(db: Database, e6: E6File, source_name: str) -> str:
     for r in e6.results:
         rate = rate_for(e6, r.gpu)
         elapsed = r.elapsed
-        done = r.frames if r.status == "succeeded" else None
+        done = r.frames if r.status == SUCCEEDED else None
         specs.append(RunSpec(clip=r.clip, gpu=r.gpu, frames_expected=r.frames or None,
                              price_gpu=r.gpu, repeat_index=r.repeat))
         outcomes.append({
             "status": r.status, "error": r.error, "cold": True if r.cold else None,
             "frames_in": done, "frames_out": done, "frames_done": done,
-            "total_seconds": elapsed, "billed_seconds": elapsed, "fps": r.fps,
-            "cost_gpu": elapsed * rate if elapsed is not None and rate is not None else None,
+            "total_seconds": elapsed, "job_seconds": elapsed, "billed_seconds": elapsed,
+            "fps": stage_fps(done, elapsed),
+            "cost_gpu": run_cost(elapsed, rate) if elapsed is not None and rate is not None else None,
             "result_json": json.dumps(asdict(r)),
         })
     return insert_finished_experiment(db, experiment_record_of(e6, source_name), specs, outcomes,

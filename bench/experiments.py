@@ -1,10 +1,8 @@
 """Stored experiments, read once for everyone: an experiment record's Plan and PriceTable (the
-orchestrator runs from them), its runs as analysis Measurements, its bill (bench.billing), and the
-analysis of an experiment or of any selection of runs (the CLI, the Run page and the Compare page)
-on either cost basis: steady state (the default) or this experiment's bill.
-
-Runs are read as the store hands them out: rows of store.runs.list_runs (a DataFrame, or the same
-columns as mappings), turned into Measurements in one step; nothing is renamed on the way.
+orchestrator runs from them), its runs with their figures (read_runs: candidate, job seconds, fps,
+costs, each run priced by its own experiment's card), their bill (bench.billing), and the
+analysis of an experiment or of any selection of runs on either cost basis: steady state (job
+seconds, the default) or this experiment's bill. Every view reads runs through read_runs.
 """
 
 from __future__ import annotations
@@ -18,10 +16,11 @@ import pandas as pd
 from bench.analysis import DEFAULT_TOLERANCE, Analysis, Measurement, analyse, gpu_order
 from bench.billing import BASES, DEFAULT_BASIS, ExperimentBill, experiment_bill
 from bench.e6 import DEFAULT_FPS
+from bench.figures import figures_of, file_rates_of
 from bench.formatting import as_finite as _number
 from bench.formatting import repeat_label
 from bench.plan import Plan, candidate_label
-from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu, gpu_for_device
+from bench.pricing import DEFAULT_PRICES, PriceTable, canonical_gpu
 from core.errors import InputError
 from core.jsonsafe import json_safe
 from core.resources import DEFAULT_SCALEDOWN_WINDOW_SECONDS
@@ -128,73 +127,103 @@ def run_records(runs: Runs) -> list[dict[str, Any]]:
     return [{k: json_safe(v) for k, v in row.items()} for row in rows]
 
 
-COST_SECONDS = ("billed_seconds", "total_seconds", "client_wall_seconds")
-"""The columns a run's stored cost_gpu/cost_all_in were computed from, first known wins."""
+def read_runs(runs: Runs, experiments: ExperimentRow | Mapping[str, ExperimentRow] | None
+              ) -> list[dict[str, Any]]:
+    """Stored runs as every view reads them: run_records plus the RunFigures keys (candidate,
+    device, price_card, job_seconds, startup_seconds, fps, rate, all_in_rate, cost, cost_all_in),
+    each run priced by its own experiment's stored price card (`experiments`: the one experiment,
+    or experiment id -> its record for a selection across experiments). The stored fps, cost_gpu
+    and cost_all_in columns are replaced by the figures, so no reader sees another definition.
+    Candidates tell variants apart when these runs differ in model or engine (candidate_labels).
+    Raises InputError for a malformed stored price table."""
+    records = run_records(runs)
+    labels = candidate_labels(records)
+    tables: dict[str | None, tuple[PriceTable, dict[str, float]]] = {}
+    out = []
+    for run, label in zip(records, labels):
+        experiment = experiments.get(str(run.get("experiment_id"))) \
+            if isinstance(experiments, Mapping) else experiments
+        key = experiment.id if experiment is not None else None
+        if key not in tables:
+            tables[key] = (prices_of(experiment),
+                           file_rates_of(experiment.price_table_json if experiment else None))
+        prices, file_rates = tables[key]
+        figures = figures_of(run, label, prices, file_rates)
+        out.append({**run, **figures.to_dict(), "fps": figures.fps, "cost_gpu": figures.cost,
+                    "cost_all_in": figures.cost_all_in})
+    return out
 
 
-def measurements_from_runs(runs: Runs, prices: PriceTable = DEFAULT_PRICES,
-                           basis: str = DEFAULT_BASIS,
+def read_runs_in(db: Database, runs: pd.DataFrame) -> pd.DataFrame:
+    """read_runs of any stored runs (a list_runs DataFrame, maybe of several experiments), each
+    priced by its own experiment, as a DataFrame. Raises InputError for a malformed stored price
+    table, StorageError."""
+    if runs.empty:
+        return runs
+    ids = dict.fromkeys(str(e) for e in runs["experiment_id"])
+    experiments = {i: e for i in ids if (e := store_runs.get_experiment(db, i)) is not None}
+    return pd.DataFrame(read_runs(runs, experiments))
+
+
+def history_with_figures(db: Database, limit: int | None = None) -> dict[str, Any]:
+    """store.runs.history with each experiment's runs read through read_runs (their figures and
+    candidates, as every other view shows them). Raises StorageError."""
+    data = store_runs.history(db, limit=limit)
+    for item in data["experiments"]:
+        experiment = store_runs.get_experiment(db, item["id"])
+        try:
+            item["runs"] = [json_safe(r) for r in read_runs(item["runs"], experiment)]
+        except InputError:  # a malformed stored price table: list the runs as stored
+            continue
+    return data
+
+
+def candidate_labels(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each run's candidate: its device, plus model and/or engine where these runs differ in them
+    ('T4 · x4plus', 'cpu · fast', as plan.candidate_label). Raises nothing."""
+    models = {r.get("model") for r in runs}
+    engines = {r.get("engine") for r in runs}
+    return [candidate_label(str(r.get("gpu")), r.get("model"), r.get("engine"),
+                            len(models) > 1, len(engines) > 1) for r in runs]
+
+
+def measurements_from_runs(runs: Sequence[Mapping[str, Any]], basis: str = DEFAULT_BASIS,
                            billed: Mapping[str, float] | None = None) -> list[Measurement]:
-    """One Measurement per stored run, read off its columns.
+    """One Measurement per run read by read_runs: its candidate, frames, seconds and rates.
 
-    seconds on the 'steady' basis: steady_seconds (the job on a warm worker), else as stored for
-    the cost (COST_SECONDS: billed, total, client wall; older rows and imports). On the 'billed'
-    basis: `billed` {run id: seconds} (bench.billing's run_seconds: the job plus its share of its
-    container's boot, idle and tail), else COST_SECONDS. rate ($/s), first known of: the table's
-    rate of price_gpu; of the card matching device_name; of the gpu label itself (Modal runs);
-    cost_gpu / seconds (e.g. CPU runs priced by core-seconds). all_in_rate: cost_all_in over the
-    seconds it was computed from.
-
-    Raises InputError for an unknown basis, a run without gpu/clip, or a succeeded run without
-    a price."""
+    seconds on the 'steady' basis: its job seconds; on the 'billed' basis: `billed` {run id:
+    seconds} (bench.billing's run_seconds: the job plus its share of its container's start-up,
+    idle and tail), else its job seconds. Raises InputError for an unknown basis, a run without
+    device or clip, or a succeeded run without a price."""
     if basis not in BASES:
         raise InputError(f"unknown cost basis {basis!r}; choose one of {', '.join(BASES)}")
     out = []
-    for i, run in enumerate(run_records(runs)):
-        gpu, clip = run.get("gpu"), run.get("clip")
-        if not gpu or not clip:
+    for i, run in enumerate(runs):
+        candidate, clip = run.get("candidate"), run.get("clip")
+        if not run.get("device") or not clip:
             raise InputError(f"run {i} has no gpu or clip")
         status = str(run.get("status") or "unknown")
         frames = _int(run.get("frames_out")) if status == "succeeded" else 0
         frames = frames or _int(run.get("frames_expected"))
-        cost_seconds = _first_number(run, COST_SECONDS)
-        if basis == "steady":
-            seconds = _first_number(run, ("steady_seconds", *COST_SECONDS))
-        else:
-            seconds = _number((billed or {}).get(str(run.get("id")))) or cost_seconds
-        rate = _rate(run, cost_seconds, prices)
+        seconds = _number(run.get("job_seconds"))
+        if basis == "billed":
+            seconds = _number((billed or {}).get(str(run.get("id")))) or seconds
+        rate = _number(run.get("rate"))
         if rate is None:
             if status == "succeeded":
-                raise InputError(f"run of {gpu} on {clip} has no price: give its card "
-                                 f"(e.g. cuda:0=T4) or a rate")
+                raise InputError(f"run of {run.get('device')} on {clip} has no price: give its "
+                                 f"card (e.g. cuda:0=T4) or a rate")
             rate = 0.0
-        all_in = _number(run.get("cost_all_in"))
         error = run.get("error")
         if status in ACTIVE_STATUSES:
             error = f"run {status}, not finished"
         elif status != "succeeded" and not error:
             error = f"run {status}"
         out.append(Measurement(
-            gpu=str(gpu), clip=str(clip), frames=frames, seconds=seconds, status=status, rate=rate,
-            repeat=_int(run.get("repeat_index")), cold=bool(run.get("cold")),
-            error=str(error) if error else None,
-            all_in_rate=(all_in / cost_seconds) if all_in is not None and cost_seconds else None,
-        ))
+            gpu=str(candidate), clip=str(clip), frames=frames, seconds=seconds, status=status,
+            rate=rate, repeat=_int(run.get("repeat_index")), cold=bool(run.get("cold")),
+            error=str(error) if error else None, all_in_rate=_number(run.get("all_in_rate"))))
     return out
-
-
-def _rate(run: Mapping[str, Any], seconds: float | None, prices: PriceTable) -> float | None:
-    for card in (run.get("price_gpu"), gpu_for_device(str(run.get("device_name") or "")),
-                 run.get("gpu")):
-        if card:
-            try:
-                return prices.rate(str(card))
-            except InputError:
-                continue
-    cost = _number(run.get("cost_gpu"))
-    if cost is not None and seconds:
-        return cost / seconds
-    return None
 
 
 def _int(value: Any) -> int:
@@ -202,40 +231,19 @@ def _int(value: Any) -> int:
     return int(number) if number is not None and number >= 0 else 0
 
 
-def _first_number(run: Mapping[str, Any], keys: Sequence[str]) -> float | None:
-    for key in keys:
-        value = _number(run.get(key))
-        if value is not None:
-            return value
-    return None
-
-
-def label_variants(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Runs whose gpu label also names the model and/or engine when the runs differ in them
-    ('T4 · x4plus', 'cpu · fast', as plan.candidate_label), so the analysis compares each GPU x
-    model x engine instead of pooling them as repeats. The catalog card for the price is kept in
-    price_gpu. Runs that all share model and engine come back as given. Raises nothing."""
-    models = {r.get("model") for r in runs}
-    engines = {r.get("engine") for r in runs}
-    if len(models) < 2 and len(engines) < 2:
-        return runs
-    out = []
-    for run in runs:
-        run = dict(run)
-        run["price_gpu"] = run.get("price_gpu") or run["gpu"]
-        run["gpu"] = candidate_label(str(run["gpu"]), run.get("model"), run.get("engine"),
-                                     len(models) > 1, len(engines) > 1)
-        out.append(run)
-    return out
-
-
 def run_titles(runs: Runs) -> dict[str, str]:
-    """Run id -> 'cpu · fast · 0.3s · repeat 1': the candidate (label_variants over these runs),
-    the clip and the repeat, as the CLI, its log and the dashboard name a run. Raises nothing."""
-    records = label_variants(run_records(runs))
-    return {str(r.get("id")): " · ".join(p for p in (str(r.get("gpu")), str(r.get("clip")),
-                                                      repeat_label(r.get("repeat_index"))) if p)
-            for r in records}
+    """Run id -> 'cpu · fast · 0.3s · repeat 1': the candidate (candidate_labels over these runs),
+    the clip and the repeat: the one way the CLI, its log, the exports and the dashboard name a
+    run. Raises nothing."""
+    records = run_records(runs)
+    return {str(r.get("id")): run_title(r, label)
+            for r, label in zip(records, candidate_labels(records))}
+
+
+def run_title(run: Mapping[str, Any], candidate: str) -> str:
+    """'cpu · fast · 0.3s · repeat 1' for one run of `candidate`. Raises nothing."""
+    return " · ".join(p for p in (candidate, str(run.get("clip") or ""),
+                                  repeat_label(run.get("repeat_index"))) if p)
 
 
 def short_id(run_id: Any) -> str:
@@ -246,20 +254,38 @@ def short_id(run_id: Any) -> str:
 # --------------------------------------------------------------------------- the bill
 
 
-def bill_of(experiment: ExperimentRow | None, runs: Runs,
-            prices: PriceTable | None = None) -> ExperimentBill:
-    """The bill of an experiment's runs (bench.billing): a Modal experiment's containers idle its
-    plan's scaledown window after their last job; local worker processes exit when done (no
-    tail). Raises InputError for a malformed stored price table or window."""
-    prices = prices or prices_of(experiment)
+def bill_of(experiment: ExperimentRow | None, runs: Sequence[Mapping[str, Any]],
+            uses: store_runs.ContainerUses | None = None) -> ExperimentBill:
+    """The bill of an experiment's runs as read_runs gives them (bench.billing): a Modal
+    experiment's containers idle its plan's scaledown window after their last job; local worker
+    processes exit when done (no tail). `uses` (experiment_bill_in reads them): containers warm
+    from an earlier experiment pay no boot here, and a later experiment's reuse cuts a tail.
+    Raises InputError for a malformed stored price table or window."""
     plan = plan_dict(experiment)
     modal = experiment is not None and experiment.backend == "modal"
     window = _number(plan.get("scaledown_window_seconds"))
     window = (DEFAULT_SCALEDOWN_WINDOW_SECONDS if window is None else window) if modal else 0.0
     reuse = plan.get("container_reuse") if modal else None
-    return experiment_bill(run_records(runs), prices,
-                           lambda run: _rate(run, _first_number(run, COST_SECONDS), prices),
-                           window, reuse)
+    return experiment_bill(runs, prices_of(experiment), window, reuse,
+                           uses.warm_before if uses else frozenset(),
+                           uses.reused_at if uses else None)
+
+
+def experiment_bill_in(db: Database, experiment: ExperimentRow,
+                       runs: Sequence[Mapping[str, Any]]) -> ExperimentBill:
+    """bill_of, with what other experiments in the store did on the same containers (warm before,
+    reused after). Raises InputError, StorageError."""
+    containers = sorted({str(r["container_id"]) for r in runs if r.get("container_id")})
+    uses = store_runs.container_uses(db, experiment.id, containers) if containers else None
+    return bill_of(experiment, runs, uses)
+
+
+def stored_bill(db: Database, experiment_id: str) -> ExperimentBill:
+    """The bill of a stored experiment, as every view computes it (read_runs, then
+    experiment_bill_in). Raises InputError for an unknown id, StorageError."""
+    experiment = load_experiment(db, experiment_id)
+    runs = read_runs(store_runs.list_runs(db, experiment_id=experiment_id), experiment)
+    return experiment_bill_in(db, experiment, runs)
 
 
 # --------------------------------------------------------------------------- the analysis
@@ -286,24 +312,29 @@ def baseline_of(experiment: ExperimentRow | None,
 
 
 def analyse_measurements(experiment: ExperimentRow | None, measurements: Sequence[Measurement],
-                         tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
-    """The analysis of an experiment's measurements (baseline: the plan's first GPU; fps: the
-    plan's). Raises InputError when no run succeeded or the tolerance is bad."""
-    return analyse(measurements, baseline_of(experiment, measurements), tolerance,
+                         tolerance: float = DEFAULT_TOLERANCE,
+                         baseline: str | None = None) -> Analysis:
+    """The analysis of an experiment's measurements (baseline: the one given, else the plan's
+    first GPU; fps: the plan's). Raises InputError when no run succeeded, the baseline has no
+    runs or the tolerance is bad."""
+    return analyse(measurements, baseline or baseline_of(experiment, measurements), tolerance,
                    plan_fps(experiment))
 
 
-def analyse_runs(experiment: ExperimentRow | None, runs: Runs,
-                 tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS) -> Analysis:
-    """The analysis of stored runs, priced by the experiment's price table, on a cost basis
-    (BASES: 'steady' or 'billed').
+def analyse_runs(experiment: ExperimentRow | None, runs: Sequence[Mapping[str, Any]],
+                 tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
+                 bill: ExperimentBill | None = None, baseline: str | None = None) -> Analysis:
+    """The analysis of runs as read_runs gives them, on a cost basis (BASES: 'steady', job
+    seconds; or 'billed', the bill's run seconds: `bill`, else bill_of the runs), against
+    `baseline` (default: the plan's first candidate).
 
     Raises InputError for an unknown basis, when no run succeeded, a succeeded run has no price,
     or the tolerance is bad."""
-    prices = prices_of(experiment)
-    billed = bill_of(experiment, runs, prices).run_seconds if basis == "billed" else None
-    measurements = measurements_from_runs(runs, prices, basis, billed)
-    return analyse_measurements(experiment, measurements, tolerance)
+    billed = None
+    if basis == "billed":
+        billed = (bill or bill_of(experiment, runs)).run_seconds
+    measurements = measurements_from_runs(runs, basis, billed)
+    return replace(analyse_measurements(experiment, measurements, tolerance, baseline), basis=basis)
 
 
 Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
@@ -311,32 +342,70 @@ Outcome = tuple[Analysis | None, str | None, pd.DataFrame]
 
 
 def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFAULT_TOLERANCE,
-                       basis: str = DEFAULT_BASIS) -> Outcome:
-    """(analysis or None, why not, runs) of one experiment on a cost basis; runs of different
-    models/engines are told apart as in label_variants. Raises InputError for an unknown id,
-    StorageError."""
+                       basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
+    """(analysis or None, why not, runs) of one experiment on a cost basis; the runs come back as
+    read_runs gives them. Raises InputError for an unknown id, StorageError."""
     experiment = load_experiment(db, experiment_id)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if runs.empty:
         return None, "this experiment has no runs", runs
-    return (*_analysed(experiment, runs, tolerance, basis), runs)
+    records = read_runs(runs, experiment)
+    bill = experiment_bill_in(db, experiment, records) if basis == "billed" else None
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
 
 
 def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = DEFAULT_TOLERANCE,
-                      basis: str = DEFAULT_BASIS) -> Outcome:
+                      basis: str = DEFAULT_BASIS, baseline: str | None = None) -> Outcome:
     """(analysis or None, why not, runs) of a selection of runs, possibly from several
-    experiments. The last run's experiment supplies the plan (baseline GPU, fps) and price table.
-    Raises StorageError."""
+    experiments: each run priced by its own experiment's card; the last run's experiment supplies
+    the plan (baseline, fps). The 'billed' basis needs one experiment's bill: across several it
+    falls back to job seconds. Raises StorageError."""
     runs = store_runs.list_runs(db, run_ids=list(run_ids))
     if runs.empty:
         return None, "none of the selected runs is in the database any more", runs
-    experiment = load_experiment(db, str(runs["experiment_id"].iloc[-1]))
-    return (*_analysed(experiment, runs, tolerance, basis), runs)
+    ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"]))
+    experiments = {i: load_experiment(db, i) for i in ids}
+    experiment = experiments[ids[-1]]
+    records = read_runs(runs, experiments)
+    bill = experiment_bill_in(db, experiment, records) \
+        if basis == "billed" and len(ids) == 1 else None
+    basis = basis if bill is not None or basis != "billed" else DEFAULT_BASIS
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
 
 
-def _analysed(experiment: ExperimentRow, runs: pd.DataFrame, tolerance: float,
-              basis: str = DEFAULT_BASIS) -> tuple[Analysis | None, str | None]:
+def analyse_experiments(db: Database, experiment_ids: Sequence[str],
+                        tolerance: float = DEFAULT_TOLERANCE, basis: str = DEFAULT_BASIS,
+                        baseline: str | None = None) -> Outcome:
+    """(analysis or None, why not, runs) of several experiments side by side, each run priced by
+    its own experiment: a candidate that more than one of them has is told apart by its
+    experiment's name ('cpu · fast · nightly'). The first experiment supplies the plan (fps,
+    default baseline). The 'billed' basis needs one experiment's bill: across several it falls
+    back to job seconds. Raises InputError for an unknown id, StorageError."""
+    chosen = [load_experiment(db, i) for i in dict.fromkeys(experiment_ids)]
+    runs = pd.concat([store_runs.list_runs(db, experiment_id=e.id) for e in chosen],
+                     ignore_index=True)
+    if runs.empty:
+        return None, "these experiments have no runs", runs
+    records = read_runs(runs, {e.id: e for e in chosen})
+    owners: dict[str, set[str]] = {}
+    for record in records:
+        owners.setdefault(record["candidate"], set()).add(record["experiment_id"])
+    names = [e.name for e in chosen]
+    tags = {e.id: e.name if names.count(e.name) == 1 else f"{e.name} [{short_id(e.id)}]"
+            for e in chosen}
+    for record in records:
+        if len(owners[record["candidate"]]) > 1:
+            record["candidate"] = f"{record['candidate']} · {tags[record['experiment_id']]}"
+    basis = DEFAULT_BASIS if len(chosen) > 1 else basis
+    bill = experiment_bill_in(db, chosen[0], records) if basis == "billed" else None
+    return (*_analysed(chosen[0], records, tolerance, basis, bill, baseline),
+            pd.DataFrame(records))
+
+
+def _analysed(experiment: ExperimentRow, runs: Sequence[Mapping[str, Any]], tolerance: float,
+              basis: str, bill: ExperimentBill | None,
+              baseline: str | None = None) -> tuple[Analysis | None, str | None]:
     try:
-        return analyse_runs(experiment, label_variants(run_records(runs)), tolerance, basis), None
+        return analyse_runs(experiment, runs, tolerance, basis, bill, baseline), None
     except InputError as exc:
         return None, str(exc)

@@ -20,29 +20,32 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from bench.backends.base import Backend, EventSink, Finished, Submission
-from bench.billing import steady_seconds
+from bench.estimate import PLAN_KEY, PlanEstimate
 from bench.experiments import load_experiment, plan_of, prices_of
+from bench.figures import figures_of
 from bench.liveness import worker_is_alive
+from bench.manage import discard_outputs
 from bench.plan import (
     DEMO_SOURCE,
     DEMO_SOURCE_FPS,
     DEMO_SOURCE_SECONDS,
     DEMO_SOURCE_SIZE,
     Plan,
+    clips_past_end,
 )
-from bench.pricing import DEFAULT_PRICES, PriceTable, gpu_for_device
+from bench.pricing import DEFAULT_PRICES, PriceTable
 from core.errors import BackendError, InputError, StorageError, UserError, one_line
 from core.job import Job, Progress
 from core.paths import run_log_path
-from core.resources import DEFAULT_CPU_CORES
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
 from store.config import StorageConfig, load_storage_config
 from store.db import Database
 from store.keys import output_key, source_content_key, source_object_key, split_user_key
+from store.manage import cancelled_among
 from store.objects import ObjectStore, open_object_store
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ def prepare_source(source: str, storage: ObjectStore) -> str:
     'bench/sources/{sha256}/' (store.keys.source_content_key: one key per content); anything
     else must already be an object key. Raises InputError/StorageError."""
     if source == DEMO_SOURCE:
-        from workers.video import write_demo_clip
+        from workers.synthetic import write_demo_clip
 
         width, height = DEMO_SOURCE_SIZE
         key = source_object_key(f"demo-{width}x{height}-{DEMO_SOURCE_FPS:g}fps-{DEMO_SOURCE_SECONDS:g}s.mp4")
@@ -134,14 +137,33 @@ def run_specs(plan: Plan) -> list[store_runs.RunSpec]:
             for variant in plan.variant_list()]
 
 
+def check_clips_in_source(plan: Plan, source_key: str, storage: ObjectStore) -> None:
+    """Check on this machine, before any worker or container starts, that every clip lies inside
+    the prepared source (fetched into the object cache once and probed). Raises InputError naming
+    the first clip past its end, MediaError for a source that is not a video, StorageError."""
+    from workers.video import probe
+
+    info = probe(storage.get(source_key))
+    problems = clips_past_end(plan, info.duration, info.fps)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; choose clips inside the source")
+
+
 def create_experiment(db: Database, plan: Plan, source_key: str, prices: PriceTable = DEFAULT_PRICES,
-                      name: str | None = None) -> tuple[str, list[str]]:
-    """Store the experiment and its queued runs in one transaction (this process answers for them
-    until an executor claims them); returns (experiment id, run ids). Raises InputError,
+                      name: str | None = None, estimate: PlanEstimate | None = None
+                      ) -> tuple[str, list[str]]:
+    """Store the experiment (with the plan's estimate, when given, under the plan's
+    bench.estimate.PLAN_KEY) and its queued runs in one transaction (this process answers for
+    them until an executor claims them); returns (experiment id, run ids). Raises InputError,
     StorageError."""
+    prices = prices.for_placement(plan.region)  # what Modal bills a container placed so
+    plan_json = plan.to_dict()
+    if estimate is not None:
+        plan_json[PLAN_KEY] = estimate.to_dict()
     record = store_runs.ExperimentRecord(
         name=name or f"{plan.preset or 'custom'}: {plan.model} on {', '.join(g.label for g in plan.gpus)}",
-        preset=plan.preset, source=source_key, plan_json=plan.to_dict(), model=plan.model,
+        preset=plan.preset, source=source_key, plan_json=plan_json, model=plan.model,
         engine=plan.engine, backend=plan.backend, price_table_date=prices.date,
         price_table_json=prices.to_dict(), commit=git_commit())
     specs = run_specs(plan)
@@ -167,25 +189,15 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
                encode_preset=plan.encode_preset, crf=plan.crf)
 
 
-def run_rate(price_gpu: str | None, device_name: str, prices: PriceTable) -> float:
-    """$/s of a run: its catalog card's rate, else the card matching the device it got, else (a
-    CPU run) this machine's cores at the CPU core rate."""
-    for card in (price_gpu, gpu_for_device(device_name)):
-        if card:
-            try:
-                return prices.rate(card)
-            except InputError:  # a device label such as 'cpu' or 'cuda:0', not a catalog card
-                continue
-    return prices.cpu_rate(os.cpu_count() or 1)
-
-
 class StoreSink(EventSink):
     """Writes backend events to the store (progress, results, cost) and tells a listener."""
 
-    def __init__(self, db: Database, prices: PriceTable, price_cards: dict[str, str | None],
-                 listener: Listener | None = None):
-        self.db, self.prices, self.price_cards = db, prices, price_cards
+    def __init__(self, db: Database, prices: PriceTable, listener: Listener | None = None,
+                 discard_output: Callable[[str], None] | None = None):
+        """discard_output(run_id) removes the output a cancelled run's worker uploaded anyway."""
+        self.db, self.prices = db, prices
         self.listener = listener or (lambda event: None)
+        self.discard_output = discard_output
         self._last_progress: dict[str, tuple[float, str]] = {}
 
     def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
@@ -209,32 +221,33 @@ class StoreSink(EventSink):
 
     def finished(self, outcome: Finished) -> None:
         result = outcome.result
-        cost_gpu = cost_all_in = None
-        if result.ok:
-            rate = run_rate(self.price_cards.get(outcome.run_id), result.device_name, self.prices)
-            cost_gpu = outcome.billed_seconds * rate
-            if outcome.memory_gib is None:  # no container request (local): the catalog's size
-                container = self.prices.container_rate()
-            else:  # Modal bills CPU and memory at the larger of request and use
-                container = self.prices.container_rate(
-                    max(result.cpu_cores or DEFAULT_CPU_CORES, outcome.cpu_used_cores or 0.0),
-                    max(outcome.memory_gib, outcome.peak_memory_gib or 0.0))
-            cost_all_in = outcome.billed_seconds * (rate + container)
-        steady = outcome.steady_seconds
-        if steady is None and result.ok:
-            steady = steady_seconds(result)
-        store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
+        planned = store_runs.get_run(self.db, outcome.run_id)
+        cost = figures_of({
+            "gpu": planned.gpu if planned else "", "price_gpu": planned.price_gpu if planned else None,
+            "device_name": result.device_name, "status": result.status,
+            "frames_out": result.frames_out, "job_seconds": result.job_seconds,
+            "cpu_cores": result.cpu_cores, "cpu_used_cores": outcome.cpu_used_cores,
+            "memory_gib": outcome.memory_gib, "peak_memory_gib": outcome.peak_memory_gib,
+        }, "", self.prices)
+        stored = store_runs.finish_run(self.db, outcome.run_id, store_runs.RunOutcome(
             status=result.status, error=result.error, result=result, cold=outcome.cold,
-            client_wall_seconds=outcome.client_wall_seconds, billed_seconds=outcome.billed_seconds,
-            cost_gpu=cost_gpu, cost_all_in=cost_all_in, steady_seconds=steady,
-            cpu_used_cores=outcome.cpu_used_cores, peak_memory_gib=outcome.peak_memory_gib,
-            memory_gib=outcome.memory_gib))
+            client_wall_seconds=outcome.client_wall_seconds,
+            startup_seconds=outcome.startup_seconds, cost_gpu=cost.cost,
+            cost_all_in=cost.cost_all_in, cpu_used_cores=outcome.cpu_used_cores,
+            peak_memory_gib=outcome.peak_memory_gib, memory_gib=outcome.memory_gib))
+        if not stored:  # cancelled while it ran: keep nothing of it
+            if self.discard_output is not None:
+                self.discard_output(outcome.run_id)
+            return
         self.listener(RunEvent(outcome.run_id, result.status, frames_done=result.frames_out,
                                frames_total=result.frames_out, error=result.error))
 
     def failed(self, run_id: str, reason: str) -> None:
         store_runs.fail_run(self.db, run_id, reason)
         self.listener(RunEvent(run_id, "failed", error=reason))
+
+    def cancelled(self, run_ids: Sequence[str]) -> set[str]:
+        return cancelled_among(self.db, run_ids)
 
 
 def make_backend(name: str, storage_config: StorageConfig, plan: Plan | None = None) -> Backend:
@@ -339,7 +352,8 @@ def execute_experiment(db: Database, experiment_id: str, storage_config: Storage
                if (run := store_runs.get_run(db, rid)) is not None and not run.call_id]
     held = {run.id: f"{run.worker_pid}@{run.worker_host or '?'}"
             for run in [*queued, *running] if run.id not in taken and worker_is_alive(run)}
-    sink = StoreSink(db, prices, {r.id: r.price_gpu for r in claimed}, listener)
+    discard = functools.partial(_discard_output, storage_config, experiment.source, experiment_id)
+    sink = StoreSink(db, prices, listener, discard)
     submissions = [Submission(run_id=r.id, job=job_for_run(plan, r, experiment.source), gpu=r.gpu)
                    for r in claimed]
     resumer = _resume_in_background(db, experiment_id, backend, sink)
@@ -379,20 +393,24 @@ def _kept_after(db: Database, experiment_id: str, run_ids: list[str], reason: st
                else ", the unfinished ones stored failed with this reason"))
 
 
+def _discard_output(storage_config: StorageConfig, source_key: str | None, experiment_id: str,
+                    run_id: str) -> None:
+    discard_outputs(open_object_store(storage_config), source_key, experiment_id, [run_id])
+
+
 def _resume_in_background(db: Database, experiment_id: str, backend: Backend,
                           sink: EventSink) -> threading.Thread | None:
     """Reattach to runs another process already handed to Modal (status running, call id stored),
     so a dashboard reload or a second process picks them up again."""
-    resume = getattr(backend, "resume", None)
     running = store_runs.list_runs(db, experiment_id=experiment_id, statuses=["running"])
     running = running[running["call_id"].notna()]
-    if resume is None or running.empty:
+    if running.empty:
         return None
     call_ids = dict(zip(running["id"], running["call_id"]))
     store_runs.claim_runs(db, list(call_ids), status="running")
     started = {rid: ts.timestamp() for rid, ts in zip(running["id"], running["started_at"])
                if ts is not None and ts == ts}
-    thread = threading.Thread(target=resume, args=(call_ids, sink, started), daemon=True,
+    thread = threading.Thread(target=backend.resume, args=(call_ids, sink, started), daemon=True,
                               name="modal-resume")
     thread.start()
     return thread

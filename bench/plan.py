@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-from bench.pricing import canonical_gpu
+from bench.pricing import canonical_gpu, region_multiplier
 from core.errors import InputError
 from core.job import (
     DEFAULT_ENCODE_PRESET,
@@ -60,7 +60,7 @@ DEMO_SOURCE_SECONDS = 1.5
 MAX_REPEATS = 100
 """Most repeats of a plan (each clip x GPU); more is a typo, and would queue silently for minutes."""
 MAX_RUNS = 1000
-"""Most runs one plan may create (clips x GPUs x repeats)."""
+"""Most runs one plan may create (clips x GPUs x variants x repeats)."""
 MAX_SOURCE_SECONDS = 24 * 3600.0
 """Latest clip end a plan accepts (seconds of the source)."""
 MAX_FPS = 1000.0
@@ -212,6 +212,9 @@ class Plan:
     variants: tuple[Variant, ...] = ()
     """Model x engine settings compared on every GPU; empty means the one of model and engine
     (when given, the first is model and engine: the baseline's)."""
+    region: str | None = None
+    """Modal: the region containers are pinned to (with_options region=), priced at Modal's
+    region multiplier (bench.pricing.region_multiplier); None lets Modal place them anywhere."""
 
     def __post_init__(self) -> None:
         validate_plan(self)
@@ -335,6 +338,10 @@ def validate_plan(plan: Plan) -> None:
     if not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and math.isfinite(limit)
             and limit > 0):
         raise InputError(f"queue-wait limit {limit!r} must be a positive number of seconds")
+    if plan.region is not None:
+        if plan.backend != "modal":
+            raise InputError("a region is for the Modal backend")
+        region_multiplier(plan.region)
     times = [k.time for k in plan.keyframes]
     if times != sorted(set(times)):
         raise InputError("keyframe times must be increasing, without duplicates")
@@ -342,6 +349,20 @@ def validate_plan(plan: Plan) -> None:
         if k.width <= 0 or k.height <= 0 or k.x < 0 or k.y < 0:
             raise InputError(f"keyframe at {k.time} s: box {k.x},{k.y} {k.width}x{k.height} "
                              f"must have a non-negative corner and a positive size")
+
+
+def clips_past_end(plan: Plan, duration: float, fps: float) -> list[str]:
+    """Clips of the plan that start at or end past the end of a source of `duration` seconds at
+    `fps` (half a frame of slack), one line each."""
+    problems = []
+    for clip in plan.clips:
+        if clip.start >= duration:
+            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
+                            f"the source ({duration:.1f} s)")
+        elif clip.end > duration + 0.5 / fps:
+            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
+                            f"({duration:.1f} s)")
+    return problems
 
 
 def parse_clips(text: str) -> tuple[ClipSpec, ...]:
@@ -502,12 +523,6 @@ def _resolve_variants(values: dict[str, Any], given: Mapping[str, Any]) -> None:
         raise InputError("give at least one model/engine variant")
     values["model"], values["engine"] = variants[0].model, variants[0].engine
     values["variants"] = tuple(variants) if len(variants) > 1 else ()
-
-
-def with_gpus(plan: Plan, gpus: str | list[str], backend: str | None = None) -> Plan:
-    """The same plan on other GPUs (and backend). Raises InputError as parse_gpus does."""
-    backend = backend or plan.backend
-    return replace(plan, gpus=parse_gpus(gpus, backend), backend=backend)
 
 
 def _clips(value: Any) -> tuple[ClipSpec, ...]:

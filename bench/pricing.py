@@ -106,6 +106,18 @@ class PriceTable:
         return PriceTable("user override", f"{self.source}, edited by the user", gpus,
                           self.cpu_core_per_second, self.memory_gib_per_second)
 
+    def for_placement(self, region: str | None = None) -> "PriceTable":
+        """The table as Modal bills a container pinned to `region`: every rate (GPU, CPU, memory)
+        x region_multiplier(region); the table itself without a region. Raises InputError for a
+        malformed region."""
+        factor = region_multiplier(region)
+        if factor == 1.0:
+            return self
+        gpus = {n: GpuPrice(g.name, g.usd_per_second * factor, g.modal_gpu, g.memory_gb)
+                for n, g in self.gpus.items()}
+        return PriceTable(self.date, f"{self.source}; region {region} x{factor:g}", gpus,
+                          self.cpu_core_per_second * factor, self.memory_gib_per_second * factor)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON dict (inverse of from_dict)."""
         return {
@@ -139,6 +151,23 @@ class PriceTable:
             raise InputError(f"malformed price table: {exc}") from exc
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InputError(f"malformed price table: {' '.join(str(exc).split())[:200]}") from exc
+
+
+REGION_MULTIPLIERS = {"broad": 1.5, "narrow": 1.75}
+"""What Modal charges on every rate of a container pinned to a region: a broad one (a continent
+or country code, 'us', 'eu') or a narrow one (a cloud region, 'us-east-1'); Modal pricing page,
+mid-2026."""
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)*")
+
+
+def region_multiplier(region: str | None) -> float:
+    """1.0 without a region, else REGION_MULTIPLIERS' broad ('us', no dash) or narrow
+    ('us-east-1') factor. Raises InputError for text that is not a region name."""
+    if not region:
+        return 1.0
+    if not _REGION.fullmatch(region):
+        raise InputError(f"region {region!r} must look like 'us' (broad) or 'us-east-1' (narrow)")
+    return REGION_MULTIPLIERS["narrow" if "-" in region else "broad"]
 
 
 DEFAULT_PRICES = PriceTable(
@@ -217,21 +246,37 @@ def gpu_for_device(device_name: str) -> str | None:
     return None
 
 
-def gpu_cost(seconds: float, rate: float) -> float:
-    """GPU-only cost in $ of `seconds` billed at `rate` $/s (the original experiment's method).
+@dataclass(frozen=True)
+class RunRates:
+    """What one run costs per second of its job, by its price card and its container."""
 
-    Raises InputError for negative or non-finite inputs."""
+    card: float
+    """$/s of the price card: the GPU's rate, or a CPU device's cores at the core rate."""
+    all_in: float
+    """$/s of the card plus the container's CPU (at max(request, use), unless the card already
+    is the CPU) and memory (at max(request, peak))."""
+
+
+def run_rates(prices: PriceTable, card_rate: float, cpu_device: bool,
+              cpu_cores: float | None = None, cpu_used_cores: float | None = None,
+              memory_gib: float | None = None, peak_memory_gib: float | None = None) -> RunRates:
+    """The rates of one run, as Modal bills a container: CPU cores (physical) at the larger of
+    request (`cpu_cores`, else DEFAULT_CPU_CORES) and use, memory at the larger of request (else
+    DEFAULT_MEMORY_GIB) and peak. A CPU device's card already prices its cores, so all-in adds
+    only memory. Raises InputError for a negative or non-finite rate or size."""
+    if not _non_negative(card_rate):
+        raise InputError(f"rate {card_rate!r} $/s must be a non-negative number")
+    cores = max(cpu_cores or DEFAULT_CPU_CORES, cpu_used_cores or 0.0)
+    memory = max(memory_gib or DEFAULT_MEMORY_GIB, peak_memory_gib or 0.0)
+    container = prices.container_rate(0.0 if cpu_device else cores, memory)
+    return RunRates(card_rate, card_rate + container)
+
+
+def run_cost(seconds: float, rate: float) -> float:
+    """$ of `seconds` at `rate` $/s: the one way any cost in this product is computed (job
+    seconds x a RunRates rate). Raises InputError for negative or non-finite inputs."""
     _check_seconds_rate(seconds, rate)
     return seconds * rate
-
-
-def all_in_cost(seconds: float, rate: float, cpu_cores: float = DEFAULT_CPU_CORES,
-                memory_gib: float = DEFAULT_MEMORY_GIB, table: PriceTable = DEFAULT_PRICES) -> float:
-    """GPU plus container CPU and memory cost in $ of `seconds` at GPU `rate` $/s.
-
-    Raises InputError for negative or non-finite inputs."""
-    _check_seconds_rate(seconds, rate)
-    return seconds * (rate + table.container_rate(cpu_cores, memory_gib))
 
 
 def _check_seconds_rate(seconds: float, rate: float) -> None:

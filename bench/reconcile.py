@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from bench.backends.modal_backend import call_with_deadline
 from bench.billing import ContainerBill, ExperimentBill
-from bench.experiments import bill_of, load_experiment
+from bench.experiments import load_experiment, stored_bill
 from bench.formatting import format_cost
 from store import runs as store_runs
 from store.db import Database
@@ -106,7 +106,7 @@ def other_bills(db: Database, experiment_id: str, start: datetime,
                        & (table["created_at"] >= since) & (table["created_at"] < end.replace(tzinfo=None))]
     total, count = 0.0, 0
     for other in candidates["id"]:
-        bill = bill_of(load_experiment(db, other), store_runs.list_runs(db, experiment_id=other))
+        bill = stored_bill(db, other)
         share = sum(cost_in_window(c, start.timestamp(), end.timestamp()) for c in bill.containers)
         if share > 0:
             total, count = total + share, count + 1
@@ -135,7 +135,7 @@ def reconcile(db: Database, experiment_id: str, sdk: Any = None, timeout: float 
     one-line note (no token, no permission, unreachable, hours not over yet). Raises
     InputError for an unknown experiment, StorageError."""
     experiment = load_experiment(db, experiment_id)
-    bill = bill_of(experiment, store_runs.list_runs(db, experiment_id=experiment_id))
+    bill = stored_bill(db, experiment_id)
     window = hour_window(bill)
     if window is None:
         epoch = datetime.fromtimestamp(0, timezone.utc)

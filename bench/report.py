@@ -20,12 +20,14 @@ from bench.experiments import (
     analyse_measurements,
     analyse_runs,
     bill_of,
+    experiment_bill_in,
     load_experiment,
     measurements_from_runs,
     plan_candidates,
     plan_dict,
     plan_fps,
     prices_of,
+    read_runs,
     run_records,
 )
 from bench.formatting import as_finite, format_cost, format_rate, repeat_label
@@ -46,12 +48,13 @@ EXPERIMENT_FIELDS = ("id", "experiment_id", "name", "created_at", "finished_at",
                      "price_table_date", "price_source", "notes", "origin", "commit",
                      "schema_version")
 """Experiment fields copied into exports (a whitelist: nothing else can leak)."""
-RUN_FIELDS = ("run_id", "gpu", "clip", "repeat_index", "status", "error", "cold", "device_name",
+RUN_FIELDS = ("run_id", "gpu", "candidate", "device", "price_card", "job_seconds",
+              "startup_seconds", "cost", "rate", "all_in_rate", "clip", "repeat_index", "status", "error", "cold", "device_name",
               "price_gpu", "frames_out", "frames_expected", "stage_total", "billed_seconds",
               "client_wall_seconds", "cost_gpu", "cost_all_in", "fps", "upscale_fps", "stages",
               "fidelity", "model", "engine", "precision", "weights_provenance", "weights_sha256",
               "torch_version", "cuda_version", "output_width", "output_height", "started_at",
-              "finished_at", "queue_wait_seconds", "steady_seconds", "container_id",
+              "finished_at", "queue_wait_seconds", "container_id",
               "container_started_at", "job_started_at", "job_finished_at", "cpu_cores",
               "cpu_used_cores", "memory_gib", "peak_memory_gib")
 """Run fields copied into the export's per-run section."""
@@ -67,16 +70,17 @@ def export_experiment(db: Database, experiment_id: str, fmt: str) -> dict[str, A
     Raises InputError for an unknown id or format; StorageError. A markdown export of an experiment
     without a verdict (every run failed) lists its runs and why they failed."""
     experiment = load_experiment(db, experiment_id)
-    runs = store_runs.list_runs(db, experiment_id=experiment_id)
-    if fmt == "json":
-        return json_safe(experiment_to_e6(experiment, runs))  # strict JSON: no NaN or Infinity
-    if fmt == "md":
-        try:
-            analysis = analyse_runs(experiment, runs)
-        except InputError as exc:  # e.g. every run failed: report the failures instead
-            return failures_markdown(experiment, runs, str(exc))
-        return findings_markdown(analysis, experiment, bill=bill_of(experiment, runs))
-    raise InputError(f"unknown export format {fmt!r}; choose json or md")
+    if fmt not in ("json", "md"):
+        raise InputError(f"unknown export format {fmt!r}; choose json or md")
+    runs = read_runs(store_runs.list_runs(db, experiment_id=experiment_id), experiment)
+    bill = experiment_bill_in(db, experiment, runs)
+    if fmt == "json":  # strict JSON: no NaN or Infinity
+        return json_safe(experiment_to_e6(experiment, runs, bill=bill))
+    try:
+        analysis = analyse_runs(experiment, runs)
+    except InputError as exc:  # e.g. every run failed: report the failures instead
+        return failures_markdown(experiment, runs, str(exc))
+    return findings_markdown(analysis, experiment, bill=bill)
 
 
 def run_json(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,26 +97,30 @@ def run_json(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_summaries(db: Database, experiment_id: str) -> list[dict[str, Any]]:
-    """The runs of an experiment as the CLI's --json prints them: run_json plus 'cost' (the GPU
-    cost). Raises StorageError."""
-    return [{**run_json(run), "cost": run.get("cost_gpu")}
-            for run in run_records(store_runs.list_runs(db, experiment_id=experiment_id))]
+    """The runs of an experiment as the CLI's --json prints them: run_json of read_runs (its
+    figures included: candidate, job_seconds, startup_seconds, fps, cost, cost_all_in). Raises
+    InputError for an unknown id, StorageError."""
+    experiment = load_experiment(db, experiment_id)
+    return [run_json(run) for run in
+            read_runs(store_runs.list_runs(db, experiment_id=experiment_id), experiment)]
 
 
 # --------------------------------------------------------------------------- E6 export
 
 
-def experiment_to_e6(experiment: ExperimentRow, runs: Runs,
-                     analysis: Analysis | None = None) -> dict[str, Any]:
+def experiment_to_e6(experiment: ExperimentRow, runs: Sequence[Mapping[str, Any]],
+                     analysis: Analysis | None = None,
+                     bill: ExperimentBill | None = None) -> dict[str, Any]:
     """The experiment in the original E6 format (timestamp, config, pricing, results, comparisons)
     plus a 'bench' section: experiment fields, price table, per-run details, fits, crossovers and
-    the verdict. `analysis` defaults to the analysis of the runs; with no succeeded run the export
-    still lists every result.
+    the verdict, for runs as read_runs gives them: results are labelled by candidate and timed in
+    job seconds, exactly as Compare and the CLI show them. `analysis` defaults to the analysis of
+    the runs, `bill` to bill_of them; with no succeeded run the export still lists every result.
 
     Raises InputError for a malformed run or price table."""
     prices = prices_of(experiment)
-    records = run_records(runs)
-    ms = measurements_from_runs(records, prices)
+    records = list(runs)
+    ms = measurements_from_runs(records)
     if analysis is None:
         try:
             analysis = analyse_measurements(experiment, ms, DEFAULT_TOLERANCE)
@@ -133,7 +141,7 @@ def experiment_to_e6(experiment: ExperimentRow, runs: Runs,
         "runs": [{k: v for k, v in run_json(run).items() if k in RUN_FIELDS}
                  for run in records],
         # Steady state (warm containers) beside this experiment's bill (container lifetimes).
-        "bill": bill_of(experiment, records, prices).to_dict(),
+        "bill": (bill or bill_of(experiment, records)).to_dict(),
     }
     if analysis is not None:
         bench["analysis"] = analysis.to_dict()
@@ -149,8 +157,6 @@ def _experiment_fields(experiment: ExperimentRow) -> dict[str, Any]:
 
 def _e6_result(m: Measurement, run: Mapping[str, Any]) -> E6Result:
     fps = as_finite(run.get("fps"))
-    if fps is None and m.seconds and m.frames:
-        fps = m.frames / m.seconds
     ok = m.ok
     return E6Result(gpu=m.gpu, clip=m.clip, frames=m.frames, elapsed=m.seconds,
                     fps=fps if ok else None, status="succeeded" if ok else "failed",
@@ -193,7 +199,7 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
         + f"Baseline: {md(analysis.baseline_gpu)}. Prices: {md(prices.source)}, {md(prices.date)}: "
         + ", ".join(f"{md(g)} {format_rate(r)}/s" for g, r in analysis.rates.items()) + ".")
     lines += ["", "### Per clip", "",
-              "| Clip | Frames | GPU | Runs | Time (s) | Spread (s) | FPS | GPU cost | All-in cost "
+              "| Clip | Frames | Candidate | Runs | Job time (s) | Spread (s) | FPS | GPU cost | All-in cost "
               "| Speedup | Break-even (s) |",
               "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in analysis.summaries:
@@ -210,7 +216,8 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
     lines.append("Break-even: the time at which a GPU costs the same as the baseline "
                  "(baseline time x baseline rate / its rate); below it, it is cheaper.")
     v = analysis.verdict
-    lines += ["", "### Verdict", "", f"**{v.rule}**: use {md(v.choice.describe())}. {md(v.reason)}"]
+    lines += ["", "### Verdict", "", md(v.headline), "",
+              f"**{v.rule}**: use {md(v.choice.describe())}. {md(v.reason)}"]
     if not v.settled:
         lines.append("")
         lines.append(f"Not settled: the repeats' cost ranges overlap on {md(', '.join(v.unsettled_clips))}; "
@@ -224,12 +231,19 @@ def findings_markdown(analysis: Analysis, experiment: ExperimentRow | None = Non
     if cold:
         lines += ["", "### Cold starts", ""]
         lines += [f"- {md(st.gpu)} on {md(clip)}: {st.cold_runs} of {st.runs} runs were cold "
-                  f"(start-up included in their time and cost)" for clip, st in cold]
+                  f"({_basis_words(analysis)})" for clip, st in cold]
     if analysis.failed:
         lines += ["", "### Failed runs (not used)", ""]
         lines += [f"- {md(m.gpu)} on {md(m.clip)} ({repeat_label(m.repeat)}): {md(m.error or m.status)}"
                   for m in analysis.failed]
     return "\n".join(lines) + "\n"
+
+
+def _basis_words(analysis: Analysis) -> str:
+    """What a cold run's figures above include, on the analysis's cost basis."""
+    if analysis.basis == "billed":
+        return "their start-up is in their billed seconds and cost"
+    return "their time and cost are job seconds: the start-up is in the bill, not here"
 
 
 def bill_lines(bill: ExperimentBill) -> list[str]:
@@ -242,15 +256,17 @@ def bill_lines(bill: ExperimentBill) -> list[str]:
            f"between runs {format_cost(bill.idle_cost)}, scaledown tails "
            f"{format_cost(bill.tail_cost)} at {window} each"
            + (f", model loads inside jobs {format_cost(bill.in_job_overhead_cost)}"
-              if bill.in_job_overhead_cost > 0 else "") + f"{reuse}).",
-           f"- {len(bill.containers)} container(s), each a cold boot"
+              if bill.in_job_overhead_cost > 0 else "")
+           + (f", measurement (fidelity, encode PSNR) {format_cost(bill.measurement_cost)}"
+              if bill.measurement_cost > 0 else "") + f"{reuse}).",
+           f"- {len(bill.containers)} container(s), {bill.cold_boots} booted here"
            + (f"; {bill.unaccounted_runs} run(s) ran on no known container and are not in the "
               f"bill" if bill.unaccounted_runs else "") + "."]
     for g in bill.gpus:
         wait = "" if g.queue_wait_median is None else \
             f", queue wait median {g.queue_wait_median:.1f} s (max {g.queue_wait_max:.1f} s)"
         boot = "" if g.boot_seconds is None else f", boot to first job {g.boot_seconds:.1f} s"
-        out.append(f"- {g.gpu}: {g.runs} run(s) on {g.containers} container(s){boot}{wait}; "
+        out.append(f"- {md(g.gpu)}: {g.runs} run(s) on {g.containers} container(s){boot}{wait}; "
                    f"steady {format_cost(g.steady_cost)}, billed {format_cost(g.billed_cost)}.")
     return out
 
@@ -266,7 +282,7 @@ def failures_markdown(experiment: ExperimentRow, runs: Runs, reason: str) -> str
                  + f"{len(records)} runs, {len(failed)} without a result. No verdict: {md(reason)}.")
     lines += ["", "### Runs that failed", "", "| Clip | GPU | Repeat | Status | Reason |",
               "|---|---|---:|---|---|"]
-    lines += [f"| {md(r.get('clip'))} | {md(r.get('gpu'))} | {repeat_label(int(r.get('repeat_index') or 0))} "
+    lines += [f"| {md(r.get('clip'))} | {md(r.get('candidate') or r.get('gpu'))} | {repeat_label(int(r.get('repeat_index') or 0))} "
               f"| {md(r.get('status'))} | {md(r.get('error') or '(no reason stored)')} |"
               for r in failed]
     return "\n".join(lines) + "\n"

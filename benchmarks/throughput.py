@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.job import Job, Keyframe  # noqa: E402
 from store.objects import LocalDirectoryStore  # noqa: E402
 from workers.pipeline import EngineKey, ModelCache, run_job  # noqa: E402
-from workers.video import VideoWriter, demo_frame  # noqa: E402
+from workers.synthetic import demo_frame  # noqa: E402
+from workers.video import VideoWriter  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 from core.errors import InputError
+from core.stages import fps as frames_per_second
+from core.stages import job_seconds
+from core.status import SUCCEEDED
 
 SCHEMA_VERSION = 1
-
-STAGES = ("queue_wait", "fetch", "model_load", "compile", "decode", "upscale", "encode", "upload")
-"""Timed stages in pipeline order. queue_wait (waiting for a container) is measured by the client,
-the others by the worker; compile is torch.compile's warm-up at the job's shapes, paid once per
-process. decode/upscale/encode overlap in the fast engine, so their sum can exceed the wall time;
-`total` in JobResult.stages is always wall time of the whole job in the worker."""
-EVERY_JOB_STAGES = ("fetch", "model_load", "decode", "upscale", "encode", "upload")
-"""The stages every finished video job records (queue_wait and compile only where they happen)."""
 
 ENGINES = ("fast", "reference")
 COMPILE_MODES = ("off", "on", "auto")
@@ -231,7 +226,7 @@ class JobResult:
     error: str | None = None
     """One-line reason when failed."""
     stages: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per stage (see STAGES) plus 'total'."""
+    """Wall seconds per stage (core.stages.STAGES) plus 'total' (fetch to the end of the upload)."""
     frames_in: int = 0
     """Frames decoded from the trimmed segment."""
     frames_out: int = 0
@@ -285,17 +280,18 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == SUCCEEDED
+
+    @property
+    def job_seconds(self) -> float | None:
+        """The job's seconds (core.stages.job_seconds): fetch to the end of the upload, less the
+        model load and compile a worker pays once."""
+        return job_seconds(self.stages)
 
     @property
     def fps_end_to_end(self) -> float | None:
-        """Frames out per second of the job, leaving out what a process pays once (loading the
-        model and compiling it), which the cold-start columns account for apart."""
-        total = self.stages.get("total")
-        if not total or not self.frames_out:
-            return None
-        steady = total - (self.stages.get("model_load") or 0.0) - (self.stages.get("compile") or 0.0)
-        return self.frames_out / steady if steady > 0 else None
+        """Frames out per job second (core.stages.fps)."""
+        return frames_per_second(self.frames_out, self.job_seconds)
 
     @property
     def fps_upscale(self) -> float | None:
@@ -319,27 +315,33 @@ class JobResult:
 
 @dataclass(frozen=True)
 class WarmShape:
-    """The shapes a container's jobs will have, so it can compile for them before the first."""
+    """The shapes a container's jobs will have, so it can compile for them before the first.
+
+    Its text (a Modal class parameter, so part of which container pool a job goes to) holds only
+    what compiles, crop and output size: jobs of every clip length share a pool, one cold boot and
+    one tail."""
 
     crop: tuple[int, int]
     """Crop width, height (the model's input)."""
     output: tuple[int, int]
     """Output width, height."""
-    frames: int
-    """Frames of a typical job (for compile: auto)."""
+    frames: int | None = None
+    """Frames of the job it was taken from (for compile: auto); None once read from text."""
 
     def to_text(self) -> str:
-        """'540x960>810x1440@180' (what a Modal class parameter carries)."""
-        return f"{self.crop[0]}x{self.crop[1]}>{self.output[0]}x{self.output[1]}@{self.frames}"
+        """'540x960>810x1440' (what a Modal class parameter carries)."""
+        return f"{self.crop[0]}x{self.crop[1]}>{self.output[0]}x{self.output[1]}"
 
     @classmethod
     def from_text(cls, text: str) -> "WarmShape | None":
-        """Inverse of to_text; None for '' or anything malformed."""
-        match = re.fullmatch(r"(\d+)x(\d+)>(\d+)x(\d+)@(\d+)", text or "")
+        """Inverse of to_text, also reading the older '540x960>810x1440@180' (with frames); None
+        for '' or anything malformed."""
+        match = re.fullmatch(r"(\d+)x(\d+)>(\d+)x(\d+)(?:@(\d+))?", text or "")
         if not match:
             return None
-        cw, ch, ow, oh, frames = (int(g) for g in match.groups())
-        return cls((cw, ch), (ow, oh), frames)
+        cw, ch, ow, oh = (int(g) for g in match.groups()[:4])
+        frames = match.group(5)
+        return cls((cw, ch), (ow, oh), int(frames) if frames else None)
 
     @classmethod
     def of(cls, job: Job) -> "WarmShape | None":

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -53,10 +54,41 @@ DEFAULT_TIMEOUT = 30.0
 ORIGINS = ("run", "import")
 """How an experiment got into the database."""
 
-_STATUS_LIST = ", ".join(f"'{s}'" for s in RUN_STATUSES)
-_ORIGIN_LIST = ", ".join(f"'{o}'" for o in ORIGINS)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+def _sql_strings(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_FIRST_STATUSES = ("queued", "running", "succeeded", "failed", "interrupted")
+"""The run statuses schema version 1 allowed (later ones come with their migration)."""
+_STATUS_LIST = _sql_strings(_FIRST_STATUSES)
+_ORIGIN_LIST = _sql_strings(ORIGINS)
+
+
+def _allow_every_status(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild the runs table (rows, indexes) with a CHECK allowing every status of
+    core.status.RUN_STATUSES: DuckDB cannot alter a CHECK constraint in place."""
+    ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE database_name = current_database() "
+                      "AND table_name = 'runs'").fetchall()[0][0]
+    new_ddl, checks = re.subn(r"CHECK\(\(status IN \([^)]*\)\)\)",
+                              f"CHECK((status IN ({_sql_strings(RUN_STATUSES)})))", ddl)
+    if checks != 1:
+        raise StorageError("cannot migrate the runs table: its status check is not the expected one")
+    indexes = [row[0] for row in con.execute(
+        "SELECT sql FROM duckdb_indexes() WHERE database_name = current_database() "
+        "AND table_name = 'runs'").fetchall()]
+    con.execute(new_ddl.replace("CREATE TABLE runs(", "CREATE TABLE runs_migrating(", 1))
+    con.execute("INSERT INTO runs_migrating BY NAME SELECT * FROM runs")
+    for name, in con.execute("SELECT index_name FROM duckdb_indexes() WHERE database_name = "
+                             "current_database() AND table_name = 'runs'").fetchall():
+        con.execute(f"DROP INDEX {name}")
+    con.execute("DROP TABLE runs")
+    con.execute("ALTER TABLE runs_migrating RENAME TO runs")
+    for sql in indexes:
+        con.execute(sql)
+
+
+MIGRATIONS: tuple[tuple[str | Callable[[duckdb.DuckDBPyConnection], None], ...], ...] = (
     # 1: experiments and their runs.
     (
         f"""
@@ -164,8 +196,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN peak_memory_gib DOUBLE",
         "ALTER TABLE runs ADD COLUMN memory_gib DOUBLE",
     ),
+    # 4: one definition of a run's seconds (core.stages): job seconds (fetch to the end of the
+    # upload, less model load and compile) replace the span-based steady seconds; start-up is
+    # stored on its own; the measurement-only fidelity stage gets its column; fps and billed
+    # seconds follow the definitions.
+    (
+        "ALTER TABLE runs ADD COLUMN job_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN startup_seconds DOUBLE",
+        "ALTER TABLE runs ADD COLUMN fidelity_seconds DOUBLE",
+        """UPDATE runs SET job_seconds = CASE
+               WHEN total_seconds IS NOT NULL THEN greatest(0.0, total_seconds
+                   - coalesce(model_load_seconds, 0.0) - coalesce(compile_seconds, 0.0))
+               ELSE coalesce(billed_seconds, client_wall_seconds) END""",
+        """UPDATE runs SET startup_seconds = coalesce(model_load_seconds, 0.0)
+               + coalesce(compile_seconds, 0.0)
+               + CASE WHEN cold AND billed_seconds IS NOT NULL AND total_seconds IS NOT NULL
+                      THEN greatest(0.0, billed_seconds - total_seconds) ELSE 0.0 END
+           WHERE job_seconds IS NOT NULL""",
+        """UPDATE runs SET fps = CASE WHEN job_seconds > 0 AND frames_out > 0
+               THEN frames_out / job_seconds END""",
+        "UPDATE runs SET billed_seconds = job_seconds + startup_seconds WHERE job_seconds IS NOT NULL",
+        # DuckDB drops a column only from a table no index depends on.
+        "DROP INDEX runs_experiment_idx",
+        "ALTER TABLE runs DROP COLUMN steady_seconds",
+        "CREATE INDEX runs_experiment_idx ON runs (experiment_id)",
+    ),
+    # 5: runs the user cancelled; an experiment's tags (its notes were there from the start).
+    (
+        _allow_every_status,
+        "ALTER TABLE experiments ADD COLUMN tags VARCHAR[]",
+    ),
 )
-"""Forward migrations: step N (1-based) takes the schema from version N-1 to N. Append only."""
+"""Forward migrations: step N (1-based) takes the schema from version N-1 to N, each statement SQL
+or a function of the connection (for what SQL alone cannot say). Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes and reads."""
@@ -430,7 +493,10 @@ class Database:
             self._check_not_newer(current)
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    con.execute(statement)
+                    if callable(statement):
+                        statement(con)
+                    else:
+                        con.execute(statement)
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )

@@ -29,6 +29,9 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool:
         """Whether an object exists at key."""
 
+    def delete(self, key: str) -> None:
+        """Remove the object at key (nothing happens when it is absent). Raises StorageError."""
+
     def describe(self) -> str:
         """Where objects go, for display (never includes secrets)."""
 
@@ -53,6 +56,16 @@ class LocalDirectoryStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the file, and its folder when that is left empty. Raises StorageError."""
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            if path.parent != self.root and path.parent.is_dir() and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+        except OSError as exc:
+            raise StorageError(f"cannot delete {path}: {exc.strerror or exc}") from None
 
     def describe(self) -> str:
         return f"local directory {self.root}"
@@ -81,6 +94,9 @@ class FilePairStore:
 
     def exists(self, key: str) -> bool:
         return key == self._input_key and self._input_path.is_file()
+
+    def delete(self, key: str) -> None:
+        raise StorageError(f"cannot delete object {key!r}: these are the user's own files")
 
     def describe(self) -> str:
         return f"files {self._input_path} -> {self._output_path}"

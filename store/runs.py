@@ -18,12 +18,13 @@ import duckdb
 import pandas as pd
 
 from core.errors import InputError
-from core.job import STAGES, JobResult
+from core.job import JobResult
 from core.jsonsafe import json_safe
-from core.status import ACTIVE_STATUSES, FINAL_STATUSES, RUN_STATUSES
+from core.stages import STAGE_TABLE, TOTAL
+from core.status import ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, RUN_STATUSES
 from store.db import ORIGINS, SCHEMA_VERSION, Database
 
-STAGE_COLUMNS = {stage: f"{stage}_seconds" for stage in (*STAGES, "total")}
+STAGE_COLUMNS = {**{s.name: s.column for s in STAGE_TABLE}, TOTAL: f"{TOTAL}_seconds"}
 """JobResult.stages key -> runs column."""
 
 
@@ -54,6 +55,8 @@ class ExperimentRecord:
     """The price table itself ({GPU: $ per second, ...}), JSON text or dict."""
     notes: str | None = None
     """Free text."""
+    tags: tuple[str, ...] | None = None
+    """Short labels to find it by (History searches them with the name and notes)."""
     origin: str = "run"
     """'run' (ran here) or 'import' (read from a results file)."""
     commit: str | None = None
@@ -110,14 +113,13 @@ class RunOutcome:
     """Whether the run paid for a cold start (container or worker start-up)."""
     client_wall_seconds: float | None = None
     """Seconds from launch to result as the client measured them."""
-    billed_seconds: float | None = None
-    """Seconds the cost is computed from."""
+    startup_seconds: float | None = None
+    """Start-up this run paid (core.stages): for a cold run its container's boot or worker
+    process start up to the job, plus any model load and compile; 0 on a warm worker."""
     cost_gpu: float | None = None
-    """GPU-only cost in US dollars (the original method)."""
+    """GPU-only cost of its job seconds in US dollars (bench.pricing.run_cost)."""
     cost_all_in: float | None = None
-    """GPU + CPU + memory cost in US dollars."""
-    steady_seconds: float | None = None
-    """Seconds of the job on a warm worker (no model load or compile in it)."""
+    """GPU + CPU + memory cost of its job seconds in US dollars (bench.pricing.run_cost)."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used, when measured."""
     peak_memory_gib: float | None = None
@@ -197,13 +199,14 @@ class RunRow:
     client_wall_seconds: float | None
     """Launch-to-result time seen by the client."""
     billed_seconds: float | None
-    """Seconds the cost is computed from."""
+    """Job seconds plus the start-up the run paid (what it cost the provider at first sight;
+    the bill shares idle gaps and tails out on top)."""
     cost_gpu: float | None
-    """GPU-only cost ($)."""
+    """GPU-only cost of the job seconds ($), as bench.pricing.run_cost computed it at finish."""
     cost_all_in: float | None
-    """All-in cost ($)."""
+    """All-in cost of the job seconds ($), likewise."""
     fps: float | None
-    """Frames out per second of total time."""
+    """Frames out per job second (core.stages.fps)."""
     upscale_fps: float | None
     """Frames out per second of upscale time."""
     psnr: float | None
@@ -268,8 +271,13 @@ class RunRow:
     """Unix time the job started on the worker's clock."""
     job_finished_at: float | None = None
     """Unix time the job finished on the worker's clock."""
-    steady_seconds: float | None = None
-    """Seconds of the job on a warm worker (its span less a model load or compile inside it)."""
+    job_seconds: float | None = None
+    """Job seconds (core.stages.job_seconds): fetch to the end of the upload, less model load
+    and compile; what the verdict, fps and the steady-state cost use."""
+    startup_seconds: float | None = None
+    """Start-up the run paid: boot or process start to the job, model load, compile (0 warm)."""
+    fidelity_seconds: float | None = None
+    """Stage time: fidelity scoring and encode PSNR, measured after the job's clock stopped."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used (Modal container measurement)."""
     peak_memory_gib: float | None = None
@@ -343,6 +351,7 @@ def _insert_experiment(con: duckdb.DuckDBPyConnection, record: ExperimentRecord,
     values = {f.name: getattr(record, f.name) for f in fields(ExperimentRecord)}
     values["plan_json"] = _json_text(values["plan_json"])
     values["price_table_json"] = _json_text(values["price_table_json"])
+    values["tags"] = list(values["tags"]) if values["tags"] else None
     values.update(id=experiment_id, created_at=created_at)
     names = list(values)
     con.execute(
@@ -448,18 +457,21 @@ def bulk_load(db: Database, experiments: pd.DataFrame, runs: pd.DataFrame) -> No
     db.write(load)
 
 
-def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> None:
-    """Set columns of one run. Raises InputError for an unknown run id."""
+def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> bool:
+    """Set columns of one run unless it was cancelled (a cancelled run stays as it is, whatever
+    its worker reports afterwards); returns whether it changed. Raises InputError for an unknown
+    run id."""
     sets = ", ".join(f"{_q(k)} = ?" for k in assignments)
 
-    def apply(con: duckdb.DuckDBPyConnection) -> None:
+    def apply(con: duckdb.DuckDBPyConnection) -> bool:
         changed = con.execute(
-            f"UPDATE runs SET {sets} WHERE id = ? RETURNING id", [*assignments.values(), run_id]
-        ).fetchall()
+            f"UPDATE runs SET {sets} WHERE id = ? AND status <> '{CANCELLED}' RETURNING id",
+            [*assignments.values(), run_id]).fetchall()
         if not changed:
             _require_run(con, run_id)
+        return bool(changed)
 
-    db.write(apply)
+    return db.write(apply)
 
 
 def _require_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -483,11 +495,6 @@ def mark_running(db: Database, run_id: str, *, worker_pid: int | None = None,
     _update(db, run_id, values)
 
 
-def set_call_id(db: Database, run_id: str, call_id: str) -> None:
-    """Record the Modal call id of a launched run. Raises InputError for an unknown run, StorageError."""
-    _update(db, run_id, {"call_id": call_id})
-
-
 def update_progress(db: Database, run_id: str, frames_done: int, frames_total: int, stage: str) -> bool:
     """Record live progress (and a heartbeat) of an active run; a queued run becomes running.
 
@@ -509,19 +516,18 @@ def update_progress(db: Database, run_id: str, frames_done: int, frames_total: i
     return db.write(apply)
 
 
-def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
+def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> bool:
     """Store how a run ended: status, reason, costs, and the result's device, stages, frames,
-    fidelity, versions and the result itself as JSON. Raises InputError for an unknown run,
-    StorageError."""
+    fidelity, versions and the result itself as JSON; False (nothing stored) when the run was
+    cancelled meanwhile. Raises InputError for an unknown run, StorageError."""
     values: dict[str, Any] = {
         "status": outcome.status,
         "error": outcome.error,
         "cold": outcome.cold,
         "client_wall_seconds": outcome.client_wall_seconds,
-        "billed_seconds": outcome.billed_seconds,
+        "startup_seconds": outcome.startup_seconds,
         "cost_gpu": outcome.cost_gpu,
         "cost_all_in": outcome.cost_all_in,
-        "steady_seconds": outcome.steady_seconds,
         "cpu_used_cores": outcome.cpu_used_cores,
         "peak_memory_gib": outcome.peak_memory_gib,
         "memory_gib": outcome.memory_gib,
@@ -531,7 +537,10 @@ def finish_run(db: Database, run_id: str, outcome: RunOutcome) -> None:
         values.update(_result_columns(outcome.result))
         if values["error"] is None:
             values["error"] = outcome.result.error
-    _update(db, run_id, values)
+        job = values.get("job_seconds")
+        if job is not None:
+            values["billed_seconds"] = job + (outcome.startup_seconds or 0.0)
+    return _update(db, run_id, values)
 
 
 def _result_columns(result: JobResult) -> dict[str, Any]:
@@ -545,6 +554,7 @@ def _result_columns(result: JobResult) -> dict[str, Any]:
         output_height=result.output_height or None,
         output_key=result.output_key,
         output_bytes=result.output_bytes or None,
+        job_seconds=result.job_seconds,
         fps=result.fps_end_to_end,
         upscale_fps=result.fps_upscale,
         model=result.model or None,
@@ -681,6 +691,36 @@ def recover_interrupted(db: Database, is_alive: Callable[[RunRow], bool]) -> int
 # --------------------------------------------------------------------------- runs: reading
 
 
+@dataclass(frozen=True)
+class ContainerUses:
+    """How other experiments used the containers of one experiment."""
+
+    warm_before: frozenset[str]
+    """Containers another experiment's job ran on before this experiment's first job there."""
+    reused_at: dict[str, float]
+    """Container id -> Unix time another experiment's first job on it started after this
+    experiment's last job there."""
+
+
+def container_uses(db: Database, experiment_id: str, container_ids: Sequence[str]) -> ContainerUses:
+    """Which of these containers (of this experiment's runs) other experiments used before it, and
+    when one was next used after it. Raises StorageError."""
+    frame = db.read(
+        "WITH mine AS (SELECT container_id, min(job_started_at) AS first, "
+        "  max(job_finished_at) AS last FROM runs "
+        "  WHERE experiment_id = ? AND container_id IN (SELECT unnest(?::VARCHAR[])) "
+        "  GROUP BY container_id) "
+        "SELECT r.container_id, bool_or(r.job_finished_at <= m.first) AS before, "
+        "  min(CASE WHEN r.job_started_at >= m.last THEN r.job_started_at END) AS after "
+        "FROM runs r JOIN mine m ON m.container_id = r.container_id "
+        "WHERE r.experiment_id <> ? GROUP BY r.container_id",
+        [experiment_id, list(container_ids), experiment_id])
+    warm = frozenset(str(row.container_id) for row in frame.itertuples() if row.before)
+    later = {str(row.container_id): float(row.after) for row in frame.itertuples()
+             if row.after is not None and row.after == row.after}
+    return ContainerUses(warm, later)
+
+
 def get_run(db: Database, run_id: str) -> RunRow | None:
     """The run with this id, or None. Raises StorageError."""
     with db.connect(read_only=True) as con:
@@ -808,7 +848,7 @@ def insert_finished_experiment(db: Database, record: ExperimentRecord, specs: Se
     """Store an experiment whose runs have already ended (an import), in one transaction; return
     its id. outcomes[i] holds the run columns of specs[i] (status, error, timings, cost, ...).
     created_at (default now) dates the experiment and its runs: when they ran, for an import.
-    Raises StorageError."""
+    Raises ValueError when specs and outcomes differ in length (a caller's bug), StorageError."""
     if len(specs) != len(outcomes):
         raise ValueError("one outcome per run spec")
     now = _utc_naive(created_at) if created_at is not None else _now()

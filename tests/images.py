@@ -1,4 +1,4 @@
-"""Synthetic test pictures shared by the model, engine and fidelity tests."""
+"""Synthetic test pictures shared by the model, engine, fidelity and video tests."""
 
 from __future__ import annotations
 
@@ -17,3 +17,27 @@ def scene(h: int, w: int, seed: int = 0) -> np.ndarray:
     img[(y - h * 0.5) ** 2 + (x - w * 0.4) ** 2 < (min(h, w) * 0.3) ** 2] = (230, 60, 40)
     img[:, int(w * 0.75):] *= 0.5
     return np.clip(cv2.GaussianBlur(img, (0, 0), 0.8).round(), 0, 255).astype(np.uint8)
+
+
+# The numbered clip: frame k shows k in binary as 9 black/white 16x16 blocks (robust to H.264).
+NW, NH, NFPS, NFRAMES, GOP, BLOCK, BITS = 96, 64, 30.0, 300, 40, 16, 9
+
+
+def numbered_frame(k: int) -> np.ndarray:
+    """Frame k of the numbered clip."""
+    img = np.full((NH, NW, 3), 128, np.uint8)
+    for bit in range(BITS):
+        row, col = divmod(bit, NW // BLOCK)
+        value = 255 if (k >> bit) & 1 else 0
+        img[row * BLOCK:(row + 1) * BLOCK, col * BLOCK:(col + 1) * BLOCK] = value
+    return img
+
+
+def frame_number(img: np.ndarray) -> int:
+    """The k a decoded numbered frame shows."""
+    k = 0
+    for bit in range(BITS):
+        row, col = divmod(bit, NW // BLOCK)
+        centre = img[row * BLOCK + 4:(row + 1) * BLOCK - 4, col * BLOCK + 4:(col + 1) * BLOCK - 4]
+        k |= int(centre.mean() > 128) << bit
+    return k

@@ -23,6 +23,9 @@ from modal._utils.async_utils import synchronizer
 
 from workers import modal_app
 
+TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
+"""The variables through which modal finds a token."""
+
 
 def _signature(real: Callable) -> inspect.Signature:
     return inspect.signature(real)
@@ -72,6 +75,8 @@ class FakeModal:
         self.secrets: dict[str, set[str]] = {}
         self.apps: dict[str, dict[str, str]] = {}
         self.billing_items: list[Any] | BaseException = []
+        self.billing_rates: dict[str, str] | BaseException = {}
+        """What Workspace.billing.rates() answers: rate key -> $/s as text."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.Cls = _ClsFactory(self)
@@ -331,6 +336,18 @@ class _FakeBilling:
         if isinstance(self.sdk.billing_items, BaseException):
             raise self.sdk.billing_items
         return list(self.sdk.billing_items)
+
+
+    def rates(self, *args: Any, **kwargs: Any) -> Any:
+        import modal.workspace
+        from modal._workspace import _WorkspaceBillingRates
+
+        self.sdk.check("Workspace.billing.rates", modal.workspace.WorkspaceBillingManager.rates,
+                       args, kwargs)
+        if isinstance(self.sdk.billing_rates, BaseException):
+            raise self.sdk.billing_rates
+        # modal's own mapping: text values become Decimals as the server's answer does
+        return _WorkspaceBillingRates(dict(self.sdk.billing_rates), {}, {}, "")
 
 
 class _FakeWorkspace:

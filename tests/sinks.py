@@ -11,6 +11,8 @@ class Sink:
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.cancel: set[str] = set()
+        """Runs a test cancels: cancelled() answers with these."""
 
     def submitted(self, run_id: str, call_id: str | None, worker: str | None) -> None:
         self.events.append(("submitted", run_id, call_id, worker))
@@ -23,6 +25,9 @@ class Sink:
 
     def failed(self, run_id: str, reason: str) -> None:
         self.events.append(("failed", run_id, reason))
+
+    def cancelled(self, run_ids) -> set[str]:
+        return self.cancel & set(run_ids)
 
     def of(self, kind: str) -> list[tuple]:
         return [e for e in self.events if e[0] == kind]

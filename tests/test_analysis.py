@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.analysis import (
-    RULE_TITLES,
-    RULES,
     Choice,
     Crossover,
     GpuFit,
     Measurement,
     analyse,
-    cost_per_frame,
     crossovers,
     fit_gpu,
-    monthly_projection,
     pareto_front,
     summarise_clips,
     verdict,
@@ -124,7 +122,6 @@ def test_choice_describes_itself_once_for_every_reader():
     assert choice.to_json()["steps"][1] == {"frames": 800.0, "seconds": 80 / 3, "from": "L4",
                                             "to": "H100"}
     assert Choice("L4").describe() == "L4" and Choice("L4").to_json() == "L4"
-    assert set(RULE_TITLES) == set(RULES)
 
 
 # --------------------------------------------------------------------------- the four rules, 4 GPUs
@@ -271,12 +268,6 @@ def test_fit_errors():
         fit_gpu([(0, 1.0), (10, 2.0)])
 
 
-def test_cost_per_frame():
-    fit = GpuFit(10.0, 2.0, 0.5, 1.0)
-    assert cost_per_frame(fit, 0.0002) == pytest.approx(0.0001)
-    assert cost_per_frame(fit, 0.0002, 100) == pytest.approx((10 + 50) * 0.0002 / 100)
-
-
 def test_crossovers_on_synthetic_lines():
     # $ per clip: A = 1 + 0.01 n, B = 3 + 0.005 n, C = 11 + 0.001 n  ->  A|B at 400, B|C at 2000.
     fits = {"A": GpuFit(1.0, 100.0, 0.01, 1.0), "B": GpuFit(3.0, 200.0, 0.005, 1.0),
@@ -295,15 +286,13 @@ def test_crossovers_on_synthetic_lines():
 # --------------------------------------------------------------------------- projections, pareto
 
 
-def test_monthly_projection():
+def test_monthly_projection_is_the_reuse_projections_steady_state():
+    from bench.billing import reuse_projection
+
     fits = {"T4": GpuFit(10.0, 2.0, 0.5, 1.0)}
-    out = monthly_projection(fits, {"T4": 0.0002}, clips_per_day=100, mix={180: 1, 900: 1})
+    out = reuse_projection(fits, {"T4": 0.0002}, 100, {180: 1, 900: 1}, 0.0, {})
     # ((10 + 90) + (10 + 450)) / 2 s x $0.0002 = $0.056 per clip, x 100 x 30 days
-    assert out["T4"] == pytest.approx(168.0)
-    with pytest.raises(InputError):
-        monthly_projection(fits, {"T4": 0.0002}, 100, {})
-    with pytest.raises(InputError):
-        monthly_projection(fits, {"T4": 0.0002}, 100, {180: -1})
+    assert out["T4"].steady_monthly_cost == pytest.approx(168.0)
 
 
 def test_pareto_front():
@@ -311,3 +300,31 @@ def test_pareto_front():
               (0.034, 90.0, "L40S"), (0.040, 30.0, "H100"), (0.050, 35.0, "H200")]
     assert pareto_front(points) == ["T4", "L4", "L40S", "A100", "H100"]
     assert pareto_front([]) == []
+
+
+def test_the_verdict_answers_the_seeds_question_first():
+    from bench.e6 import analyse_e6, load_e6
+
+    e6 = load_e6(Path(__file__).resolve().parents[1] / "examples" / "e6-original-t4-l4.json")
+    v = analyse_e6(e6).verdict
+    assert v.headline.startswith("L4 is 1.61x faster at 1.35x the price: 0.84x the cost per clip "
+                                 "(against T4, on 30s)")
+    assert "L4 $0.1406 per 1,000 frames, $0.2531 per output minute" in v.headline
+    (l4,) = v.comparisons
+    assert l4.cost_per_1000_frames == pytest.approx(570.0 * 0.000222 / 900 * 1000)
+    assert v.to_dict()["headline"] == v.headline and v.to_dict()["rule"] == v.rule
+
+
+def test_the_headline_ranges_over_repeats_and_names_every_candidate():
+    runs = [Measurement("T4", "c", 100, s, "succeeded", 0.001, repeat=i)
+            for i, s in enumerate((10.0, 11.0, 12.0))]
+    runs += [Measurement("L4", "c", 100, s, "succeeded", 0.002, repeat=i)
+             for i, s in enumerate((4.0, 5.0, 6.0))]
+    runs += [Measurement("A10", "c", 100, 22.0, "succeeded", 0.001)]
+    v = analyse(runs, "T4").verdict
+    l4, a10 = v.comparisons
+    assert l4.speedup == pytest.approx(11.0 / 5.0) and l4.price_ratio == pytest.approx(2.0)
+    assert (l4.cost_ratio_low, l4.cost_ratio_high) == (pytest.approx(8 / 12), pytest.approx(12 / 10))
+    assert "L4 is 2.20x faster at 2.00x the price: 0.91x the cost per clip (0.67-1.20x over 3 " \
+           "repeats)" in v.headline
+    assert "A10 is 2.00x slower at 1.00x the price" in v.headline

@@ -9,15 +9,15 @@ import pytest
 
 from bench.analysis import GpuFit
 from bench.billing import (
+    billed_runs,
     container_bill,
     experiment_bill,
     reuse_projection,
-    steady_seconds,
 )
+from bench.figures import figures_of
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
 from core.errors import InputError
-from core.job import JobResult
 
 T4 = DEFAULT_PRICES.rate("T4")
 
@@ -27,18 +27,19 @@ def run(run_id: str, container: str, started: float, seconds: float, booted: flo
     row = {"id": run_id, "gpu": "T4", "price_gpu": "T4", "container_id": container,
            "container_started_at": booted, "job_started_at": started,
            "job_finished_at": started + seconds, "cpu_cores": 4.0, "memory_gib": 16.0,
-           "cold": False}
+           "cold": False, "status": "succeeded", "frames_out": 10}
     row.update(extra)
-    return row
+    return read(row)
 
 
-def rate_of(row) -> float | None:
-    return T4 if row.get("price_gpu") else None
+def read(row: dict, candidate: str | None = None) -> dict:
+    """A run as bench.experiments.read_runs gives it (its figures added)."""
+    return {**row, **figures_of(row, candidate or str(row["gpu"]), DEFAULT_PRICES).to_dict()}
 
 
 def test_one_container_boot_busy_idle_tail() -> None:
     rows = [run("a", "ta-1", 30.0, 10.0), run("b", "ta-1", 42.0, 8.0), run("c", "ta-1", 50.0, 5.0)]
-    bill = experiment_bill(rows, DEFAULT_PRICES, rate_of, scaledown_window=60)
+    bill = experiment_bill(rows, DEFAULT_PRICES, scaledown_window=60)
     (c,) = bill.containers
     assert (c.boot_seconds, c.busy_seconds, c.idle_seconds, c.tail_seconds) == (30.0, 23.0, 2.0, 60.0)
     assert c.lifetime_seconds == 115.0  # boot at 0, last job ends at 55, + 60
@@ -53,36 +54,65 @@ def test_one_container_boot_busy_idle_tail() -> None:
 
 def test_cpu_and_memory_are_billed_at_the_larger_of_request_and_use() -> None:
     hungry = run("a", "ta-1", 10.0, 20.0, cpu_used_cores=6.5, peak_memory_gib=20.0)
-    bill = experiment_bill([hungry], DEFAULT_PRICES, rate_of, scaledown_window=30)
+    bill = experiment_bill([hungry], DEFAULT_PRICES, scaledown_window=30)
     job_rate = T4 + 6.5 * DEFAULT_PRICES.cpu_core_per_second + 20 * DEFAULT_PRICES.memory_gib_per_second
     idle_rate = T4 + 4.0 * DEFAULT_PRICES.cpu_core_per_second + 20 * DEFAULT_PRICES.memory_gib_per_second
     assert bill.steady_cost == pytest.approx(20 * job_rate)
     assert bill.billed_cost == pytest.approx(20 * job_rate + (10 + 30) * idle_rate)
     modest = run("a", "ta-1", 10.0, 20.0, cpu_used_cores=1.0, peak_memory_gib=3.0)
-    assert experiment_bill([modest], DEFAULT_PRICES, rate_of, 30).steady_cost == pytest.approx(
+    assert experiment_bill([modest], DEFAULT_PRICES, 30).steady_cost == pytest.approx(
         20 * (T4 + DEFAULT_PRICES.container_rate(4.0, 16.0)))
 
 
 def test_model_load_inside_a_job_is_overhead_and_unknown_runs_are_counted() -> None:
-    local = run("a", "host:1", 2.0, 12.0, steady_seconds=9.0)
-    lost = {"id": "b", "gpu": "T4", "price_gpu": "T4"}  # failed before any container
-    bill = experiment_bill([local, lost], DEFAULT_PRICES, rate_of, scaledown_window=0)
+    # 12 s span: 9 s of job, 3 s of model load inside it (none of it measurement).
+    local = run("a", "host:1", 2.0, 12.0, total_seconds=12.0, model_load_seconds=3.0)
+    lost = read({"id": "b", "gpu": "T4", "price_gpu": "T4"})  # failed before any container
+    bill = experiment_bill([local, lost], DEFAULT_PRICES, scaledown_window=0)
     rate = T4 + DEFAULT_PRICES.container_rate()
     assert bill.in_job_overhead_cost == pytest.approx(3 * rate)
     assert bill.billed_cost - bill.steady_cost == pytest.approx((2 + 3) * rate)
     assert bill.unaccounted_runs == 1 and bill.cold_boots == 1
     with pytest.raises(InputError):
-        experiment_bill([local], DEFAULT_PRICES, rate_of, scaledown_window=-1)
+        experiment_bill([local], DEFAULT_PRICES, scaledown_window=-1)
     with pytest.raises(InputError, match="exactly one container"):
-        container_bill([], 0, DEFAULT_PRICES)
+        container_bill([], 0)
 
 
-def test_steady_seconds_of_a_result() -> None:
-    result = JobResult(job_id="r", status="succeeded", stages={"model_load": 3.0, "compile": 1.0,
-                                                                 "total": 10.0},
-                       started_at=100.0, finished_at=110.5)
-    assert steady_seconds(result) == pytest.approx(6.5)
-    assert steady_seconds(JobResult(job_id="r", status="failed", stages={"total": 2.0})) == 2.0
+def test_measurement_after_the_job_is_billed_but_never_steady() -> None:
+    # 10 s span: 7 s job (total), then 3 s of fidelity scoring after the upload.
+    row = run("a", "ta-1", 0.0, 10.0, total_seconds=7.0, fidelity_seconds=3.0)
+    bill = experiment_bill([row], DEFAULT_PRICES, scaledown_window=0)
+    rate = T4 + DEFAULT_PRICES.container_rate()
+    assert row["job_seconds"] == 7.0
+    assert bill.steady_cost == pytest.approx(7 * rate) == pytest.approx(row["cost_all_in"])
+    assert bill.measurement_cost == pytest.approx(3 * rate)
+    assert bill.billed_cost == pytest.approx(10 * rate)
+
+
+def test_a_warm_container_from_an_earlier_experiment_pays_no_boot_and_a_reused_tail_is_cut() -> None:
+    rows = [run("a", "ta-1", 500.0, 10.0, booted=100.0)]
+    earlier = experiment_bill(rows, DEFAULT_PRICES, 120)
+    warm = experiment_bill(rows, DEFAULT_PRICES, 120, warm={"ta-1"})
+    assert earlier.containers[0].boot_seconds == 400.0 and earlier.cold_boots == 1
+    assert warm.containers[0].boot_seconds == 0.0 and warm.cold_boots == 0
+    assert warm.billed_cost < earlier.billed_cost
+    cut = experiment_bill(rows, DEFAULT_PRICES, 120, warm={"ta-1"}, reused_at={"ta-1": 540.0})
+    assert cut.containers[0].tail_seconds == 30.0
+
+
+def test_the_bill_groups_by_candidate_and_adds_up() -> None:
+    # One worker process served two engines (two candidates): each is billed for its own runs.
+    fast = read({**run("a", "host:1", 1.0, 4.0), "engine": "fast"}, "cpu · fast")
+    ref = read({**run("b", "host:1", 5.0, 8.0), "engine": "reference"}, "cpu · reference")
+    bill = experiment_bill([ref, fast], DEFAULT_PRICES, scaledown_window=30)
+    per = {c.gpu: c for c in bill.gpus}
+    assert per["cpu · fast"].runs == 1 and per["cpu · reference"].runs == 1
+    assert sum(c.billed_cost for c in bill.gpus) == pytest.approx(bill.billed_cost)
+    assert sum(c.cost for c in bill.containers) == pytest.approx(bill.billed_cost)
+    assert bill.steady_cost <= bill.billed_cost
+    assert bill.containers[0].candidates == ("cpu · fast", "cpu · reference")
+    assert [r.candidate for r in billed_runs([fast], DEFAULT_PRICES)[0]] == ["cpu · fast"]
 
 
 def test_reuse_projection_models_cold_starts_and_idle_tails() -> None:

@@ -134,6 +134,7 @@ _CUT_LABELS = """() => {
       '[data-testid="stMetricLabel"]');
   for (const el of targets) {
     if (el.closest('[data-testid="stElementToolbar"]')) continue;  // icon-only table tools
+    if (el.closest('[data-testid="stFileUploader"]') && /icon/.test(el.innerText)) continue;  // its "add" icon
     const box = el.getBoundingClientRect();
     const text = (el.innerText || '').trim();
     if (!text || box.width === 0 || box.height === 0) continue;

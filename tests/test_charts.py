@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import pytest
 
 from bench.analysis import Choice, Measurement, analyse
-from bench.experiments import label_variants
+from bench.experiments import candidate_labels, read_runs
 from bench.pricing import DEFAULT_PRICES
 from core.errors import InputError
 from store.keys import output_object_key
@@ -30,7 +30,7 @@ def measurements(times: dict[str, tuple], failed: bool = False) -> list[Measurem
         for (clip, frames), secs in zip(CLIPS, per_clip):
             for i, s in enumerate(secs):
                 out.append(Measurement(gpu, clip, frames, s, "succeeded", rates[gpu], repeat=i,
-                                       cold=i == 0))
+                                       cold=i == 0, all_in_rate=rates[gpu]))
     if failed:
         out.append(Measurement("L4", "30s", 900, None, "failed", L4, repeat=2,
                                error="CUDA out of memory"))
@@ -53,13 +53,17 @@ def threshold():
 
 
 def runs_frame() -> pd.DataFrame:
-    """Two succeeded runs (one cold) with stage timings and one failed run, as list_runs gives."""
+    """Two succeeded runs (one cold) with stage timings and one failed run, as read_runs gives."""
+    return pd.DataFrame(read_runs(_stored_runs(), None))
+
+
+def _stored_runs() -> pd.DataFrame:
     base = dict(model="x4plus", engine="fast", output_key=None)
     return pd.DataFrame([
         dict(id="a", clip="6s", gpu="T4", repeat_index=0, status="succeeded", cold=True,
              fetch_seconds=1.0, model_load_seconds=8.0, decode_seconds=2.0, upscale_seconds=150.0,
              encode_seconds=3.0, upload_seconds=0.5, total_seconds=165.0, billed_seconds=170.0,
-             **base),
+             startup_seconds=13.0, **base),
         dict(id="b", clip="6s", gpu="T4", repeat_index=1, status="succeeded", cold=False,
              fetch_seconds=1.0, model_load_seconds=0.0, decode_seconds=2.0, upscale_seconds=148.0,
              encode_seconds=3.0, upload_seconds=0.4, total_seconds=155.0, billed_seconds=None,
@@ -199,7 +203,7 @@ def test_stage_breakdown_stacks_each_stage_per_succeeded_run():
     assert [t.name for t in fig.data] == ["fetch", "model load", "decode", "upscale", "encode",
                                          "upload"]
     upscale = fig.data[3]
-    assert list(upscale.y) == ["6s · T4 · repeat 1 (cold)", "6s · T4 · repeat 2"]
+    assert list(upscale.y) == ["T4 · 6s · repeat 1 (cold)", "T4 · 6s · repeat 2"]
     assert list(upscale.x) == [150.0, 148.0]
     assert upscale.orientation == "h"
 
@@ -216,8 +220,8 @@ def test_cold_warm_medians_per_clip_and_gpu():
     fig = charts.cold_warm_chart(runs_frame())
     cold, warm = fig.data
     assert [list(a) for a in cold.x] == [["6s"], ["T4"]]
-    assert list(cold.y) == [170.0]  # billed seconds
-    assert list(warm.y) == [155.0]  # total seconds when nothing was billed
+    assert list(cold.y) == [170.0]  # job seconds (165 - 8 of model load) + 13 of start-up
+    assert list(warm.y) == [155.0]  # job seconds
     assert cold.name.startswith("Cold") and warm.name == "Warm"
 
 
@@ -291,8 +295,8 @@ def test_mix_table_errors():
 def test_clip_table_and_failed_table(with_repeats):
     table = compare_view.clip_table(with_repeats)
     assert len(table) == 6
-    l4_6s = table[(table["Clip"] == "6s") & (table["GPU"] == "L4")].iloc[0]
-    assert l4_6s["Time (median)"] == "115.0 s" and l4_6s["Spread"] == "110.0 s–120.0 s"
+    l4_6s = table[(table["Clip"] == "6s") & (table["Candidate"] == "L4")].iloc[0]
+    assert l4_6s["Job time (median)"] == "115.0 s" and l4_6s["Spread"] == "110.0 s–120.0 s"
     assert l4_6s["GPU cost"] == charts.format_cost(115 * L4)
     assert l4_6s["Cheapest"] == "yes" and l4_6s["Runs"] == "2 (1 cold)"
     # The key columns come first, so a narrow screen shows them without scrolling.
@@ -310,25 +314,26 @@ def test_choice_text():
 
 def test_cold_warm_note():
     note = compare_view.cold_warm_note(runs_frame())
-    assert note.startswith("1 of 2 succeeded runs were cold") and note.endswith(": 6s · T4 · repeat 1.")
+    assert note.startswith("1 of 2 succeeded runs were cold") and note.endswith(": T4 · 6s · repeat 1.")
     frame = runs_frame()
     frame["cold"] = None
     assert "not recorded" in compare_view.cold_warm_note(frame)
     assert compare_view.cold_warm_note(pd.DataFrame()) == "No runs yet."
 
 
-def test_label_variants_name_only_what_differs():
+def test_candidate_labels_name_only_what_differs():
     same = [dict(gpu="T4", model="x4plus", engine="fast")] * 2
-    assert label_variants(same) == same
+    assert candidate_labels(same) == ["T4", "T4"]
     mixed = [dict(gpu="T4", model="x4plus", engine="fast", price_gpu=None),
              dict(gpu="T4", model="animevideov3", engine="fast", price_gpu="T4"),
              dict(gpu="L4", model=None, engine="fast", price_gpu=None)]
-    labelled = label_variants(mixed)
-    assert [r["gpu"] for r in labelled] == ["T4 · x4plus", "T4 · animevideov3",
-                                            "L4 · unknown model"]
-    assert [r["price_gpu"] for r in labelled] == ["T4", "T4", "L4"]
+    assert candidate_labels(mixed) == ["T4 · x4plus", "T4 · animevideov3", "L4 · unknown model"]
+    # read_runs keeps the device and the price card apart from the candidate
+    read = read_runs(mixed, None)
+    assert [r["device"] for r in read] == ["T4", "T4", "L4"]
+    assert [r["price_card"] for r in read] == ["T4", "T4", "L4"]
     engines = [dict(gpu="T4", model="x4plus", engine=e) for e in ("fast", "reference")]
-    assert [r["gpu"] for r in label_variants(engines)] == ["T4 · fast", "T4 · reference"]
+    assert candidate_labels(engines) == ["T4 · fast", "T4 · reference"]
 
 
 def test_side_by_side_only_where_models_differ():

@@ -3,41 +3,23 @@ encode quality recorded per run (CPU, tiny clips; the speed itself is measured i
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from core.errors import InputError
-from core.job import Job, JobResult, Keyframe, WarmShape
-from store.objects import LocalDirectoryStore
+from core.job import Job, JobResult, WarmShape
+from tests.jobs import tiny_job
 from workers import compile_policy
 from workers.compile_policy import CompileStats, decide
 from workers.pipeline import EngineKey, ModelCache, WarmEngine, run_job
 from workers.video import nvenc_opens, resolve_encoder
 
 
-@pytest.fixture()
-def storage(tmp_path: Path, tiny_clip: Path) -> LocalDirectoryStore:
-    (tmp_path / "objects" / "u").mkdir(parents=True)
-    shutil.copy(tiny_clip, tmp_path / "objects" / "u" / "clip.mp4")
-    return LocalDirectoryStore(tmp_path / "objects")
-
-
 @pytest.fixture(autouse=True)
 def private_compile_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-
-
-def job(**changes) -> Job:
-    fields = dict(job_id="j", user_id="u", input_key="clip.mp4", output_key="out.mp4",
-                  keyframes=(Keyframe(0.0, 8, 8, 24, 16),), output_width=36, output_height=24,
-                  fps=10.0, trim_start=0.0, trim_end=1.0, model="animevideov3", weights="random",
-                  device="cpu", batch_size=4, fidelity_samples=2)
-    fields.update(changes)
-    return Job(**fields)
 
 
 class CountingCompiler:
@@ -66,10 +48,10 @@ def cache_with_counting_compiler(j: Job) -> tuple[ModelCache, CountingCompiler]:
 
 
 def test_compile_is_its_own_stage_paid_once_per_process(storage):
-    first_job = job(compile="on")
+    first_job = tiny_job(compile="on")
     cache, counting = cache_with_counting_compiler(first_job)
     first = run_job(first_job, storage, cache=cache)
-    second = run_job(job(compile="on", job_id="k", output_key="out2.mp4"), storage, cache=cache)
+    second = run_job(tiny_job(compile="on", job_id="k", output_key="out2.mp4"), storage, cache=cache)
     assert first.ok and second.ok, (first.error, second.error)
     assert counting.compiles == 1
     assert first.stages["compile"] >= 0.2 and second.stages["compile"] < 0.1
@@ -78,14 +60,14 @@ def test_compile_is_its_own_stage_paid_once_per_process(storage):
     steady = first.stages["total"] - first.stages["compile"] - first.stages["model_load"]
     assert first.fps_end_to_end == pytest.approx(first.frames_out / steady)
     stats = compile_policy.load_stats(compile_policy.stats_key(
-        "animevideov3", "fp32", (16, 24, 36, 24), 4, "fake card", __import__("torch").__version__))
+        "animevideov3", "fp32", (16, 24, 36, 24), 3, "fake card", __import__("torch").__version__))
     assert stats is not None and stats.compile_seconds >= 0.2
 
 
 def test_off_records_no_compile_stage_and_auto_declines_on_the_cpu(storage):
-    off = run_job(job(), storage)
+    off = run_job(tiny_job(), storage)
     assert off.ok and "compile" not in off.stages and off.compile_choice == "off"
-    auto = run_job(job(compile="auto"), storage)
+    auto = run_job(tiny_job(compile="auto"), storage)
     assert auto.ok and auto.compile_choice == "auto: off (no CUDA device)"
 
 
@@ -113,16 +95,20 @@ def test_compile_stats_survive_a_damaged_file():
 
 def test_compile_needs_the_fast_engine():
     with pytest.raises(InputError, match="fast engine"):
-        job(engine="reference", compile="on")
-    assert job(compile=True).compile == "on" and job(compile=False).compile == "off"  # schema 1
+        tiny_job(engine="reference", compile="on")
+    assert tiny_job(compile=True).compile == "on" and tiny_job(compile=False).compile == "off"  # schema 1
 
 
 def test_warm_shape_round_trips_through_the_modal_parameter():
-    shape = WarmShape.of(job(trim_start=3.0, trim_end=9.0, fps=30.0))
+    shape = WarmShape.of(tiny_job(trim_start=3.0, trim_end=9.0, fps=30.0))
     assert shape == WarmShape((24, 16), (36, 24), 180)
-    assert WarmShape.from_text(shape.to_text()) == shape
+    # the text holds what compiles, not the clip's length: every length shares a container pool
+    assert shape.to_text() == "24x16>36x24"
+    assert WarmShape.from_text(shape.to_text()) == WarmShape((24, 16), (36, 24))
+    assert WarmShape.from_text("24x16>36x24@180") == shape  # text of older clients
+    assert WarmShape.of(tiny_job(trim_start=0.0, trim_end=2.0, fps=30.0)).to_text() == shape.to_text()
     assert WarmShape.from_text("") is None and WarmShape.from_text("9x9") is None
-    assert WarmShape.of(job(keyframes=())) is None
+    assert WarmShape.of(tiny_job(keyframes=())) is None
 
 
 def test_nvenc_falls_back_to_libx264_where_it_does_not_open(storage):
@@ -132,15 +118,15 @@ def test_nvenc_falls_back_to_libx264_where_it_does_not_open(storage):
     assert resolve_encoder("libx264", 64, 64) == "libx264"
     with pytest.raises(InputError, match="NVENC"):
         resolve_encoder("nvenc", 64, 64)
-    result = run_job(job(encoder="auto", encode_preset="ultrafast"), storage)
+    result = run_job(tiny_job(encoder="auto", encode_preset="ultrafast"), storage)
     assert result.ok and (result.encoder, result.encode_preset) == ("libx264", "ultrafast")
-    failed = run_job(job(encoder="nvenc", output_key="nv.mp4"), storage)
+    failed = run_job(tiny_job(encoder="nvenc", output_key="nv.mp4"), storage)
     assert not failed.ok and "NVENC" in failed.error and not (storage.root / "u" / "nv.mp4").exists()
 
 
 def test_encode_quality_is_measured_and_follows_the_crf(storage):
-    fine = run_job(job(crf=10, output_key="fine.mp4"), storage)
-    coarse = run_job(job(crf=40, output_key="coarse.mp4"), storage)
+    fine = run_job(tiny_job(crf=10, output_key="fine.mp4"), storage)
+    coarse = run_job(tiny_job(crf=40, output_key="coarse.mp4"), storage)
     assert fine.ok and coarse.ok
     assert fine.encode_psnr > coarse.encode_psnr > 15.0
     assert fine.encoder == "libx264" and fine.cpu_cores >= 1 and ":" in fine.container_id

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import modal.exception
 import pytest
 
 from bench import doctor
@@ -32,13 +33,6 @@ class Bucket:
             raise StorageError(self.error)
 
 
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_modal_config(monkeypatch, None)
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-
-
 def ready(tmp_path: Path) -> FakeModal:
     sdk = FakeModal()
     sdk.secrets[R2_SECRET_NAME] = set(R2_SETTINGS.values())
@@ -47,6 +41,8 @@ def ready(tmp_path: Path) -> FakeModal:
     cached.mkdir()
     (cached / "RealESRGAN_x4plus.pth").write_bytes(b"w")
     sdk.volumes[WEIGHTS_VOLUME_NAME] = FakeVolume(sdk, folder=cached)
+    sdk.billing_rates = {"gpu.t4": "0.000164", "gpu.h100": "0.001097", "cpu.core": "0.0000131",
+                         "memory.gib": "0.00000222"}
     return sdk
 
 
@@ -54,10 +50,10 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
-def test_everything_ready(token: None, tmp_path: Path) -> None:
+def test_everything_ready(modal_token: None, tmp_path: Path) -> None:
     sdk = ready(tmp_path)
     checks = run_checks(sdk, R2, store=Bucket())
-    assert [c.status for c in checks] == ["ok"] * 5, render(checks)
+    assert [c.status for c in checks] == ["ok"] * 6, render(checks)
     found = by_name(checks)
     assert found["Modal token"].line.startswith("found (environment")
     assert "RealESRGAN_x4plus.pth" in found["Weights volume"].line
@@ -71,7 +67,7 @@ def test_everything_ready(token: None, tmp_path: Path) -> None:
     assert "a-secret-value-never-shown" not in text and "KEYID" not in text
 
 
-def test_each_failure_says_how_to_fix_it(token: None, tmp_path: Path) -> None:
+def test_each_failure_says_how_to_fix_it(modal_token: None, tmp_path: Path) -> None:
     sdk = FakeModal()  # nothing deployed, no secret, no volume
     found = by_name(run_checks(sdk, R2, store=Bucket("R2 has no bucket b at https://acct...")))
     assert found["R2 secret"].status == "fail"
@@ -98,7 +94,7 @@ def test_without_a_token_modal_checks_are_skipped(monkeypatch: pytest.MonkeyPatc
     use_modal_config(monkeypatch, None)
     sdk = FakeModal()
     checks = run_checks(sdk, StorageConfig(), store=Bucket())
-    assert [c.status for c in checks] == ["fail", "skip", "skip", "skip", "fail"]
+    assert [c.status for c in checks] == ["fail", "skip", "skip", "skip", "skip", "fail"]
     assert checks[0].fix.startswith("modal token new")
     assert not sdk.calls  # nothing was asked of Modal
     assert "missing R2_ENDPOINT_URL" in checks[-1].line
@@ -123,3 +119,18 @@ def test_settings_page_runs_the_checks(bench_env) -> None:
     errors = [e.value for e in at.error]
     assert any("Modal token" in e for e in errors) and any("R2 bucket" in e for e in errors)
     assert any("modal token new" in c.value for c in at.caption)
+
+
+def test_prices_are_compared_with_the_workspaces_own_rates(token: None, tmp_path: Path) -> None:
+    sdk = ready(tmp_path)
+    sdk.billing_rates = {"gpu.L4": "0.000240", "gpu.a100-80gb": "0.000694",
+                         "cpu.core": "0.0000393", "sandbox.egress": "0.1"}
+    check = by_name(run_checks(sdk, R2, store=Bucket()))["Prices"]
+    assert check.status == "warn"
+    assert "L4: catalog $0.000222/s, workspace $0.00024/s (+8%)" in check.line
+    assert "CPU core: catalog $1.31e-05/s, workspace $3.93e-05/s (+200%)" in check.line
+    assert "A100-80GB" not in check.line and "not in the catalog: sandbox.egress" in check.line
+    assert sdk.of("Workspace.billing.rates") and sdk.of("Workspace.from_context")
+    sdk.billing_rates = modal.exception.AuthError("token may not read billing")
+    check = doctor.check_rates(doctor.DEFAULT_PRICES, sdk)
+    assert check.status == "warn" and "cannot read the workspace's rates" in check.line

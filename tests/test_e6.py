@@ -11,7 +11,7 @@ import pytest
 
 from bench.analysis import Measurement
 from bench.e6 import E6Result, analyse_e6, dump_e6, load_e6, parse_e6
-from bench.experiments import analyse_runs, measurements_from_runs
+from bench.experiments import analyse_runs, measurements_from_runs, read_runs
 from bench.plan import build_plan
 from bench.report import (
     EXPERIMENT_FIELDS,
@@ -185,7 +185,7 @@ EXPERIMENT = ExperimentRow(name="exp-1", id="exp-1",
 
 
 def test_experiment_to_e6_reads_back():
-    out = experiment_to_e6(EXPERIMENT, store_runs())
+    out = experiment_to_e6(EXPERIMENT, read_runs(store_runs(), EXPERIMENT))
     text = json.dumps(out)
     assert set(out["bench"]["experiment"]) <= set(EXPERIMENT_FIELDS)
     e6 = parse_e6(json.loads(text))
@@ -198,25 +198,28 @@ def test_experiment_to_e6_reads_back():
     assert out["bench"]["experiment"]["id"] == "exp-1"
     assert out["bench"]["analysis"]["choice"] == "L4"
     # The export judges the same as the runs themselves.
-    assert analyse_e6(e6).verdict.to_dict() == analyse_runs(EXPERIMENT, store_runs()).verdict.to_dict()
+    assert analyse_e6(e6).verdict.to_dict() == \
+        analyse_runs(EXPERIMENT, read_runs(store_runs(), EXPERIMENT)).verdict.to_dict()
 
 
 def test_measurements_from_runs_prices():
     cpu = {"gpu": "cpu", "clip": "a", "status": "succeeded", "frames_out": 10, "total_seconds": 2.0,
-           "cost_gpu": 2.0 * 2 * 0.0000131, "price_gpu": None, "device_name": "AMD EPYC"}
+           "cpu_cores": 2.0, "price_gpu": None, "device_name": "AMD EPYC"}
     local = {"gpu": "cuda:0", "clip": "a", "status": "succeeded", "frames_out": 10,
              "total_seconds": 1.0, "device_name": "NVIDIA H100 80GB HBM3"}
-    ms = measurements_from_runs([cpu, local])
+    ms = measurements_from_runs(read_runs([cpu, local], None))
     assert ms[0].rate == pytest.approx(2 * 0.0000131) and ms[1].rate == 0.001097
+    unknown = {"gpu": "cuda:0", "clip": "a", "status": "succeeded", "frames_out": 10,
+               "total_seconds": 1.0, "device_name": "Some accelerator"}
     with pytest.raises(InputError, match="no price"):
-        measurements_from_runs([{**cpu, "cost_gpu": None}])
+        measurements_from_runs(read_runs([unknown], None))
 
 
 def test_findings_markdown():
-    a = analyse_runs(EXPERIMENT, store_runs())
+    a = analyse_runs(EXPERIMENT, read_runs(store_runs(), EXPERIMENT))
     md = findings_markdown(a, EXPERIMENT)
     assert md.startswith("## Findings: exp-1")
-    assert "| Clip | Frames | GPU |" in md
+    assert "| Clip | Frames | Candidate |" in md
     assert "| 6s | 180 | L4 **(cheapest)** | 2 | 119.5 |" in md
     assert "**single_winner**: use L4." in md
     assert "### Cost curves" in md and "- T4:" in md and "- L4:" in md
@@ -234,7 +237,7 @@ def test_imported_flat_pricing_and_unfinished_runs():
                  "repeat_index": 2})
     experiment = ExperimentRow(name="imp", id="imp", origin="import",
                                price_table_json={"T4": 0.0002, "L4": 0.0003, "V100": 0.0004})
-    out = experiment_to_e6(experiment, runs)
+    out = experiment_to_e6(experiment, read_runs(runs, experiment))
     assert out["pricing"] == {"T4": 0.0002, "L4": 0.0003}
     assert out["bench"]["runs"][0]["finished_at"] == "2026-01-01T12:00:00"
     assert out["results"][-1]["status"] == "failed"

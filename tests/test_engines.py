@@ -112,14 +112,14 @@ def test_engines_leave_the_shared_model_alone() -> None:
     assert next(model.module.parameters()).dtype == torch.float32
 
 
-def test_engine_attributes_and_warmup() -> None:
+def test_engine_attributes_and_prepare() -> None:
     model = load_model("animevideov3", weights="random")
     fast = create_engine("fast", model, batch_size=2)
     ref = create_engine("reference", model)
     assert isinstance(fast, FastEngine) and isinstance(ref, ReferenceEngine)
     for engine, name in ((fast, "fast"), (ref, "reference")):
         assert (engine.name, engine.scale, engine.device.type, engine.precision) == (name, 4, "cpu", "fp32")
-        engine.warmup(8, 8)
+        assert engine.prepare(8, 8, (32, 32), compile=False) == 0.0
     out = fast.upscale(noise_frames(5, 6, 7), out_size=(10, 9))  # 5 frames in batches of 2
     assert out.shape == (5, 9, 10, 3)
 
@@ -172,7 +172,6 @@ def test_compiled_fast_engine_matches_eager_on_cuda() -> None:
     compiled = create_engine("fast", model, batch_size=2)
     assert compiled.prepare(32, 48, (72, 48), compile=True) > 0
     assert compiled.prepare(32, 48, (72, 48), compile=True) == 0.0  # once per shape
-    assert compiled.compiled_for(32, 48, (72, 48)) and not compiled.compiled_for(16, 24, (72, 48))
     got = compiled.upscale(frames, out_size=(72, 48))
     assert got.shape == eager.shape == (3, 48, 72, 3)
     assert psnr(eager, got) > 40.0

@@ -14,7 +14,7 @@ import pytest
 
 from core.job import Job, Keyframe
 from store.objects import LocalDirectoryStore
-from tests.test_video import NH, NW, frame_number, numbered_frame
+from tests.images import NH, NW, frame_number, numbered_frame
 from workers.pipeline import run_job
 from workers.video import decode_segment, output_frame_count, probe
 

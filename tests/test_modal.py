@@ -22,17 +22,18 @@ from bench.backends.modal_backend import (
     ContainerPolicy,
     ModalBackend,
     ModalUnreachableError,
-    billed_seconds,
     call_with_deadline,
     describe_modal_error,
     finished_from_result,
     modal_gpu_for,
+    startup_before_job,
     upscaler_params,
 )
 from bench.backends.modal_credentials import modal_credentials, modal_token_present
 from core.errors import BackendError, InputError, StorageError
-from core.job import EVERY_JOB_STAGES, Job, JobResult, Keyframe, Progress, WarmShape
-from tests.modal_fakes import FakeDict, FakeVolume, use_modal_config
+from core.job import Job, JobResult, Progress, WarmShape
+from tests.jobs import CLIP, USER, VIDEO_JOB_STAGES, tiny_job
+from tests.modal_fakes import TOKEN_ENV, FakeDict, FakeVolume, use_modal_config
 from tests.sinks import Sink
 from workers import modal_app
 from workers.modal_app import (
@@ -46,39 +47,6 @@ from workers.modal_app import (
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_VOLUME_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
-TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-@pytest.fixture
-def no_modal_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No Modal credentials anywhere: token variables cleared, HOME an empty directory, and
-    modal.config (read once at import) reading no file."""
-    for name in TOKEN_ENV:
-        monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    use_modal_config(monkeypatch, None)
-    return home
-
-
-@pytest.fixture
-def fake_modal_token(monkeypatch: pytest.MonkeyPatch, no_modal_token: Path) -> None:
-    """A token in the environment; tests using it fake or bound every network step."""
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-
-
-def tiny_job(job_id: str = "run-1", input_key: str = "in/tiny.mp4", **overrides: Any) -> Job:
-    """A job the 2-core CPU finishes in a moment: 5 frames, a 16x16 crop, the smallest model."""
-    options: dict[str, Any] = dict(
-        job_id=job_id, user_id="user-1", input_key=input_key, output_key=f"out/{job_id}.mp4",
-        keyframes=(Keyframe(time=0.0, x=8, y=8, width=16, height=16),),
-        output_width=24, output_height=24, fps=10.0, trim_start=0.5, trim_end=1.0,
-        model="animevideov3", weights="random", device="cpu", engine="fast", precision="fp32",
-        batch_size=2, fidelity_samples=1)
-    options.update(overrides)
-    return Job(**options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,9 +76,9 @@ def local_upscaler(tmp_path_factory: pytest.TempPathFactory, tiny_clip: Path):
     torch.set_num_threads(1)
     data_dir = tmp_path_factory.mktemp("data")
     root = data_dir / "objects"
-    (root / "user-1" / "in").mkdir(parents=True)
-    shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
-    (root / "user-1" / "in" / "broken.mp4").write_bytes(b"not a video at all")
+    (root / USER).mkdir(parents=True)
+    shutil.copyfile(tiny_clip, root / USER / CLIP)
+    (root / USER / "broken.mp4").write_bytes(b"not a video at all")
     progress = FakeDict()
     puts = progress.puts
 
@@ -138,11 +106,11 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     assert first["status"] == "succeeded", first["error"]
     result = JobResult.from_dict(first)
     assert result.job_id == "run-1"
-    assert set(EVERY_JOB_STAGES) <= set(result.stages) and "total" in result.stages
+    assert set(VIDEO_JOB_STAGES) <= set(result.stages) and "total" in result.stages
     assert all(seconds >= 0 for seconds in result.stages.values())
-    assert result.frames_in == result.frames_out == 5
-    assert (result.output_width, result.output_height) == (24, 24)
-    assert (root / "user-1" / "out" / "run-1.mp4").stat().st_size == result.output_bytes > 0
+    assert result.frames_in == result.frames_out == 10
+    assert (result.output_width, result.output_height) == (36, 24)
+    assert (root / USER / "out" / "run-1.mp4").stat().st_size == result.output_bytes > 0
     assert result.weights_provenance == "random (timing-only)"
     # The container preloaded exactly the job's engine, so no job paid for a model load.
     assert result.stages["model_load"] == 0.0
@@ -156,24 +124,24 @@ def test_upscaler_local_runs_a_job_with_the_preloaded_model(local_upscaler) -> N
     # Progress went into the (fake) Dict under the job id, in the wire format the client decodes.
     mine = [decode_progress("run-1", value) for key, value in puts if key == "run-1"]
     assert mine and all(p is not None for p in mine)
-    assert mine[-1].stage in ("encode", "upload") and mine[-1].frames_done == 5  # latest got out
+    assert mine[-1].stage in ("encode", "upload") and mine[-1].frames_done == 10  # latest got out
     # The client's view of it.
     finished = finished_from_result("run-1", first, client_wall_seconds=12.5)
     assert finished.cold and finished.client_wall_seconds == 12.5
     assert finished.result.worker_started_at == first["container_booted_at"]
     assert first["container_booted_at"] <= first["container_started_at"]  # process start, then enter
     assert finished.result.cpu_cores == 4.0 and finished.memory_gib == 16.0  # the request
-    assert finished.billed_seconds >= result.finished_at - result.started_at
+    assert finished.startup_seconds >= first["container_started_at"] - first["container_booted_at"]
 
 
 @pytest.mark.filterwarnings(LOCAL_VOLUME_WARNING)
 def test_upscaler_local_reports_failed_jobs_and_keeps_serving(local_upscaler) -> None:
     container, root, _ = local_upscaler
-    corrupt = container.run.local(tiny_job("run-bad", input_key="in/broken.mp4").to_dict())
+    corrupt = container.run.local(tiny_job("run-bad", input_key="broken.mp4").to_dict())
     assert corrupt["status"] == "failed" and corrupt["error"]
-    assert not (root / "user-1" / "out" / "run-bad.mp4").exists()
+    assert not (root / USER / "out" / "run-bad.mp4").exists()
 
-    missing = container.run.local({"user_id": "user-1", "input_key": "x.mp4"})
+    missing = container.run.local({"user_id": USER, "input_key": "x.mp4"})
     assert missing["status"] == "failed" and "job_id" in missing["error"]
     assert missing["cold"] is False
     wrong_type = container.run.local({**tiny_job("run-odd").to_dict(), "fps": "fast"})
@@ -346,7 +314,12 @@ def test_gpu_mapping_and_params_match_the_engine_key() -> None:
     # the engine key, plus how the container compiles and for which shapes (WarmShape)
     assert params == {**{name: getattr(key, name) for name in key.__dataclass_fields__},
                       "compile": "on", "warm_shape": WarmShape.of(job).to_text()}
-    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == WarmShape.of(job)
+    shape = WarmShape.of(job)
+    assert params["warm_shape"] and WarmShape.from_text(params["warm_shape"]) == \
+        WarmShape(shape.crop, shape.output)
+    # another clip length of the same crop and output goes to the same container pool
+    longer = tiny_job(compile="on", batch_size=3, precision="bf16", trim_end=job.trim_end + 1.0)
+    assert upscaler_params(longer) == params
     assert upscaler_params(tiny_job())["warm_shape"] == ""  # no compile: nothing to warm
     modal_app.Upscaler(**params)  # every field is a parameter of the class
 
@@ -361,24 +334,24 @@ def _result_dict(**overrides: Any) -> dict:
     return data
 
 
-def test_billed_seconds_cold_and_warm() -> None:
+def test_startup_before_a_job_cold_and_warm() -> None:
     cold = JobResult.from_dict(_result_dict())
-    assert billed_seconds(cold, ContainerFacts(990.0, None, True, 7.0)) == pytest.approx(16.5)
-    assert billed_seconds(cold, ContainerFacts(990.0, None, False, 7.0)) == pytest.approx(6.5)
+    assert startup_before_job(cold, ContainerFacts(990.0, None, True, 7.0)) == pytest.approx(10.0)
+    assert startup_before_job(cold, ContainerFacts(990.0, None, False, 7.0)) == 0.0
     no_times = JobResult(job_id="r", status="failed", stages={"total": 2.0})
-    assert billed_seconds(no_times, ContainerFacts(None, None, True, None)) == 2.0
-
+    assert startup_before_job(no_times, ContainerFacts(None, None, True, None)) == 0.0
 
 def test_finished_from_result() -> None:
     finished = finished_from_result("run-9", _result_dict(), client_wall_seconds=21.0)
     assert finished.run_id == "run-9" and finished.cold
     assert finished.result.device_name == "NVIDIA L4"
     assert finished.result.worker_started_at == 990.0
-    assert finished.billed_seconds == pytest.approx(16.5)
+    assert finished.startup_seconds == pytest.approx(10.0)  # boot (990) to the job (1000)
+    assert finished.result.job_seconds == pytest.approx(6.0)
     assert finished.client_wall_seconds == 21.0
     warm = finished_from_result("run-9", _result_dict(cold=False, gpu_name_nvidia_smi=None), None)
     assert not warm.cold and warm.result.device_name == "NVIDIA L4 (torch)"
-    assert warm.client_wall_seconds == warm.billed_seconds == pytest.approx(6.5)
+    assert warm.startup_seconds == 0.0 and warm.client_wall_seconds == pytest.approx(6.0)
     for bad in (None, "done", {"status": "succeeded"}, {"job_id": "r", "status": 3}):
         with pytest.raises(BackendError, match="unreadable result"):
             finished_from_result("run-9", bad, 1.0)
@@ -420,7 +393,7 @@ def test_preflight_without_token_fails_at_once(no_modal_token: Path) -> None:
     assert str(caught.value) == NO_TOKEN_MESSAGE
 
 
-def test_preflight_passes_with_a_token(fake_modal_token: None) -> None:
+def test_preflight_passes_with_a_token(modal_token: None) -> None:
     ModalBackend().preflight(["t4", "l4", "H100"])
 
 
@@ -444,7 +417,7 @@ def test_real_client_without_credentials_is_an_auth_error(no_modal_token: Path) 
     assert "modal token new" in describe_modal_error(caught.value)
 
 
-def test_execute_unreachable_modal_fails_in_bounded_time(fake_modal_token: None,
+def test_execute_unreachable_modal_fails_in_bounded_time(modal_token: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A token but no route to Modal: the real client would block ~57 s; every run fails after
     the connect timeout, from the backend's worker thread, with a clear line."""
@@ -498,7 +471,7 @@ def _fake_backend(monkeypatch: pytest.MonkeyPatch, fake: FakeModal, **options: A
     return backend
 
 
-def test_execute_spawns_polls_and_reports(fake_modal_token: None,
+def test_execute_spawns_polls_and_reports(modal_token: None,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     running = {"stage": "upscale", "frames_done": 2, "frames_total": 5, "updated_at": 1.0}
     fake = FakeModal({
@@ -527,13 +500,13 @@ def test_execute_spawns_polls_and_reports(fake_modal_token: None,
     outcome = done[2]
     assert outcome.run_id == "a" and outcome.result.ok and outcome.cold
     assert outcome.result.device_name == "NVIDIA L4"
-    assert outcome.client_wall_seconds >= 0 and outcome.billed_seconds == pytest.approx(16.5)
+    assert outcome.client_wall_seconds >= 0 and outcome.startup_seconds == pytest.approx(10.0)
     # every submission reported exactly once as finished or failed
     ends = [e[1] for e in sink.events if e[0] in ("finished", "failed")]
     assert sorted(ends) == ["a", "b", "c", "x"]
 
 
-def test_execute_not_deployed_fails_the_rest(fake_modal_token: None,
+def test_execute_not_deployed_fails_the_rest(modal_token: None,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({"ok": [("done", _result_dict(job_id="ok"))]})
     backend = _fake_backend(monkeypatch, fake)
@@ -546,7 +519,7 @@ def test_execute_not_deployed_fails_the_rest(fake_modal_token: None,
     assert [e[1] for e in sink.of("finished")] == ["ok"]
 
 
-def test_execute_spawn_timeout_fails_every_remaining_run(fake_modal_token: None,
+def test_execute_spawn_timeout_fails_every_remaining_run(modal_token: None,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({})
     backend = _fake_backend(monkeypatch, fake, connect_timeout=0.05)
@@ -559,7 +532,7 @@ def test_execute_spawn_timeout_fails_every_remaining_run(fake_modal_token: None,
     assert all("did not answer within 0.05 s" in e[2] for e in failed)
 
 
-def test_polling_gives_up_after_losing_contact(fake_modal_token: None,
+def test_polling_gives_up_after_losing_contact(modal_token: None,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeModal({"a": ["hang"] * 50})
     backend = _fake_backend(monkeypatch, fake, connect_timeout=0.02, lost_contact_timeout=0.1)
@@ -570,7 +543,7 @@ def test_polling_gives_up_after_losing_contact(fake_modal_token: None,
     assert run_id == "a" and "fc-a" in reason and "resume" in reason
 
 
-def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reattaches_by_call_id(modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
     fake = FakeModal({"r1": [("running", None), ("done", _result_dict(job_id="r1", cold=False))]})
     original_check = fake.check
@@ -588,7 +561,7 @@ def test_resume_reattaches_by_call_id(fake_modal_token: None, monkeypatch: pytes
     assert done[2].client_wall_seconds >= 30.0 and not done[2].cold
 
 
-def test_resume_of_an_unknown_call(fake_modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_of_an_unknown_call(modal_token: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import modal.exception as mx
 
     fake = FakeModal({"r1": [mx.NotFoundError("no such call")]})
@@ -632,4 +605,13 @@ def test_live_tiny_job_on_a_t4(tiny_clip: Path) -> None:
     outcome = done[2]
     assert outcome.result.ok, outcome.result.error
     assert "T4" in outcome.result.device_name
-    assert outcome.billed_seconds > 0 and outcome.client_wall_seconds >= outcome.result.stages["total"]
+    assert outcome.startup_seconds >= 0 and outcome.client_wall_seconds >= outcome.result.stages["total"]
+
+
+def test_the_image_installs_torch_before_basicsr_builds_against_it(tmp_path) -> None:
+    assert modal_app.worker_pins(modal_app.FIRST_INSTALLED) == ["torch==2.14.1", "torchvision==0.29.1"]
+    assert modal_app.worker_pins(modal_app.BUILT_AGAINST_THEM) == ["basicsr==1.4.2"]
+    loose = tmp_path / "req.txt"
+    loose.write_text("# torch==1.0 in a comment\ntorch\n")
+    with pytest.raises(ValueError, match="pins no torch"):
+        modal_app.worker_pins(("torch",), loose)

@@ -23,9 +23,9 @@ from bench.backends.base import Submission
 from bench.backends.modal_backend import ContainerPolicy, ModalBackend, upscaler_params
 from bench.backends.modal_results import finished_from_result, queue_wait_seconds
 from core.job import JobResult
-from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned, use_modal_config
+from tests.jobs import CLIP, USER, tiny_job
+from tests.modal_fakes import FakeDict, FakeModal, FakeVolume, Spawned
 from tests.sinks import Sink
-from tests.test_modal import tiny_job
 from workers import modal_app
 from workers.modal_app import (
     APP_NAME,
@@ -37,16 +37,6 @@ from workers.modal_app import (
 )
 
 LOCAL_WARNING = "ignore:The Upscaler.run function is executing locally:UserWarning"
-TOKEN_ENV = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH", "MODAL_PROFILE")
-
-
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in TOKEN_ENV:
-        monkeypatch.delenv(name, raising=False)
-    use_modal_config(monkeypatch, None)
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
 
 
 @pytest.fixture
@@ -56,8 +46,8 @@ def container_env(tmp_path: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPat
 
     torch.set_num_threads(1)
     root = tmp_path / "data" / "objects"
-    (root / "user-1" / "in").mkdir(parents=True)
-    shutil.copyfile(tiny_clip, root / "user-1" / "in" / "tiny.mp4")
+    (root / USER).mkdir(parents=True)
+    shutil.copyfile(tiny_clip, root / USER / CLIP)
     monkeypatch.setenv("BENCH_STORAGE", "local")
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BENCH_OFFLINE", "1")
@@ -116,7 +106,7 @@ def test_the_fake_client_rejects_what_modal_would_reject() -> None:
 
 
 @pytest.mark.filterwarnings(LOCAL_WARNING)
-def test_every_call_to_modal_matches_its_signature(token: None, container_env: Path,
+def test_every_call_to_modal_matches_its_signature(modal_token: None, container_env: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The backend's whole flow on a fake client whose every method binds to the real one, with
     the jobs themselves run by the real Upscaler through .local(): spawn, poll (get, the progress
@@ -150,7 +140,7 @@ def test_every_call_to_modal_matches_its_signature(token: None, container_env: P
     assert set(done) == {"a", "b", "c"} and all(o.result.ok for o in done.values())
     assert done["a"].cold and not done["b"].cold and done["c"].cold  # b reused a's container
     assert done["a"].result.container_id == done["b"].result.container_id
-    assert "queue_wait" in done["a"].result.stages and done["a"].steady_seconds > 0
+    assert "queue_wait" in done["a"].result.stages and done["a"].result.job_seconds > 0
 
     options = [c.kwargs for c in sdk.of("Cls.with_options")]
     assert options and all(o["cpu"] == 4.0 and o["memory"] == 16384 and o["scaledown_window"] == 60
@@ -193,7 +183,7 @@ def _result(job: dict, booted: float, started: float, seconds: float, cold: bool
     return data
 
 
-def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(token: None) -> None:
+def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(modal_token: None) -> None:
     clock = Clock()
     sdk = FakeModal()
 
@@ -218,7 +208,7 @@ def test_no_capacity_within_the_limit_cancels_the_call_and_fails_the_lane(token:
     assert {"FunctionCall.cancel", "FunctionCall.get_call_graph"} <= sdk.names()
 
 
-def test_a_call_with_a_container_is_not_cancelled(token: None) -> None:
+def test_a_call_with_a_container_is_not_cancelled(modal_token: None) -> None:
     """Past the limit without progress, but the call graph shows a container: it runs on."""
     from modal.types import InputInfo, InputStatus
 
@@ -256,8 +246,8 @@ def test_queue_wait_is_spawn_to_container_start() -> None:
     done = finished_from_result("r", _result({"job_id": "r"}, 1030.0, 1040.0, 6, cold=True),
                                 client_wall_seconds=50.0, submitted_at=1000.0)
     assert done.result.stages["queue_wait"] == 30.0
-    assert done.billed_seconds == pytest.approx(16.0)  # boot 10 s + job 6 s
-    assert done.steady_seconds == pytest.approx(6.0) and done.result.worker_started_at == 1030.0
+    assert done.startup_seconds == pytest.approx(10.0)  # boot 1030 to the job at 1040
+    assert done.result.job_seconds == pytest.approx(6.0) and done.result.worker_started_at == 1030.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +377,7 @@ def test_weights_cache_commits_only_on_change(tmp_path: Path) -> None:
     assert not broken.commit_if_changed()  # logged, not raised
 
 
-def test_the_plans_cpu_cores_reach_with_options_and_the_run(token: None) -> None:
+def test_the_plans_cpu_cores_reach_with_options_and_the_run(modal_token: None) -> None:
     from bench.plan import build_plan
 
     plan = build_plan("e6", cpu_cores=8, scaledown_window_seconds=30, container_reuse="parallel")
@@ -402,3 +392,10 @@ def test_the_plans_cpu_cores_reach_with_options_and_the_run(token: None) -> None
     assert options == {"gpu": "L4", "cpu": 8.0, "memory": 16384, "scaledown_window": 30}
     (done,) = sink.of("finished")
     assert done[2].result.cpu_cores == 8.0  # billed at least the 8 cores asked for
+
+
+def test_a_plans_region_goes_through_modals_own_option_builder() -> None:
+    deployed = modal.Cls.from_name(APP_NAME, CLASS_NAME)  # lazy: nothing is contacted
+    options = _resources(deployed.with_options(**container_options("L4", region="us-east-1")))
+    assert list(options.scheduler_placement.regions) == ["us-east-1"]
+    assert options.resources.milli_cpu == 4000

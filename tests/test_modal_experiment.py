@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench.backends.modal_backend import ContainerPolicy, ModalBackend
-from bench.experiments import analyse_experiment, bill_of, load_experiment
+from bench.experiments import analyse_experiment, load_experiment, stored_bill
 from bench.orchestrator import create_experiment, execute_experiment
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
@@ -155,6 +155,11 @@ def modal_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request) -
             "sdk": sdk, "plan": plan}
 
 
+def _bill(db, experiment_id: str):
+    """The experiment's bill as every view computes it."""
+    return stored_bill(db, experiment_id)
+
+
 def _idle_rate(gpu: str) -> float:
     """$/s of a container of this card while not running a job: GPU, the CPU request, memory at
     max(request 16 GiB, peak 9.5 GiB)."""
@@ -166,7 +171,7 @@ def test_steady_and_billed_differ_by_exactly_the_boots_and_tails(modal_experimen
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     assert len(runs) == 18 and set(runs["status"]) == {"succeeded"}
     assert len(world.containers) == 2  # sequential reuse: one warm container per GPU
-    bill = bill_of(load_experiment(db, experiment_id), runs)
+    bill = _bill(db, experiment_id)
     put_in = sum((BOOT[c.gpu] + WINDOW) * _idle_rate(c.gpu) for c in world.containers)
     assert bill.billed_cost - bill.steady_cost == pytest.approx(put_in, rel=1e-12, abs=1e-15)
     assert bill.boot_cost == pytest.approx(sum(BOOT[c.gpu] * _idle_rate(c.gpu)
@@ -200,7 +205,7 @@ def test_steady_and_billed_differ_by_exactly_the_boots_and_tails(modal_experimen
 @pytest.mark.parametrize("modal_experiment", ["parallel"], indirect=True)
 def test_parallel_reuse_pays_a_boot_and_a_tail_per_run(modal_experiment) -> None:
     db, experiment_id, world = modal_experiment["db"], modal_experiment["id"], modal_experiment["world"]
-    bill = bill_of(load_experiment(db, experiment_id), store_runs.list_runs(db, experiment_id=experiment_id))
+    bill = _bill(db, experiment_id)
     assert len(world.containers) == bill.cold_boots == 18
     put_in = sum((BOOT[c.gpu] + WINDOW) * _idle_rate(c.gpu) for c in world.containers)
     assert bill.billed_cost - bill.steady_cost == pytest.approx(put_in, rel=1e-12)
@@ -219,7 +224,7 @@ def test_the_verdict_basis_switches_between_steady_and_billed(modal_experiment) 
     share = (BOOT["T4"] + WINDOW) / 9
     assert billed.summaries[0].get("T4").median_seconds == pytest.approx(
         JOB_OVERHEAD + 180 / SPEED["T4"] + share)
-    bill = bill_of(load_experiment(db, experiment_id), runs)
+    bill = _bill(db, experiment_id)
     assert sum(bill.run_seconds.values()) == pytest.approx(
         sum(c.lifetime_seconds for c in bill.containers))
 
@@ -235,7 +240,8 @@ def test_export_and_cli_show_both_costs(modal_experiment, capsys) -> None:
     assert bill["scaledown_window_seconds"] == WINDOW and bill["container_reuse"] == "sequential"
     assert {g["gpu"]: g["queue_wait_max"] for g in bill["per_gpu"]} == pytest.approx(QUEUE)
     run = document["bench"]["runs"][0]
-    assert {"queue_wait_seconds", "container_id", "container_started_at", "steady_seconds"} <= set(run)
+    assert {"queue_wait_seconds", "container_id", "container_started_at", "job_seconds",
+            "startup_seconds"} <= set(run)
     assert document["config"]["scaledown_window_seconds"] == WINDOW  # stored with the experiment
     markdown = export_experiment(db, experiment_id, "md")
     assert "### The bill" in markdown and "Steady state (warm containers)" in markdown
@@ -244,7 +250,7 @@ def test_export_and_cli_show_both_costs(modal_experiment, capsys) -> None:
     run_cmd._report(db, experiment_id, modal_experiment["plan"], args)
     out = capsys.readouterr().out
     assert "the bill:" in out and "Steady state (warm containers): $" in out
-    assert "this experiment's bill: $" in out and "2 container(s), each a cold boot" in out
+    assert "this experiment's bill: $" in out and "2 container(s), 2 booted here" in out
     assert "queue wait median 0.0 s (max 25.0 s)" in out
 
 
@@ -252,13 +258,12 @@ def test_compare_page_shows_the_bill(modal_experiment) -> None:
     at = app("ui/compare_page.py", query={"experiment": modal_experiment["id"]})
     assert_no_exception(at)
     metrics = {m.label: m.value for m in at.metric}
-    bill = bill_of(load_experiment(modal_experiment["db"], modal_experiment["id"]),
-                   store_runs.list_runs(modal_experiment["db"], experiment_id=modal_experiment["id"]))
+    bill = _bill(modal_experiment["db"], modal_experiment["id"])
     from bench.formatting import format_cost
 
     assert metrics["Steady state"] == format_cost(bill.steady_cost)
     assert metrics["This experiment's bill"] == format_cost(bill.billed_cost)
-    assert metrics["Containers (cold boots)"] == "2"
+    assert metrics["Cold boots"] == "2"
     assert metrics["Queue wait (median / max)"] == "0.0 s / 25.0 s"
     text = page_text(at)
     assert "The bill exceeds steady state by" in text and "scaledown tails" in text
@@ -306,7 +311,7 @@ def test_reconcile_beside_modals_billing_report(modal_experiment, capsys) -> Non
     from bench.reconcile import reconcile, render
 
     db, experiment_id, sdk = modal_experiment["db"], modal_experiment["id"], modal_experiment["sdk"]
-    bill = bill_of(load_experiment(db, experiment_id), store_runs.list_runs(db, experiment_id=experiment_id))
+    bill = _bill(db, experiment_id)
     sdk.billing_items = _report_items(bill, extra=0.0123)
     later = lambda: datetime.fromtimestamp(START, timezone.utc) + timedelta(days=1)  # noqa: E731
     rec = reconcile(db, experiment_id, sdk=sdk, now=later)

@@ -4,8 +4,7 @@ whose workers run on 'cpu' (LocalBackend's run_on), so the scheduling is real an
 from __future__ import annotations
 
 import functools
-import shutil
-from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -13,25 +12,23 @@ from bench.backends.base import Submission
 from bench.backends.local import LocalBackend
 from bench.backends.scheduling import POOL
 from bench.plan import parse_gpus
-from core.job import Job, Keyframe
+from core.job import Job
 from store.objects import LocalDirectoryStore
+from tests.jobs import tiny_job
 from tests.sinks import Sink
 
 CARDS = ("cuda:0", "cuda:1", "cpu")
 
 
-@pytest.fixture()
-def store(tmp_path: Path, tiny_clip: Path):
-    (tmp_path / "objects" / "u").mkdir(parents=True)
-    shutil.copy(tiny_clip, tmp_path / "objects" / "u" / "clip.mp4")
-    return functools.partial(LocalDirectoryStore, tmp_path / "objects")
-
-
 def job(run_id: str) -> Job:
-    return Job(job_id=run_id, user_id="u", input_key="clip.mp4", output_key=f"out/{run_id}.mp4",
-               keyframes=(Keyframe(0.0, 4, 4, 16, 16),), output_width=32, output_height=32,
-               fps=10.0, trim_start=0.0, trim_end=0.3, model="animevideov3", weights="random",
-               batch_size=3, fidelity_samples=0)
+    """A tiny job, shorter still (3 frames, no fidelity): these tests run many."""
+    return tiny_job(run_id, trim_start=0.0, trim_end=0.3, fidelity_samples=0)
+
+
+@pytest.fixture()
+def store(storage: LocalDirectoryStore) -> Callable[[], LocalDirectoryStore]:
+    """What a worker process calls to open the store holding the tiny clip."""
+    return functools.partial(LocalDirectoryStore, storage.root)
 
 
 def test_pooled_runs_spread_over_every_card_and_record_the_card(store):

@@ -12,21 +12,23 @@ import pytest
 
 from bench.backends.base import Submission
 from bench.backends.local import LocalBackend
+from bench.figures import card_rate
 from bench.liveness import pid_exists, recover_gone_runs
 from bench.orchestrator import (
     create_experiment,
     execute_experiment,
     prepare_source,
-    run_rate,
 )
 from bench.plan import build_plan
 from bench.pricing import DEFAULT_PRICES
 from core.errors import InputError
-from core.job import EVERY_JOB_STAGES, Job
+from core.job import Job
 from store import runs as store_runs
 from store.config import StorageConfig
 from store.db import Database
 from store.objects import LocalDirectoryStore
+from tests.jobs import VIDEO_JOB_STAGES
+from tests.sinks import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +53,7 @@ def test_demo_preset_via_cli_stores_succeeded_runs_with_every_stage(tmp_path):
     assert len(out["runs"]) == 18  # 3 clips x 2 engines x 3 repeats
     for run in out["runs"]:
         assert run["status"] == "succeeded" and run["error"] is None
-        assert set(EVERY_JOB_STAGES) | {"total"} <= set(run["stages"])
+        assert set(VIDEO_JOB_STAGES) | {"total"} <= set(run["stages"])
         assert run["cost"] > 0 and run["gpu"] == "cpu"
     # The two engines are the candidates on this one CPU: a verdict between them.
     assert set(out["analysis"]["rates"]) == {"cpu · reference", "cpu · fast"}
@@ -98,23 +100,6 @@ def test_corrupt_source_fails_every_run_and_keeps_earlier_experiments(env, tmp_p
     assert set(store_runs.list_runs(db, experiment_id=first)["status"]) == {"succeeded"}
 
 
-class RecordingSink:
-    def __init__(self):
-        self.events = []
-
-    def submitted(self, run_id, call_id, worker):
-        self.events.append(("submitted", run_id))
-
-    def progress(self, run_id, progress):
-        pass
-
-    def finished(self, outcome):
-        self.events.append(("finished", outcome.run_id, outcome.result.status))
-
-    def failed(self, run_id, reason):
-        self.events.append(("failed", run_id, reason))
-
-
 def _die_on_purpose() -> LocalDirectoryStore:
     os._exit(7)
 
@@ -122,11 +107,18 @@ def _die_on_purpose() -> LocalDirectoryStore:
 def test_a_worker_that_dies_fails_its_run_with_the_exit_code():
     backend = LocalBackend(_die_on_purpose)
     job = Job(job_id="r1", user_id="u", input_key="x.mp4", output_key="y.mp4", device="cpu")
-    sink = RecordingSink()
+    sink = Sink()
     backend.execute([Submission("r1", job, "cpu"), Submission("r2", job, "cpu")], sink)
-    failures = [e for e in sink.events if e[0] == "failed"]
-    assert [f[1] for f in failures] == ["r1", "r2"]
-    assert "died (exit code 7)" in failures[0][2]
+    assert list(sink.failures) == ["r1", "r2"]
+    assert "died (exit code 7)" in sink.failures["r1"]
+
+
+def test_a_local_run_cannot_be_reattached_and_fails_with_the_reason(env):
+    db, config, storage = env
+    sink = Sink()
+    LocalBackend(lambda: storage).resume({"r1": "pid-1", "r2": "pid-2"}, sink)
+    assert list(sink.failures) == ["r1", "r2"]
+    assert all("cannot be reattached" in reason for reason in sink.failures.values())
 
 
 def test_unknown_device_is_refused_before_launch(env):
@@ -135,10 +127,14 @@ def test_unknown_device_is_refused_before_launch(env):
         LocalBackend(lambda: storage).preflight(["cuda:5"])
 
 
-def test_run_rate_prices_devices_by_card_or_cpu_cores():
-    assert run_rate("L4", "", DEFAULT_PRICES) == DEFAULT_PRICES.rate("L4")
-    assert run_rate("cuda:0", "NVIDIA H100 80GB HBM3", DEFAULT_PRICES) == DEFAULT_PRICES.rate("H100")
-    assert run_rate("cpu", "Intel(R) Xeon(R)", DEFAULT_PRICES) == DEFAULT_PRICES.cpu_rate(os.cpu_count())
+def test_card_rate_prices_devices_by_card_or_cpu_cores():
+    assert card_rate({"gpu": "cuda:0", "price_gpu": "L4"}, DEFAULT_PRICES, {}) == \
+        ("L4", DEFAULT_PRICES.rate("L4"))
+    assert card_rate({"gpu": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3"}, DEFAULT_PRICES,
+                     {}) == ("H100", DEFAULT_PRICES.rate("H100"))
+    assert card_rate({"gpu": "cpu", "device_name": "Intel(R) Xeon(R)", "cpu_cores": 2.0},
+                     DEFAULT_PRICES, {}) == (None, DEFAULT_PRICES.cpu_rate(2))
+    assert card_rate({"gpu": "X9"}, DEFAULT_PRICES, {"X9": 0.5}) == (None, 0.5)
 
 
 def test_queued_runs_of_an_executor_that_died_are_marked_interrupted(env):

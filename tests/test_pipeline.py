@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from core.job import EVERY_JOB_STAGES, Job, JobResult, Keyframe
-from store.objects import LocalDirectoryStore
-from workers.pipeline import ModelCache, prefetch, run_job
+from core.job import Job, JobResult, Keyframe
+from tests.jobs import VIDEO_JOB_STAGES, tiny_job
+from workers.overlap import prefetch
+from workers.pipeline import ModelCache, run_job
 from workers.video import decode_segment, probe, read_image, write_image
 
 
@@ -20,34 +18,16 @@ def cache() -> ModelCache:
     return ModelCache()
 
 
-@pytest.fixture()
-def storage(tmp_path: Path, tiny_clip: Path) -> LocalDirectoryStore:
-    store = LocalDirectoryStore(tmp_path / "objects")
-    (tmp_path / "objects" / "u").mkdir(parents=True)
-    shutil.copy(tiny_clip, tmp_path / "objects" / "u" / "clip.mp4")
-    return store
-
-
-def tiny_job(**changes) -> Job:
-    fields = dict(job_id="j1", user_id="u", input_key="clip.mp4", output_key="out/clip.mp4",
-                  keyframes=(Keyframe(0.0, 4, 4, 24, 16), Keyframe(2.0, 36, 28, 24, 16)),
-                  output_width=36, output_height=24, fps=10.0, trim_start=0.5, trim_end=1.5,
-                  model="animevideov3", engine="fast", weights="random", device="cpu",
-                  batch_size=3, fidelity_samples=2)
-    fields.update(changes)
-    return Job(**fields)
-
-
 def test_video_job_writes_the_trimmed_frames_at_the_asked_size(storage, tmp_path, cache):
     events = []
     result = run_job(tiny_job(), storage, on_progress=events.append, cache=cache)
     assert result.ok, result.error
     assert (result.frames_in, result.frames_out) == (10, 10)
-    out = tmp_path / "objects" / "u" / "out" / "clip.mp4"
+    out = tmp_path / "objects" / "u" / "out" / "j1.mp4"
     info = probe(out)
     assert (info.width, info.height) == (36, 24)
     assert sum(1 for _ in decode_segment(out)) == 10
-    assert set(EVERY_JOB_STAGES) | {"total"} <= result.stages.keys()
+    assert set(VIDEO_JOB_STAGES) | {"total"} <= result.stages.keys()
     assert all(v >= 0 for v in result.stages.values())
     assert result.weights_provenance.startswith("random")
     assert result.fidelity is not None and result.fidelity.frames == 2

@@ -7,13 +7,12 @@ import pytest
 from bench.pricing import (
     DEFAULT_PRICES,
     PriceTable,
-    all_in_cost,
     canonical_gpu,
-    gpu_cost,
     gpu_for_device,
+    run_cost,
+    run_rates,
 )
 from core.errors import InputError
-from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
 
 
 def test_catalog_rates_date_and_source():
@@ -70,19 +69,25 @@ def test_to_dict_round_trip_and_bad_table():
         PriceTable.from_dict({"date": "x"})
 
 
-def test_gpu_and_all_in_cost():
-    assert gpu_cost(185, 0.000164) == pytest.approx(0.03034)
-    container = DEFAULT_CPU_CORES * 0.0000131 + DEFAULT_MEMORY_GIB * 0.00000222
-    assert all_in_cost(185, 0.000164) == pytest.approx(185 * (0.000164 + container))
-    assert all_in_cost(100, 0.000222, cpu_cores=2, memory_gib=8) == \
-        pytest.approx(100 * (0.000222 + 2 * 0.0000131 + 8 * 0.00000222))
+def test_run_cost_and_rates():
+    assert run_cost(185, 0.000164) == pytest.approx(0.03034)
+    container = DEFAULT_PRICES.container_rate()
+    gpu = run_rates(DEFAULT_PRICES, 0.000164, cpu_device=False)
+    assert gpu.all_in == pytest.approx(0.000164 + container)
+    # CPU at the larger of request and use (physical cores), memory at request or peak.
+    busy = run_rates(DEFAULT_PRICES, 0.000222, False, cpu_cores=2, cpu_used_cores=3,
+                     memory_gib=8, peak_memory_gib=4)
+    assert busy.all_in == pytest.approx(0.000222 + DEFAULT_PRICES.container_rate(3, 8))
+    # A CPU device's card already prices its cores: all-in adds memory only.
+    cpu = run_rates(DEFAULT_PRICES, DEFAULT_PRICES.cpu_rate(2), True, cpu_cores=2)
+    assert cpu.all_in == pytest.approx(DEFAULT_PRICES.cpu_rate(2) + DEFAULT_PRICES.container_rate(0, 16))
+    with pytest.raises(InputError):
+        run_cost(-1, 0.000164)
+    with pytest.raises(InputError):
+        run_cost(float("nan"), 0.000164)
+    with pytest.raises(InputError):
+        run_rates(DEFAULT_PRICES, -1.0, False)
     assert DEFAULT_PRICES.cpu_rate(2) == pytest.approx(2 * 0.0000131)
-    with pytest.raises(InputError):
-        gpu_cost(-1, 0.000164)
-    with pytest.raises(InputError):
-        gpu_cost(float("nan"), 0.000164)
-    with pytest.raises(InputError):
-        all_in_cost(10, 0.0001, cpu_cores=-1)
 
 
 @pytest.mark.parametrize("device, card", [
@@ -93,3 +98,30 @@ def test_gpu_and_all_in_cost():
 ])
 def test_gpu_for_device(device, card):
     assert gpu_for_device(device) == card
+
+
+def test_a_region_multiplies_every_rate_and_reaches_modal():
+    from bench.estimate import estimate_plan
+    from bench.plan import build_plan
+    from bench.pricing import region_multiplier
+    from workers.modal_app import container_options
+
+    assert region_multiplier(None) == 1.0
+    assert region_multiplier("us") == 1.5 and region_multiplier("us-east-1") == 1.75
+    with pytest.raises(InputError, match="must look like"):
+        region_multiplier("US East")
+    placed = DEFAULT_PRICES.for_placement("us-east-1")
+    assert placed.rate("L4") == pytest.approx(1.75 * DEFAULT_PRICES.rate("L4"))
+    assert placed.container_rate() == pytest.approx(1.75 * DEFAULT_PRICES.container_rate())
+    assert "region us-east-1 x1.75" in placed.source
+    assert DEFAULT_PRICES.for_placement(None) is DEFAULT_PRICES
+
+    fields = dict(backend="modal", gpus="L4", source="u/a.mp4", clips="a:0:1")
+    anywhere = estimate_plan(build_plan(None, **fields), [], DEFAULT_PRICES)
+    pinned = estimate_plan(build_plan(None, region="us", **fields), [], DEFAULT_PRICES)
+    assert pinned.candidates[0].bill.overhead_cost == \
+        pytest.approx(1.5 * anywhere.candidates[0].bill.overhead_cost)
+    with pytest.raises(InputError, match="for the Modal backend"):
+        build_plan(None, source="demo", clips="a:0:1", gpus="cpu", region="us")
+    assert container_options("L4", region="eu")["region"] == "eu"
+    assert "region" not in container_options("L4")

@@ -118,8 +118,7 @@ def test_run_life_cycle_copies_the_result_into_columns(db: Database) -> None:
     assert (first.status, first.seq, first.model, first.engine, first.price_gpu) == ("queued", 0, "x4plus", "fast", "T4")
     assert len(R.active_runs(db)) == 4
 
-    R.mark_running(db, ids[0], worker_pid=os.getpid())
-    R.set_call_id(db, ids[0], "fc-123")
+    R.mark_running(db, ids[0], worker_pid=os.getpid(), call_id="fc-123")
     assert R.update_progress(db, ids[0], 60, 180, "upscale") is True
     live = R.get_run(db, ids[0])
     assert (live.status, live.frames_done, live.frames_total, live.progress_stage) == ("running", 60, 180, "upscale")
@@ -127,7 +126,7 @@ def test_run_life_cycle_copies_the_result_into_columns(db: Database) -> None:
     assert live.heartbeat_at is not None and live.started_at is not None
 
     outcome = R.RunOutcome(status="succeeded", result=_result(ids[0]), cold=True, client_wall_seconds=30.0,
-                           billed_seconds=31.0, cost_gpu=31.0 * 0.000222, cost_all_in=0.01)
+                           startup_seconds=9.0, cost_gpu=22.0 * 0.000222, cost_all_in=0.01)
     R.finish_run(db, ids[0], outcome)
     done = R.get_run(db, ids[0])
     assert done.status == "succeeded" and done.error is None and done.cold is True
@@ -139,7 +138,9 @@ def test_run_life_cycle_copies_the_result_into_columns(db: Database) -> None:
     assert (done.device_name, done.precision, done.weights_provenance, done.cuda_version) == (
         "NVIDIA L4", "fp16", "official", "13.0")
     assert (done.output_width, done.output_height, done.output_key, done.frames_done) == (810, 1440, "runs/out.mp4", 180)
-    assert done.cost_gpu == pytest.approx(31.0 * 0.000222) and done.billed_seconds == 31.0
+    # job seconds leave out the model load; billed = job + the start-up the run paid
+    assert done.job_seconds == pytest.approx(22.0) and done.startup_seconds == 9.0
+    assert done.cost_gpu == pytest.approx(22.0 * 0.000222) and done.billed_seconds == pytest.approx(31.0)
     assert done.result == _result(ids[0])
     assert done.finished_at >= done.started_at
     # A late progress event does not reopen a finished run.

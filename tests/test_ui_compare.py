@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from bench import experiments
+from bench.analysis import RULE_TITLES
 from tests.ui_helpers import (  # noqa: F401
     E6_SAMPLE,
     app,
     assert_no_exception,
     bench_env,
+    dataframes,
     demo_db,
     page_text,
     plotly_figures,
@@ -63,7 +65,7 @@ def test_examples_load_once_and_the_dashboard_lands_on_their_verdict(bench_env):
     at.button(key="start_load_examples").click().run()
     assert_no_exception(at)
     assert [t.value for t in at.title] == ["Compare"]
-    assert "### Use L4" in page_text(at) and verdict_rule(at) == "single_winner"
+    assert "### Use L4" in page_text(at) and verdict_rule(at) == "One candidate wins every clip"
     assert "The seed experiment's reported numbers" in page_text(at)
     experiments = list_experiments(Database(bench_env))
     names = [e.import_name for e in start_view.examples()]
@@ -71,8 +73,8 @@ def test_examples_load_once_and_the_dashboard_lands_on_their_verdict(bench_env):
     assert start_view.load_examples(Database(bench_env))[1] == []
     assert len(list_experiments(Database(bench_env))) == len(names)  # loading again adds nothing
     # The start page's latest answer is the newest that compares something (not one GPU alone).
-    latest_id, latest = start_view.latest_answer(Database(bench_env))
-    assert latest.verdict.choice.describe() == "L4" and len(latest.fits) == 2
+    latest = start_view.latest_answer(Database(bench_env))
+    assert latest.analysis.verdict.choice.describe() == "L4" and len(latest.analysis.fits) == 2
 
 
 def test_e6_experiment_verdict_table_and_every_chart(populated_db):
@@ -80,7 +82,7 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     assert_no_exception(at)
     assert not at.error
     text = page_text(at)
-    assert verdict_rule(at) == "single_winner" and "One GPU wins every clip" in text
+    assert verdict_rule(at) == "One candidate wins every clip"  # in words, not single_winner
     assert "### Use L4" in text
     assert "L4 is cheapest on every clip" in text
     # One run per GPU and clip: not claimed as settled.
@@ -89,12 +91,13 @@ def test_e6_experiment_verdict_table_and_every_chart(populated_db):
     for title in CHART_TITLES:
         assert any(t.startswith(title) for t in shown), (title, shown)
     table = at.dataframe[0].value
-    assert set(table["GPU"]) == {"T4", "L4"} and len(table) == 6
-    assert table[(table["Clip"] == "6s") & (table["GPU"] == "T4")].iloc[0]["GPU cost"] == \
+    assert set(table["Candidate"]) == {"T4", "L4"} and len(table) == 6
+    assert table[(table["Clip"] == "6s") & (table["Candidate"] == "T4")].iloc[0]["GPU cost"] == \
         charts.format_cost(185.2 * 0.000164)
     # The failed L4 run is listed with its reason, not used.
     assert "1 run(s) not used" in text
-    assert "CUDA out of memory" in at.dataframe[1].value["Reason"].tolist()
+    failed = next(df for df in dataframes(at) if "Reason" in df.columns)
+    assert "CUDA out of memory" in failed["Reason"].tolist()
     assert "original E6 files do not record them" in text
     # Imported runs do not say whether they were cold: their own series, never "Warm".
     cold_warm = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Cold"))
@@ -110,7 +113,7 @@ def test_default_is_the_latest_experiment_and_the_url_follows(populated_db):
     assert at.query_params["experiment"] == populated_db.latest
     # The latest is the CPU experiment: one clip, one device, the baseline kept, and the page
     # says there was nothing to compare it with instead of calling it settled.
-    assert verdict_rule(at) == "keep_baseline"
+    assert verdict_rule(at) == RULE_TITLES["keep_baseline"]
     assert "Only cpu was measured, so there is nothing to compare" in page_text(at)
 
 
@@ -127,7 +130,7 @@ def test_tolerance_slider_changes_the_rule(populated_db):
     at.slider(key="compare_tolerance").set_value(20).run()
     assert_no_exception(at)
     text = page_text(at)
-    assert verdict_rule(at) == "within_tolerance" and "the fastest, L4" in text
+    assert verdict_rule(at) == RULE_TITLES["within_tolerance"] and "the fastest, L4" in text
 
 
 def test_runs_picked_on_history_are_compared(populated_db):
@@ -142,7 +145,7 @@ def test_runs_picked_on_history_are_compared(populated_db):
     assert_no_exception(at)
     assert at.radio(key="compare_mode").value.startswith("the 2 runs picked")
     table = at.dataframe[0].value
-    assert set(table["Clip"]) == {"6s"} and set(table["GPU"]) == {"T4", "L4"}
+    assert set(table["Clip"]) == {"6s"} and set(table["Candidate"]) == {"T4", "L4"}
     assert "Exports are per experiment" in page_text(at)
     at.button(key="compare_clear").click().run()
     assert_no_exception(at)
@@ -179,7 +182,10 @@ def test_exports_are_valid_json_and_markdown(populated_db):
     assert len(document["results"]) == len(E6_SAMPLE["results"])
     assert "single_winner" in by_label["Markdown findings"]["data"]
     at = e6_page(populated_db)
-    assert len(at.get("download_button")) == 2
+    buttons = at.get("download_button")
+    assert len([b for b in buttons if b.key.startswith("export_")]) == 2
+    # Every table of the page comes with its CSV (per clip, against the baseline, runs not used).
+    assert {b.key for b in buttons if b.label == "CSV"} == {"csv_per_clip", "csv_deltas", "csv_failed"}
 
 
 def test_exports_without_succeeded_runs_report_the_failures(bench_env):
@@ -229,7 +235,7 @@ def two_models(bench_env: Path, tiny_clip: Path) -> str:
                                              bicubic_ssim=0.8))
         seconds = result.stages["total"]
         store_runs.finish_run(db, run_id, store_runs.RunOutcome(
-            status="succeeded", result=result, cold=False, billed_seconds=seconds,
+            status="succeeded", result=result, cold=False,
             cost_gpu=seconds * 0.000164))
     return experiment_id
 
@@ -245,7 +251,7 @@ def test_models_side_by_side_with_fidelity_and_video(two_models):
     assert len(at.get("image")) == 2
     assert len(at.get("video")) == 1
     # The analysis tells the two models apart instead of pooling them as repeats.
-    assert set(at.dataframe[0].value["GPU"]) == {"cpu · x4plus", "cpu · animevideov3"}
+    assert set(at.dataframe[0].value["Candidate"]) == {"cpu · x4plus", "cpu · animevideov3"}
     at.slider(key="sbs_zoom").set_value(4.0).run()
     at.slider(key="sbs_frame").set_value(5).run()
     assert_no_exception(at)
@@ -267,8 +273,8 @@ def test_demo_run_compares_with_charts_and_video(demo_db):
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     # The demo compares two engines on this CPU: a verdict between two candidates.
-    assert verdict_rule(at) in ("within_tolerance", "keep_baseline", "single_winner", "threshold")
-    assert set(at.dataframe[0].value["GPU"]) == {"cpu · reference", "cpu · fast"}
+    assert verdict_rule(at) in RULE_TITLES.values()
+    assert set(at.dataframe[0].value["Candidate"]) == {"cpu · reference", "cpu · fast"}
     stages = next(f for f in plotly_figures(at) if f["layout"]["title"]["text"].startswith("Where"))
     assert {t["name"] for t in stages["data"]} >= {"decode", "upscale", "encode"}
     assert len(at.get("video")) == 1

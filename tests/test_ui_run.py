@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from bench import liveness
+from bench.analysis import RULE_TITLES
 from bench.formatting import format_cost, format_rate
 from bench.plan import build_plan
 from core.errors import InputError
+from core.job import JobResult
 from core.paths import run_log_path
 from tests.ui_helpers import (  # noqa: F401
     ROOT,
@@ -63,8 +65,8 @@ def test_progress_row_per_status():
     assert shown(loading.text).endswith("loading the model: 0/3 frames · 12 s")
 
     done = live_run.progress_row(_row(status="succeeded", frames_done=180, frames_total=180,
-                                      frames_out=180, billed_seconds=185.2, fps=0.972,
-                                      cost_gpu=0.0303728, cold=True))
+                                      frames_out=180, job_seconds=185.2, fps=0.972,
+                                      cost=0.0303728, cold=True))
     assert done.fraction == 1.0
     assert "185.2 s" in shown(done.text) and "$0.03037" in shown(done.text) and "cold start" in shown(done.text)
 
@@ -272,7 +274,7 @@ def test_page_shows_a_finished_experiment_with_failures_and_verdict(populated_db
     errors = [shown(e.value) for e in at.error]
     assert any(e.startswith("L4 · 30s · repeat 1 — failed: CUDA out of memory · [details]"
                             "(run-detail?run=") for e in errors), errors
-    assert verdict_rule(at) == "single_winner" and "### Use L4" in text
+    assert verdict_rule(at) == RULE_TITLES["single_winner"] and "### Use L4" in text
     titles = [f["layout"]["title"]["text"] for f in plotly_figures(at)]
     assert any(t.startswith("Time per clip") for t in titles)
     assert any(t.startswith("GPU cost per clip") for t in titles)
@@ -305,7 +307,8 @@ def _half_done_experiment(db_path) -> str:
     short, long_ = store_runs.add_runs(db, experiment_id, specs)
     store_runs.update_progress(db, short, 5, 5, "encode")
     store_runs.finish_run(db, short, store_runs.RunOutcome(
-        status="succeeded", billed_seconds=2.5, cost_gpu=2.5 * 0.000164))
+        status="succeeded", result=JobResult(job_id=short, status="succeeded", frames_out=5,
+                                             stages={"total": 2.5}), cost_gpu=2.5 * 0.000164))
     store_runs.update_progress(db, long_, 3, 10, "upscale")
     return experiment_id
 
@@ -365,10 +368,16 @@ def test_local_file_source_is_probed_and_the_crop_checked_against_it(bench_env, 
     at.radio(key="run_source_kind").set_value("file").run()
     at.text_input(key="run_source").input(str(tiny_clip)).run()
     assert_no_exception(at)
-    # The demo's 96x64 crop does not fit this 64x48 clip.
+    # The demo preset's 96x64 crop would not fit this 64x48 clip: once probed, the form follows
+    # the source (its whole frame, its 10 fps, clips within its 2 s), so nothing stops the run.
     warnings = [shown(w.value) for w in at.warning]
-    assert any("crop 96x64 is larger than the frame 64x48" in w for w in warnings), warnings
-    assert at.button(key="run_launch").disabled
+    assert not any("crop" in w or "past the end" in w for w in warnings), warnings
+    assert at.session_state["run_keyframes_base"].empty
+    assert list(at.session_state["run_clips_base"]["end"]) == [0.5, 1.0, 2.0]
+    assert not at.button(key="run_launch").disabled
+    assert run_form.source_problems(  # the crop is still checked against the frame
+        build_plan("demo", source=str(tiny_clip)), run_form.source_info("file", str(tiny_clip))
+    ) == ["keyframe 1 (t=0 s): crop 96x64 is larger than the frame 64x48"]
 
 
 def _wait_for_runs(db_path, experiment_id: str) -> pd.DataFrame:
@@ -547,9 +556,22 @@ def test_the_run_detail_page_shows_stages_log_output_device_and_a_permalink(demo
     assert facts["Engine"] == "fast" and facts["Device"] and facts["Container / worker"]
     assert facts["Repeat"] == "repeat 1" and facts["GPU cost"].startswith("$")
     stages = at.dataframe[0].value
-    assert {"upscale", "encode", "total (worker)"} <= set(stages["Stage"])
+    assert {"upscale", "encode", "total (worker, fetch to upload)"} <= set(stages["Stage"])
     assert "Fidelity: PSNR" in text
     assert [c.value for c in at.code] == [f"cpu · fast · 0.3s · repeat 1 [{run['id'][:8]}]  started"]
     assert len(at.get("video")) == 1
     unknown = app("ui/run_detail_page.py", query={"run": "nope"})
     assert any("No run nope" in w.value for w in unknown.warning)
+
+
+def test_the_estimate_stands_beside_run_and_a_spend_cap_stops_it(bench_env):  # noqa: F811
+    at = app(RUN_PAGE)
+    assert_no_exception(at)
+    text = page_text(at)
+    assert "Estimate: no estimate for cpu · reference on 0.3s" in text  # nothing measured yet
+    assert not at.button(key="run_launch").disabled
+    at.number_input(key="run_max_cost").set_value(5.0).run()
+    warnings = [w.value for w in at.warning]
+    assert any("the spend cap $5" in w and "cannot be checked" in w for w in warnings), warnings
+    assert at.button(key="run_launch").disabled
+    assert not bench_env.exists(), "estimating must not create the database"

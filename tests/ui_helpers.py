@@ -92,6 +92,7 @@ def store_e6(db_path: Path, data: dict[str, Any] = E6_SAMPLE, name: str = "e6-sa
 def store_cpu_experiment(db_path: Path) -> str:
     """Store a finished local 'cpu' experiment of two clips (one run failed) without running
     anything; return its id."""
+    from core.job import JobResult
     from store import runs as store_runs
     from store.db import Database
 
@@ -105,8 +106,9 @@ def store_cpu_experiment(db_path: Path) -> str:
     short, long_ = store_runs.add_runs(db, experiment_id, specs)
     store_runs.update_progress(db, short, 5, 5, "encode")
     store_runs.finish_run(db, short, store_runs.RunOutcome(
-        status="succeeded", cold=True, billed_seconds=2.5, cost_gpu=2.5 * 0.000164,
-        cost_all_in=2.5 * 0.0002))
+        status="succeeded", cold=True, result=JobResult(job_id=short, status="succeeded",
+                                                        frames_out=5, stages={"total": 2.5}),
+        cost_gpu=2.5 * 0.000164, cost_all_in=2.5 * 0.0002))
     store_runs.fail_run(db, long_, "decode failed: corrupt input")
     return experiment_id
 

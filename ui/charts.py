@@ -20,11 +20,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from bench.analysis import Analysis, ClipSummary, fitted_cost, pareto_front
-from bench.experiments import label_variants, run_records
+from bench.experiments import run_title
 from bench.formatting import as_finite as _number
 from bench.formatting import format_cost, format_seconds, repeat_label  # noqa: F401 (re-exported for pages)
-from core.job import STAGES
-from store.runs import STAGE_COLUMNS
+from core.stages import STAGE_TABLE
 
 EMPTY_MESSAGE = "No succeeded runs yet"
 """What an empty chart says."""
@@ -33,14 +32,15 @@ COST_TICKS = "$.4~g"
 format_cost writes amounts under a dollar (hovers use format_cost itself)."""
 PALETTE = qualitative.Plotly
 """Colours of GPUs, in plan order (the same GPU has the same colour in every chart)."""
-STAGE_COLOURS = dict(zip(STAGES, qualitative.Safe))
 """Colour of each pipeline stage in the stage breakdown."""
 COLD_PATTERN = "/"
 """Bar pattern of a median that includes a cold run."""
-COLD_LEGEND = "hatched: includes a cold start"
+COLD_LEGEND = "hatched: includes a cold run"
 """Legend entry explaining the hatching."""
+SECONDS_AXIS = {"steady": "Job seconds (s)", "billed": "Billed seconds (s)"}
+"""Analysis basis -> the axis label of its seconds: every chart says which seconds it shows."""
 METRICS = {
-    "seconds": ("Time per clip", "Wall time (s)"),
+    "seconds": ("Time per clip", SECONDS_AXIS["steady"]),
     "fps": ("Frames per second per clip", "Throughput (frames/s)"),
     "cost": ("GPU cost per clip", "GPU cost per clip ($)"),
 }
@@ -140,13 +140,13 @@ def _succeeded(runs: pd.DataFrame | None) -> pd.DataFrame:
     return runs[runs["status"] == "succeeded"]
 
 
-def _run_seconds(row: Mapping) -> float | None:
-    """Billed seconds of a run row, else its total seconds."""
-    for key in ("billed_seconds", "total_seconds"):
-        value = row.get(key)
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            return float(value)
-    return None
+def _cold_view_seconds(row: Mapping) -> float | None:
+    """What a run took as the cold-vs-warm view shows it, alike for every candidate: its job
+    seconds, plus its start-up when it was cold."""
+    job = _number(row.get("job_seconds"))
+    if job is None:
+        return None
+    return job + ((_number(row.get("startup_seconds")) or 0.0) if row.get("cold") is True else 0.0)
 
 
 # --------------------------------------------------------------------------- per-clip bars
@@ -175,6 +175,8 @@ def clip_bars(analysis: Analysis | None, metric: str = "seconds") -> go.Figure:
     clips = measured(analysis)
     if not clips:
         return empty_figure(title)
+    if metric == "seconds":
+        y_title = SECONDS_AXIS.get(analysis.basis, y_title)
     colours = gpu_colours(analysis.gpus)
     fig = go.Figure()
     for gpu in analysis.gpus:
@@ -274,7 +276,8 @@ def break_even_chart(analysis: Analysis | None) -> go.Figure:
     fig.update_xaxes(tickangle=0)
     _cold_legend(fig, [st for _, st in rows])
     return _layout(fig, f"{title} ({analysis.baseline_gpu}): green bars run under break-even "
-                   "(cheaper), red over", "Clip · GPU", "Wall time (s)", legend="")
+                   "(cheaper), red over", "Clip · candidate",
+                   SECONDS_AXIS.get(analysis.basis, SECONDS_AXIS["steady"]), legend="")
 
 
 # --------------------------------------------------------------------------- cost curves
@@ -346,10 +349,10 @@ def _mark_crossovers(fig: go.Figure, analysis: Analysis) -> None:
 
 
 def run_label(row: Mapping, mark_cold: bool = True) -> str:
-    """'clip · GPU · repeat N', and '(cold)' when the run paid for a start-up (mark_cold)."""
-    parts = [str(row.get("clip")), str(row.get("gpu")), repeat_label(row.get("repeat_index"))]
+    """The run's title (bench.experiments.run_title: 'candidate · clip · repeat N'), and
+    '(cold)' when the run paid for a start-up (mark_cold)."""
     cold = mark_cold and row.get("cold") is True
-    return " · ".join(p for p in parts if p) + (" (cold)" if cold else "")
+    return run_title(row, str(row.get("candidate") or row.get("gpu"))) + (" (cold)" if cold else "")
 
 
 def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:
@@ -360,22 +363,22 @@ def stage_breakdown(runs: pd.DataFrame | None) -> go.Figure:
     rows = _succeeded(runs)
     if rows.empty:
         return empty_figure(title)
-    records = label_variants(run_records(rows))
+    records = rows.to_dict("records")
     labels = _unique_labels([run_label(r) for r in records])
     fig = go.Figure()
-    for stage in STAGES:
-        column = STAGE_COLUMNS[stage]
-        values = [_number(r.get(column)) for r in records]
+    for stage in STAGE_TABLE:
+        values = [_number(r.get(stage.column)) for r in records]
         if all(v is None for v in values):
             continue
-        fig.add_bar(name=stage.replace("_", " "), y=labels, x=[v or 0.0 for v in values],
-                    orientation="h", marker_color=STAGE_COLOURS[stage],
-                    hovertemplate=f"%{{y}}: {stage.replace('_', ' ')} %{{x:.2f}} s<extra></extra>")
+        name = stage.name.replace("_", " ") + (" (measurement)" if stage.kind == "measurement" else "")
+        fig.add_bar(name=name, y=labels, x=[v or 0.0 for v in values],
+                    orientation="h", marker_color=stage.colour,
+                    hovertemplate=f"%{{y}}: {name} %{{x:.2f}} s<extra></extra>")
     if not fig.data:
         return empty_figure(title, "No stage timings recorded for these runs (imported results?)")
     fig.update_layout(barmode="stack", height=max(300, 40 + 28 * len(labels)))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "Seconds", "Run", legend="Stage")
+    return _layout(fig, title, "Stage seconds (s)", "Run", legend="Stage")
 
 
 def _unique_labels(labels: Sequence[str]) -> list[str]:
@@ -391,7 +394,7 @@ def _unique_labels(labels: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- cold vs warm
 
 
-COLD_SERIES = ((True, "Cold (start-up included)", "#1f77b4"), (False, "Warm", "#ff7f0e"),
+COLD_SERIES = ((True, "Cold (job + start-up seconds)", "#1f77b4"), (False, "Warm", "#ff7f0e"),
                (None, "Not recorded", "#b0b0b0"))
 """(cold flag, series name, colour) of the cold-vs-warm chart: runs that do not record whether
 they were cold (imported results) are their own series, never counted as warm."""
@@ -405,13 +408,13 @@ def cold_warm_chart(runs: pd.DataFrame | None) -> go.Figure:
     if rows.empty:
         return empty_figure(title)
     groups: dict[tuple[str, str], dict[bool | None, list[float]]] = {}
-    for r in label_variants(run_records(rows)):
-        seconds = _run_seconds(r)
+    for r in rows.to_dict("records"):
+        seconds = _cold_view_seconds(r)
         if seconds is None:
             continue
         flag = r.get("cold")
         cold = None if flag is None or (isinstance(flag, float) and math.isnan(flag)) else bool(flag)
-        groups.setdefault((str(r["clip"]), str(r["gpu"])),
+        groups.setdefault((str(r["clip"]), str(r["candidate"])),
                           {True: [], False: [], None: []})[cold].append(seconds)
     if not groups:
         return empty_figure(title)
@@ -428,7 +431,8 @@ def cold_warm_chart(runs: pd.DataFrame | None) -> go.Figure:
                                   + name + "</extra>")
     fig.update_layout(barmode="group")
     fig.update_xaxes(tickangle=0)
-    return _layout(fig, f"{title} (median wall time)", "Clip · GPU", "Wall time (s)", legend="")
+    return _layout(fig, f"{title} (median; cold: job + start-up seconds)", "Clip · candidate",
+                   "Seconds (s)", legend="")
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -497,6 +501,7 @@ def monthly_projection_chart(costs: Mapping[str, float] | None, clips_per_day: f
                 customdata=[format_cost(costs[g]) for g in order],
                 hovertemplate="%{x}: %{customdata} per month<extra></extra>")
     per_day = f"{clips_per_day:g} clips/day, " if clips_per_day else ""
-    _layout(fig, f"{title} ({per_day}30 days, GPU-only, by the fit)", "GPU", "$ per month")
+    _layout(fig, f"{title} ({per_day}30 days, steady state, all-in, by the fit)", "Candidate",
+            "$ per month")
     fig.update_yaxes(tickformat=cost_tickformat(costs.values()), rangemode="tozero")
     return fig

@@ -22,12 +22,26 @@ from bench.escape import page_text
 from core.errors import UserError, one_line
 from core.status import ACTIVE_STATUSES
 from store import runs as store_runs
-from ui import bill_view, charts, compare_view, output_view, start_view, state, widgets
+from ui import (
+    bill_view,
+    charts,
+    compare_view,
+    delta_view,
+    estimate_view,
+    output_view,
+    start_view,
+    state,
+    widgets,
+)
 from ui.labels import DETAIL_PATH, experiment_label, page_url, variant_label
 
 # session_state key of the run ids picked on the History page (a docstring here would be
 # drawn by Streamlit's magic).
 COMPARE_RUNS_KEY = "compare_run_ids"
+# Query parameters of a shared comparison: the experiments compared with ?experiment=ID, and the
+# candidate chosen as the baseline.
+WITH_PARAM = "with"
+BASELINE_PARAM = "baseline"
 
 
 def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | None:
@@ -54,6 +68,17 @@ def choose_subject(experiments: pd.DataFrame) -> tuple[str, str | list[str]] | N
                           key="compare_experiment")
     if chosen != wanted:
         state.select_experiment(chosen)
+    others = [i for i in ids if i != chosen]
+    state.start_from_url("compare_with", [i for i in st.query_params.get_all(WITH_PARAM)
+                                          if i in others])
+    if "compare_with" in st.session_state:  # another experiment chosen above: never itself
+        st.session_state["compare_with"] = [i for i in st.session_state["compare_with"]
+                                            if i in others]
+    with_ids = st.multiselect("Compare with", others, format_func=labels.get, key="compare_with",
+                              placeholder="Add other experiments: their candidates join this one's")
+    state.keep_in_url(**{WITH_PARAM: with_ids})
+    if with_ids:
+        return "experiments", [chosen, *with_ids]
     return "experiment", chosen
 
 
@@ -75,6 +100,8 @@ def experiment_caption(experiment_id: str) -> None:
         st.info(page_text(notes), icon=":material/description:")
 
 
+# Width of one of the bill's headline numbers: they wrap onto new lines instead of being cut.
+METRIC_WIDTH = 230
 # Width of the projection's clip-length mix (both its columns whole at 800 px).
 PROJECTION_MIX_WIDTH = 360
 LIVE_SECONDS = 3.0
@@ -122,9 +149,10 @@ def any_imported(runs: pd.DataFrame) -> bool:
 
 
 def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
-    """Per-clip table, failed runs, cold/warm note."""
+    """Per-clip table, each candidate against the baseline, failed runs, cold/warm note."""
     st.subheader("Per clip")
-    st.dataframe(compare_view.clip_table(analysis), hide_index=True, height="content",
+    widgets.table(compare_view.clip_table(analysis), "per_clip", "per-clip", hide_index=True,
+                  height="content",
                  column_config={
                      "Clip": st.column_config.TextColumn(pinned=True),
                      "GPU": st.column_config.TextColumn("GPU", pinned=True,
@@ -136,11 +164,19 @@ def tables(analysis: Analysis, runs: pd.DataFrame) -> None:
                          help="Fastest to slowest repeat"),
                  })
     st.caption(page_text(compare_view.cold_warm_note(runs, imported=any_imported(runs))))
+    if len(analysis.gpus) > 1:
+        st.subheader("Against the baseline")
+        st.caption("Each candidate's cost and time against the baseline's on the same clip: "
+                   "green is cheaper or faster, red dearer or slower.")
+        deltas = delta_view.delta_table(analysis)
+        widgets.table(delta_view.styled(deltas), "deltas", "against-baseline", hide_index=True,
+                      height="content",
+                      column_config={"Candidate": st.column_config.TextColumn(pinned=True)})
     failed = compare_view.failed_table(analysis)
     if not failed.empty:
         with st.expander(f"{len(failed)} run(s) not used (failed or unfinished)"):
-            st.dataframe(failed, hide_index=True, height="content",
-                         column_config={"Reason": st.column_config.TextColumn(width="large")})
+            widgets.table(failed, "failed", "runs-not-used", hide_index=True, height="content",
+                          column_config={"Reason": st.column_config.TextColumn(width="large")})
 
 
 def chart_tabs(analysis: Analysis, runs: pd.DataFrame) -> None:
@@ -179,15 +215,29 @@ def projection_section(analysis: Analysis) -> None:
                                  compare_view.MIX_SHARE: st.column_config.NumberColumn(
                                      min_value=0.0, format="%.1f %%")})
     try:
-        costs = compare_view.projection(analysis, per_day,
-                                        compare_view.mix_from_table(mix, analysis.fps))
+        chosen = compare_view.mix_from_table(mix, analysis.fps)
+        costs = compare_view.projection(analysis, per_day, chosen)
     except UserError as exc:
         st.error(page_text(one_line(exc)))
         return
+    st.session_state[MIX_STATE] = chosen
     st.plotly_chart(charts.names_as_text(charts.monthly_projection_chart(costs, per_day)),
                     key="chart_projection")
-    st.caption(page_text(compare_view.projection_sentence(costs)) + " Costs come from each GPU's "
-               "fitted overhead + throughput, GPU-only.")
+    st.caption(page_text(compare_view.projection_sentence(costs)) + " Steady state, all-in (GPU, CPU and "
+               "memory), from each candidate's fitted overhead + throughput in job seconds: the "
+               "bill's 'Steady state per month' for the same mix.")
+
+
+# session_state key of the projection's clip-length mix {frames: share}, which the bill's reuse
+# table uses too. (A comment: Streamlit's magic would print a bare string on the page.)
+MIX_STATE = "projection_mix_frames"
+
+
+def projection_mix(analysis: Analysis) -> dict[float, float]:
+    """The clip-length mix the projection uses: the user's (last drawn), else the default."""
+    chosen = st.session_state.get(MIX_STATE)
+    return chosen if chosen else compare_view.mix_from_table(compare_view.default_mix(analysis),
+                                                             analysis.fps)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -278,12 +328,16 @@ def bill_section(runs: pd.DataFrame) -> None:
     st.subheader("The bill")
     if runs.empty:
         return
+    ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"]))
+    if len(ids) > 1:
+        st.caption("A bill is per experiment: these runs come from several, so each bill is on "
+                   "its own experiment's Compare page.")
+        return
     db = state.database()
-    experiment = store_runs.get_experiment(db, str(runs["experiment_id"].iloc[-1]))
-    records = experiments.label_variants(experiments.run_records(runs))
+    experiment = store_runs.get_experiment(db, ids[0])
+    records = runs.to_dict("records")
     try:
-        prices = experiments.prices_of(experiment)
-        bill = experiments.bill_of(experiment, records, prices)
+        bill = experiments.experiment_bill_in(db, experiment, records)
     except UserError as exc:
         st.error(page_text(one_line(exc)))
         return
@@ -291,33 +345,70 @@ def bill_section(runs: pd.DataFrame) -> None:
         st.caption("No run of these came back with its container's facts (imported results, or "
                    "runs that failed before a container started), so there is no bill to show.")
         return
-    for column, (label, value, help_text) in zip(st.columns(5), bill_view.metrics(bill)):
-        column.metric(label, value, help=help_text)
+    with st.container(horizontal=True, wrap=True):  # whole labels and values at any width
+        for label, value, help_text in bill_view.metrics(bill):
+            st.metric(label, value, help=help_text, width=METRIC_WIDTH)
     st.caption(page_text(bill_view.breakdown_sentence(bill)))
-    st.dataframe(bill_view.gpu_table(bill), hide_index=True)
+    widgets.table(bill_view.gpu_table(bill), "bill_gpus", "bill-per-gpu", hide_index=True)
     with st.expander(f"{len(bill.containers)} container(s): boot, busy, idle and tail"):
-        st.dataframe(bill_view.container_table(bill), hide_index=True)
+        widgets.table(bill_view.container_table(bill), "bill_containers", "containers",
+                      hide_index=True)
     try:
         steady = experiments.analyse_runs(experiment, records, basis="steady")
         per_day = float(st.session_state.get("projection_per_day", 100.0))
-        table = bill_view.reuse_table(steady, bill, prices, per_day,
-                                      compare_view.mix_from_table(
-                                          compare_view.default_mix(steady), steady.fps))
+        table = bill_view.reuse_table(steady, bill, per_day, projection_mix(steady))
     except UserError:
         return
     if not table.empty:
         st.markdown(f"**A month of {per_day:g} clips/day with container reuse** (clips arriving "
                     f"at random; a container idles up to {bill.scaledown_window:g} s, then "
                     f"scales down)")
+        widgets.table(table, "bill_reuse", "month-with-reuse", hide_index=True)
+
+
+def estimate_section(runs: pd.DataFrame) -> None:
+    """The estimate stored when the experiment was created against what its runs took."""
+    ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"])) if not runs.empty else []
+    if len(ids) != 1:
+        return
+    plan = experiments.plan_dict(store_runs.get_experiment(state.database(), ids[0]))
+    table = estimate_view.checks_table(plan, runs.to_dict("records"))
+    if not table.empty:
+        st.subheader("Estimate vs actual")
+        st.caption("What `estimate` said before the runs (job seconds and all-in cost of the runs "
+                   "that succeeded) against what they took; later estimates use these runs.")
         st.dataframe(table, hide_index=True)
 
 
-def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS):
-    """(analysis, why not, runs) of the chosen experiment or runs, on a cost basis."""
+def analyse(subject: tuple[str, str | list[str]], tolerance: float, basis: str = DEFAULT_BASIS,
+            baseline: str | None = None):
+    """(analysis, why not, runs) of the chosen experiment(s) or runs, on a cost basis, against
+    the baseline given (else the plan's)."""
     kind, value = subject
     if kind == "runs":
-        return experiments.analyse_selection(state.database(), list(value), tolerance, basis)
-    return experiments.analyse_experiment(state.database(), str(value), tolerance, basis)
+        return experiments.analyse_selection(state.database(), list(value), tolerance, basis,
+                                             baseline)
+    if kind == "experiments":
+        return experiments.analyse_experiments(state.database(), list(value), tolerance, basis,
+                                               baseline)
+    return experiments.analyse_experiment(state.database(), str(value), tolerance, basis,
+                                          baseline)
+
+
+def choose_baseline(analysis: Analysis | None) -> str | None:
+    """The baseline picker (the analysis's candidates; the plan's first by default), kept in the
+    URL. Returns the candidate chosen when it is not the default one, else None."""
+    if analysis is None or len(analysis.gpus) < 2:
+        return None
+    options = list(analysis.gpus)
+    if st.session_state.get("compare_baseline") not in options:
+        shared = st.query_params.get(BASELINE_PARAM)
+        st.session_state["compare_baseline"] = shared if shared in options else \
+            analysis.baseline_gpu
+    chosen = st.selectbox("Baseline: the candidate the others are measured against", options,
+                          key="compare_baseline")
+    state.keep_in_url(**{BASELINE_PARAM: None if chosen == analysis.baseline_gpu else chosen})
+    return None if chosen == analysis.baseline_gpu else chosen
 
 
 def main() -> None:
@@ -346,6 +437,9 @@ def main() -> None:
                          index=list(BASES).index(DEFAULT_BASIS))
         try:
             analysis, why, runs = analyse(subject, percent / 100, basis)
+            baseline = choose_baseline(analysis)
+            if baseline is not None:
+                analysis, why, runs = analyse(subject, percent / 100, basis, baseline)
         except UserError as exc:
             st.error(page_text(one_line(exc)))
             return
@@ -353,9 +447,10 @@ def main() -> None:
     active_note(runs)
     if analysis is not None:
         tables(analysis, runs)
-        bill_section(runs)
         chart_tabs(analysis, runs)
         projection_section(analysis)
+        bill_section(runs)
+        estimate_section(runs)
     video_section(runs)
     side_by_side_section(runs)
     exports_section(subject)

@@ -10,9 +10,11 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from bench.analysis import Analysis, monthly_projection
+from bench.analysis import Analysis
+from bench.billing import reuse_projection
 from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
 from core.errors import InputError
+from core.status import SUCCEEDED
 from store.db import Database
 from ui.charts import measured, run_label
 
@@ -27,8 +29,9 @@ COLD_NAMES = 6
 # --------------------------------------------------------------------------- tables
 
 
-CLIP_KEY_COLUMNS = ("Clip", "GPU", "GPU cost", "Time (median)", "FPS")
-"""The per-clip table's key columns: first, so a narrow screen shows them without scrolling."""
+CLIP_KEY_COLUMNS = ("Clip", "Candidate", "GPU cost", "Job time (median)", "FPS")
+"""The per-clip table's key columns on the default (job seconds) basis: first, so a narrow screen
+shows them without scrolling (on the billed basis the time column is 'Billed time (median)')."""
 
 
 def clip_table(analysis: Analysis | None) -> pd.DataFrame:
@@ -41,8 +44,9 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
             spread = "" if st.runs < 2 else \
                 f"{format_seconds(st.min_seconds)}–{format_seconds(st.max_seconds)}"
             rows.append({
-                "Clip": s.clip, "GPU": st.gpu, "GPU cost": format_cost(st.cost),
-                "Time (median)": format_seconds(st.median_seconds), "FPS": f"{st.fps:.2f}",
+                "Clip": s.clip, "Candidate": st.gpu, "GPU cost": format_cost(st.cost),
+                TIME_COLUMN[analysis.basis]: format_seconds(st.median_seconds),
+                "FPS": f"{st.fps:.2f}",
                 "Cheapest": ("yes" if s.settled else "yes (unsettled)") if st.gpu == s.winner
                 else "",
                 "Spread": spread,
@@ -54,6 +58,10 @@ def clip_table(analysis: Analysis | None) -> pd.DataFrame:
                 "Frames": s.frames,
             })
     return pd.DataFrame(rows)
+
+
+TIME_COLUMN = {"steady": "Job time (median)", "billed": "Billed time (median)"}
+"""Analysis basis -> the per-clip table's time column: it says which seconds it shows."""
 
 
 def certainty(analysis: Analysis) -> tuple[str, str]:
@@ -88,32 +96,33 @@ def failed_table(analysis: Analysis | None) -> pd.DataFrame:
 
 
 def cold_warm_note(runs: pd.DataFrame | None, imported: bool = False) -> str:
-    """Which succeeded runs were cold (start-up in their time and cost), in one sentence.
+    """Which succeeded runs were cold (their start-up is in the bill and the cold-vs-warm chart,
+    never in their job seconds), in one sentence.
     `imported`: the runs come from a results file, which records a cold start only when it marks
     one (original E6 files never do): the others are unknown, not warm."""
     if runs is None or runs.empty:
         return "No runs yet."
-    done = runs[runs["status"] == "succeeded"]
+    done = runs[runs["status"] == SUCCEEDED]
     if done.empty:
         return "No succeeded runs yet."
     known = done[done["cold"].notna()] if "cold" in done else done.iloc[0:0]
     unknown = len(done) - len(known)
     if known.empty:
         return ("Cold starts were not recorded for these runs (imported results: original E6 "
-                "files do not record them), so some times may include start-up.")
+                "files do not record them), so some of their times may include start-up.")
     cold = known[known["cold"].astype(bool)]
     tail = f" {unknown} run(s) do not record whether they were cold." if unknown else ""
     if cold.empty and imported:
         return ("Imported results: the file marks no run as cold, so some times may include "
                 "start-up." + tail)
     if cold.empty:
-        return (f"All {len(known)} succeeded runs were warm: the model was already loaded, so no "
-                f"start-up is in their time or cost." + tail)
+        return (f"All {len(known)} succeeded runs were warm: no start-up was paid." + tail)
     labels = [run_label(r, mark_cold=False) for r in cold.to_dict("records")]
     names = ", ".join(labels[:COLD_NAMES]) + \
         (f" and {len(labels) - COLD_NAMES} more" if len(labels) > COLD_NAMES else "")
-    return (f"{len(cold)} of {len(known)} succeeded runs were cold, so their time and cost include "
-            f"start-up (container and model load; the charts hatch them): {names}." + tail)
+    return (f"{len(cold)} of {len(known)} succeeded runs were cold: their start-up (container and "
+            f"model load) is in the bill and the cold-vs-warm chart, not in their job seconds "
+            f"(the charts hatch them): {names}." + tail)
 
 
 # --------------------------------------------------------------------------- projection
@@ -150,14 +159,15 @@ def mix_from_table(table: pd.DataFrame, fps: float) -> dict[float, float]:
 
 def projection(analysis: Analysis | None, clips_per_day: float,
                mix: Mapping[float, float]) -> dict[str, float]:
-    """$ per month (30 days) per GPU, by each GPU's fitted cost, for `clips_per_day` clips with
-    lengths in `mix` {frames: share}. Empty without an analysis. Raises InputError for a bad count
-    or mix."""
+    """All-in $ per month (30 days) per candidate in steady state (warm containers), by its
+    fitted job seconds, for `clips_per_day` clips with lengths in `mix` {frames: share}: the
+    steady column of the bill's reuse table (bench.billing.reuse_projection), the one monthly
+    projection. Empty without an analysis. Raises InputError for a bad count or mix."""
     if analysis is None or not analysis.fits:
         return {}
-    rates = {g: r for g, r in analysis.rates.items() if g in analysis.fits}
-    fits = {g: f for g, f in analysis.fits.items() if g in rates}
-    return monthly_projection(fits, rates, clips_per_day, mix)
+    fits = {g: f for g, f in analysis.fits.items() if g in analysis.all_in_rates}
+    rows = reuse_projection(fits, analysis.all_in_rates, clips_per_day, mix, 0.0, {})
+    return {g: r.steady_monthly_cost for g, r in rows.items()}
 
 
 def projection_sentence(costs: Mapping[str, float]) -> str:

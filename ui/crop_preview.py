@@ -43,7 +43,7 @@ def draw_box(image: np.ndarray, box: Any, colour: tuple[int, int, int]) -> np.nd
 def source_frame(kind: str, source: str, info: SourceInfo, t: float) -> np.ndarray:
     """The source frame shown at time t (RGB). Raises MediaError/InputError for a bad file."""
     if kind == "demo":
-        from workers.video import demo_frame
+        from workers.synthetic import demo_frame
 
         return demo_frame(round(t * info.fps), info.width, info.height, info.fps)
     from workers.video import decode_segment

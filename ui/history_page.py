@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from bench.escape import page_text
+from bench.experiments import read_runs_in
 from core.errors import UserError, one_line
 from core.status import RUN_STATUSES
 from store import runs as store_runs
@@ -57,11 +58,22 @@ def import_section() -> None:
 
 
 def experiments_section(experiments: pd.DataFrame) -> None:
-    """The experiments, newest first, each linked to its comparison, and a button to compare one."""
+    """The experiments, newest first, each linked to its comparison (searchable by name, notes
+    and tags), and a button to compare one."""
     st.subheader("Experiments")
-    st.dataframe(history_view.experiments_display(experiments), hide_index=True,
+    state.start_from_url("history_search", st.query_params.get("q"))
+    text = st.text_input("Search names, notes and tags", key="history_search",
+                         placeholder="e.g. h200 fast", icon=":material/search:")
+    state.keep_in_url(q=text.strip())
+    experiments = history_view.search_experiments(experiments, text)
+    if experiments.empty:
+        st.info("No experiment matches the search.")
+        return
+    widgets.table(history_view.experiments_display(experiments), "history_experiments",
+                  "experiments", hide_index=True,
                  column_config={
                      "Experiment": st.column_config.TextColumn(pinned=True),
+                     "Notes": st.column_config.TextColumn(width="large"),
                      history_view.EXPERIMENT_LINK: link_column(
                          history_view.EXPERIMENT_LINK, "Open the experiment's comparison",
                          pinned=False),
@@ -78,9 +90,16 @@ def experiments_section(experiments: pd.DataFrame) -> None:
 
 
 def filters(facets: dict[str, list[str]]) -> dict:
-    """The filter widgets (choices from store_runs.run_facets), wrapping on narrow screens;
-    returns the keyword arguments of history_view.runs_query."""
+    """The filter widgets (choices from store_runs.run_facets), wrapping on narrow screens, set
+    from the URL and written back to it (a filtered view can be shared); returns the keyword
+    arguments of history_view.runs_query."""
     st.subheader("Runs")
+    choices = {"gpu": facets["gpu"], "model": facets["model"], "status": list(RUN_STATUSES)}
+    for name, options in choices.items():
+        state.start_from_url(f"filter_{name}",
+                             [v for v in st.query_params.get_all(name) if v in options])
+    for name in ("from", "to"):
+        state.start_from_url(f"filter_{name}", history_view.parse_date(st.query_params.get(name)))
     with st.container(horizontal=True, wrap=True):
         gpus = st.multiselect("GPU", facets["gpu"], key="filter_gpu", width=FILTER_WIDTH)
         models = st.multiselect("Model", facets["model"], key="filter_model", width=FILTER_WIDTH)
@@ -88,6 +107,9 @@ def filters(facets: dict[str, list[str]]) -> dict:
                                   width=FILTER_WIDTH)
         start = st.date_input("From", value=None, key="filter_from", width=FILTER_WIDTH)
         end = st.date_input("To", value=None, key="filter_to", width=FILTER_WIDTH)
+    state.keep_in_url(gpu=gpus, model=models, status=statuses,
+                      **{"from": start.isoformat() if start else None,
+                         "to": end.isoformat() if end else None})
     return dict(gpus=gpus, models=models, statuses=statuses, start=start, end=end)
 
 
@@ -100,11 +122,15 @@ def runs_section(runs: pd.DataFrame) -> None:
         st.caption(f"The newest {len(runs)} matching runs; narrow the filters to reach older ones.")
     else:
         st.caption(f"{len(runs)} run(s); open one for its stages, log, output and device.")
-    st.dataframe(history_view.runs_display(runs), hide_index=True,
+    widgets.table(history_view.runs_display(runs), "history_runs", "runs", hide_index=True,
                  column_config={
                      history_view.RUN_LINK: link_column("Run", "Open the run's detail page"),
                      "Clip": st.column_config.TextColumn(pinned=True),
-                     "GPU": st.column_config.TextColumn(pinned=True),
+                     "Candidate": st.column_config.TextColumn(pinned=True),
+                     history_view.JOB_TIME: st.column_config.NumberColumn(
+                         history_view.JOB_TIME, format="%.1f s",
+                         help="Job seconds: fetch to the end of the upload, less model load and "
+                              "compile"),
                      "Device": st.column_config.TextColumn(width="medium"),
                      "Experiment": st.column_config.TextColumn(width="large"),
                  })
@@ -125,7 +151,7 @@ def failed_section(runs: pd.DataFrame) -> None:
     if failed.empty:
         st.caption("No failed runs among these.")
         return
-    st.dataframe(failed, hide_index=True,
+    widgets.table(failed, "history_failed", "failed-runs", hide_index=True,
                  column_config={
                      history_view.RUN_LINK: link_column("Run", "Open the run's detail page"),
                      "Reason": st.column_config.TextColumn(width="large"),
@@ -146,7 +172,7 @@ def main() -> None:
             return
         experiments_section(experiments)
         chosen = filters(store_runs.run_facets(db))
-        runs = store_runs.list_runs(db, **history_view.runs_query(**chosen))
+        runs = read_runs_in(db, store_runs.list_runs(db, **history_view.runs_query(**chosen)))
     except UserError as exc:
         st.error(page_text(one_line(exc)))
         return

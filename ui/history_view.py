@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from bench.experiments import label_variants, run_records, run_titles
-from bench.formatting import format_cost, format_seconds, repeat_label
+from bench.experiments import run_titles
+from bench.formatting import as_finite, format_cost, repeat_label
 from core.errors import InputError
 from core.status import ACTIVE_STATUSES, FAILED_STATUSES
 from store.db import Database
@@ -22,13 +22,23 @@ RUN_LINK = "Run"
 """Column of the runs tables linking to the run's detail page (shows the short run id)."""
 EXPERIMENT_LINK = "Compare"
 """Column of the experiments table linking to its comparison."""
-RUN_KEY_COLUMNS = (RUN_LINK, "Clip", "GPU", "Status", "Time", "GPU cost")
+JOB_TIME = "Job time"
+"""The History column of a run's job seconds (bench.figures)."""
+RUN_KEY_COLUMNS = (RUN_LINK, "Clip", "Candidate", "Status", JOB_TIME, "GPU cost")
 """The runs table's key columns: first, so a narrow screen shows them without scrolling."""
 EXPERIMENT_KEY_COLUMNS = ("Experiment", "Ran at", "Runs", "Succeeded", "Failed")
 """The experiments table's key columns."""
 
 HISTORY_RUN_LIMIT = 1000
 """Most runs the History page lists at once (newest first); filters reach the others."""
+
+
+def parse_date(text: str | None) -> dt.date | None:
+    """An ISO date from the URL ('2026-12-04'), None when absent or not a date. Raises nothing."""
+    try:
+        return dt.date.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
 
 
 def date_bounds(start: dt.date | None, end: dt.date | None) -> tuple[dt.datetime | None,
@@ -55,33 +65,46 @@ def experiments_display(experiments: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "Experiment": r.get("name"), "Ran at": when(r.get("created_at")),
         "Runs": int(r.get("runs", 0)), "Succeeded": int(r.get("succeeded", 0)),
-        "Failed": int(r.get("failed", 0)) + int(r.get("interrupted", 0)),
+        "Failed": sum(int(r.get(s, 0)) for s in FAILED_STATUSES),
         "Active": sum(int(r.get(s, 0)) for s in ACTIVE_STATUSES),
         EXPERIMENT_LINK: page_url(COMPARE_PATH, experiment=str(r.get("id"))),
         "Origin": r.get("origin"), "Backend": text_of(r.get("backend")),
         "Model": text_of(r.get("model")), "Preset": text_of(r.get("preset")),
+        "Notes": text_of(r.get("notes")), "Tags": ", ".join(_tags(r)),
     } for r in experiments.to_dict("records")],
-        columns=[*EXPERIMENT_KEY_COLUMNS, EXPERIMENT_LINK, "Active", "Origin", "Backend", "Model",
-                 "Preset"])
+        columns=[*EXPERIMENT_KEY_COLUMNS, EXPERIMENT_LINK, "Active", "Tags", "Notes", "Origin",
+                 "Backend", "Model", "Preset"])
+
+
+def _tags(row: dict) -> list[str]:
+    tags = row.get("tags")
+    return [str(t) for t in tags] if tags is not None and not isinstance(tags, float) else []
+
+
+def search_experiments(experiments: pd.DataFrame, text: str) -> pd.DataFrame:
+    """The experiments whose name, notes or tags hold every word of text (case-insensitive);
+    all of them for empty text."""
+    words = str(text or "").lower().split()
+    if not words or experiments.empty:
+        return experiments
+    haystacks = [" ".join([text_of(r.get("name")), text_of(r.get("notes")), *_tags(r)]).lower()
+                 for r in experiments.to_dict("records")]
+    keep = [all(w in hay for w in words) for hay in haystacks]
+    return experiments[keep]
 
 
 def runs_display(runs: pd.DataFrame) -> pd.DataFrame:
-    """The History table: one readable row per run, key columns first (a link to the run's
-    detail page, clip, candidate, status, time, cost), then repeat, device, model, engine,
-    experiment and when it ran."""
-    candidates = {str(r.get("id")): r.get("gpu") for r in label_variants(run_records(runs))}
+    """The History table of runs as bench.experiments.read_runs gives them: one readable row per
+    run, key columns first (a link to the run's detail page, clip, candidate, status, job
+    seconds, cost), then repeat, device, model, engine, experiment and when it ran."""
     rows = []
     for r in runs.to_dict("records"):
-        seconds = r.get("billed_seconds")
-        if seconds is None or pd.isna(seconds):
-            seconds = r.get("total_seconds")
         rows.append({
             RUN_LINK: page_url(DETAIL_PATH, run=str(r.get("id"))),
-            "Clip": r.get("clip"), "GPU": candidates.get(str(r.get("id")), r.get("gpu")),
+            "Clip": r.get("clip"), "Candidate": r.get("candidate"),
             "Status": r.get("status"),
-            "Time": format_seconds(None if seconds is None or pd.isna(seconds) else float(seconds)),
-            "GPU cost": format_cost(None if r.get("cost_gpu") is None or pd.isna(r.get("cost_gpu"))
-                                    else float(r["cost_gpu"])),
+            JOB_TIME: as_finite(r.get("job_seconds")),
+            "GPU cost": format_cost(as_finite(r.get("cost"))),
             "Repeat": repeat_label(r.get("repeat_index")),
             "Device": text_of(r.get("device_name")),
             "Model": text_of(r.get("model")), "Engine": text_of(r.get("engine")),

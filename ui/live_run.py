@@ -16,16 +16,13 @@ from typing import Any, Mapping
 import pandas as pd
 
 from bench.escape import page_text
-from bench.experiments import run_titles
+from bench.experiments import run_title, run_titles
 from bench.formatting import as_finite as _float
 from bench.formatting import format_cost, format_duration, format_seconds
 from core.paths import run_log_path
+from core.stages import STAGE_BY_NAME
 from core.status import ACTIVE_STATUSES, FAILED_STATUSES, RUN_STATUSES
 from ui.statuses import STATUS_ICONS, UNKNOWN_ICON
-
-STAGE_WORDS = {"fetch": "fetching the input", "model_load": "loading the model", "decode": "decoding",
-               "upscale": "upscaling", "encode": "encoding", "upload": "uploading"}
-"""Worker stage -> what the progress line says."""
 
 
 @dataclass(frozen=True)
@@ -142,12 +139,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def run_title(row: Mapping[str, Any]) -> str:
-    """'cpu · 0.3s · repeat 1' for a run row on its own (progress_rows names the variant too when
-    an experiment compares several: 'cpu · fast · 0.3s · repeat 1')."""
-    return run_titles([dict(row)]).get(str(row.get("id")), "")
-
-
 def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
     """(frames done, frames total) of a run row; the total falls back to the frames expected."""
     done = _int(row.get("frames_done")) or 0
@@ -161,21 +152,22 @@ def frames_of(row: Mapping[str, Any]) -> tuple[int, int]:
 
 def progress_row(row: Mapping[str, Any], title: str | None = None,
                  now: datetime | None = None) -> ProgressRow:
-    """One run row (a list_runs record) as a progress row; `title` names it (default run_title),
+    """One run row (as bench.experiments.read_runs gives it) as a progress row; `title` names it
+    (default: its run_title),
     `now` (UTC, default now) dates a running run's time."""
     status = str(row.get("status"))
-    label = title or run_title(row)
+    label = title or run_title(row, str(row.get("candidate") or row.get("gpu")))
     done, total = frames_of(row)
     error = _text(row.get("error"))
     icon = STATUS_ICONS.get(status, UNKNOWN_ICON)
     if status == "succeeded":
         fraction = 1.0
-        seconds = _float(row.get("billed_seconds")) or _float(row.get("total_seconds"))
-        details = [f"{done} frames", format_seconds(seconds)]
+        seconds = _float(row.get("job_seconds"))
+        details = [f"{done} frames", f"{format_seconds(seconds)} job"]
         fps = _float(row.get("fps"))
         if fps is not None:
             details.append(f"{fps:.2f} frames/s")
-        cost = _float(row.get("cost_gpu"))
+        cost = _float(row.get("cost"))
         if cost is not None:
             details.append(format_cost(cost))
         if is_cold(row):
@@ -187,7 +179,7 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
     elif status == "running":
         fraction = min(1.0, done / total) if total else 0.0
         stage = _text(row.get("progress_stage"))
-        doing = STAGE_WORDS.get(stage or "", stage or "starting")
+        doing = STAGE_BY_NAME[stage].words if stage in STAGE_BY_NAME else (stage or "starting")
         started = _time(row.get("started_at"))
         running = f" · {format_duration(((now or utc_now()) - started).total_seconds())}" \
             if started is not None else ""
@@ -200,8 +192,7 @@ def progress_row(row: Mapping[str, Any], title: str | None = None,
 
 
 def progress_rows(runs: pd.DataFrame | None, now: datetime | None = None) -> list[ProgressRow]:
-    """A progress row per run of a list_runs DataFrame, in plan order, named as run_titles names
-    them."""
+    """A progress row per run (read_runs rows), in plan order, named as run_titles names them."""
     if runs is None or runs.empty:
         return []
     frame = runs.sort_values("seq") if "seq" in runs else runs

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from core.status import SUCCEEDED
 
 
 def runs_with_output(runs: pd.DataFrame) -> pd.DataFrame:
     """Succeeded runs that stored an output video."""
     if runs.empty or "output_key" not in runs:
         return runs.iloc[0:0]
-    return runs[(runs["status"] == "succeeded") & runs["output_key"].notna()]
+    return runs[(runs["status"] == SUCCEEDED) & runs["output_key"].notna()]
 
 
 def side_by_side_clips(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from bench.escape import page_text
-from bench.experiments import label_variants, run_records, run_titles
+from bench.experiments import read_runs_in, run_titles
 from core.errors import UserError, one_line
+from core.status import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED
 from store import runs as store_runs
 from ui import charts, live_run, output_view, run_detail_view, state, widgets
 from ui.labels import COMPARE_PATH, RUN_PATH, run_label_long
@@ -40,7 +41,8 @@ def _pick_run() -> str | None:
 
 
 def _summary(row: dict, title: str) -> None:
-    kind = {"succeeded": st.success, "failed": st.error, "interrupted": st.warning}.get(
+    kind = {SUCCEEDED: st.success, FAILED: st.error, INTERRUPTED: st.warning,
+            CANCELLED: st.warning}.get(
         row["status"], st.info)
     kind(live_run.progress_row(row, title).text)
 
@@ -59,11 +61,12 @@ def main() -> None:
     if runs.empty:
         st.warning(page_text(f"No run {run_id} in {state.db_path()}."))
         return
-    row = runs.to_dict("records")[0]
-    experiment_id = str(row["experiment_id"])
-    # Named as among its experiment's runs ('cpu · fast · ...' when engines are compared).
-    siblings = store_runs.list_runs(state.database(), experiment_id=experiment_id)
-    title = run_titles(siblings).get(run_id) or run_titles(runs)[run_id]
+    experiment_id = str(runs["experiment_id"].iloc[0])
+    # Read among its experiment's runs: named and priced as there ('cpu · fast · ...').
+    siblings = read_runs_in(state.database(),
+                            store_runs.list_runs(state.database(), experiment_id=experiment_id))
+    row = next(r for r in siblings.to_dict("records") if str(r["id"]) == run_id)
+    title = run_titles(siblings)[run_id]
     st.subheader(page_text(title))
     st.caption(page_text(f"Experiment: {row.get('experiment_name')} · run {run_id}"))
     link = run_detail_view.permalink(st.context.url, run_id)
@@ -88,8 +91,7 @@ def main() -> None:
         else:
             st.dataframe(stages, hide_index=True, height="content")
             # Labelled among its experiment's runs ('cpu · fast'), drawn alone.
-            labelled = pd.DataFrame(label_variants(run_records(siblings)))
-            alone = charts.stage_breakdown(labelled[labelled["id"] == run_id])
+            alone = charts.stage_breakdown(siblings[siblings["id"] == run_id])
             st.plotly_chart(charts.names_as_text(alone), key="detail_stages")
     with right:
         st.subheader("Output")

@@ -5,14 +5,13 @@ what the background log says about it (ui.live_run.run_log_lines).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from bench.formatting import as_finite, format_cost, format_seconds, repeat_label
-from core.job import STAGES
-from store.runs import STAGE_COLUMNS
+from core.stages import STAGE_TABLE
 from ui.labels import DETAIL_PATH, page_url, text_of, when
 
 
@@ -20,21 +19,29 @@ def _seconds(row: Mapping[str, Any], column: str) -> float | None:
     return as_finite(row.get(column))
 
 
+STAGE_KINDS = {"job": "job", "startup": "start-up (once per worker)",
+               "queue": "before the job", "measurement": "measurement (after the job)"}
+"""Stage kind (core.stages) -> what the stage table says it counts towards."""
+
+
 def stage_table(row: Mapping[str, Any]) -> pd.DataFrame:
-    """Stage, seconds and share of the worker's total, for the stages the run recorded (the fast
-    engine overlaps decode, upscale and encode, so shares can add up past 100%)."""
+    """Stage, seconds, what it counts towards and share of the worker's wall clock (fetch to the
+    end of the upload), for the stages the run recorded (the fast engine overlaps decode, upscale
+    and encode, so shares can add up past 100%)."""
     total = _seconds(row, "total_seconds")
     rows = []
-    for stage in STAGES:
-        seconds = _seconds(row, STAGE_COLUMNS[stage])
+    for stage in STAGE_TABLE:
+        seconds = _seconds(row, stage.column)
         if seconds is None:
             continue
-        rows.append({"Stage": stage.replace("_", " "), "Seconds": format_seconds(seconds),
-                     "Share of total": f"{seconds / total:.0%}" if total else "—"})
+        inside = stage.kind in ("job", "startup")
+        rows.append({"Stage": stage.name.replace("_", " "), "Seconds": format_seconds(seconds),
+                     "Counts as": STAGE_KINDS[stage.kind],
+                     "Share of total": f"{seconds / total:.0%}" if total and inside else "—"})
     if total is not None:
-        rows.append({"Stage": "total (worker)", "Seconds": format_seconds(total),
-                     "Share of total": "100%"})
-    return pd.DataFrame(rows, columns=["Stage", "Seconds", "Share of total"])
+        rows.append({"Stage": "total (worker, fetch to upload)", "Seconds": format_seconds(total),
+                     "Counts as": "", "Share of total": "100%"})
+    return pd.DataFrame(rows, columns=["Stage", "Seconds", "Counts as", "Share of total"])
 
 
 def run_facts(row: Mapping[str, Any]) -> pd.DataFrame:
@@ -49,11 +56,13 @@ def run_facts(row: Mapping[str, Any]) -> pd.DataFrame:
         ("Reason", text_of(row.get("error"))),
         ("Clip", f"{row.get('clip')} ({_span(row)})" if _span(row) else text_of(row.get("clip"))),
         ("Repeat", repeat_label(row.get("repeat_index"))),
-        ("Cold start", {True: "yes (start-up in its time and cost)", False: "no"}.get(
-            row.get("cold"), "not recorded")),
-        ("Asked for", text_of(row.get("gpu"))),
+        ("Cold start", {True: "yes (its start-up is in the bill, not in its job seconds)",
+                        False: "no"}.get(row.get("cold"), "not recorded")),
+        ("Candidate", text_of(row.get("candidate"))),
+        ("Asked for", text_of(row.get("device") or row.get("gpu"))),
         ("Device", text_of(row.get("device_name"))),
-        ("Priced as", text_of(row.get("price_gpu"))),
+        ("Priced as", text_of(row.get("price_card")) or ("its CPU cores" if row.get("device") == "cpu"
+                                                        else "")),
         ("Container / worker", text_of(row.get("container_id"))),
         ("Worker process", f"{pid.split('.')[0]}@{host}" if pid else host),
         ("CPU cores", f"{cores:g}" if cores is not None else ""),
@@ -72,19 +81,23 @@ def run_facts(row: Mapping[str, Any]) -> pd.DataFrame:
         ("Queued", when(row.get("created_at"))),
         ("Started", when(row.get("started_at")) if row.get("started_at") is not None else ""),
         ("Finished", when(row.get("finished_at")) if row.get("finished_at") is not None else ""),
-        ("Billed time", format_seconds(_seconds(row, "billed_seconds"))
-         if _seconds(row, "billed_seconds") is not None else ""),
-        ("Launch to result", format_seconds(_seconds(row, "client_wall_seconds"))
-         if _seconds(row, "client_wall_seconds") is not None else ""),
-        ("GPU cost", format_cost(_seconds(row, "cost_gpu"))
-         if _seconds(row, "cost_gpu") is not None else ""),
-        ("All-in cost", format_cost(_seconds(row, "cost_all_in"))
-         if _seconds(row, "cost_all_in") is not None else ""),
+        ("Job seconds", _maybe(format_seconds, _seconds(row, "job_seconds"))),
+        ("Frames per second", _maybe(lambda v: f"{v:.2f} (frames / job seconds)",
+                                     _seconds(row, "fps"))),
+        ("Start-up seconds", _maybe(format_seconds, _seconds(row, "startup_seconds"))),
+        ("Launch to result", _maybe(format_seconds, _seconds(row, "client_wall_seconds"))),
+        ("GPU cost", _maybe(lambda v: f"{format_cost(v)} (job seconds)", _seconds(row, "cost"))),
+        ("All-in cost", _maybe(lambda v: f"{format_cost(v)} (job seconds)",
+                               _seconds(row, "cost_all_in"))),
         ("Run id", text_of(row.get("id"))),
         ("Experiment id", text_of(row.get("experiment_id"))),
     ]
     return pd.DataFrame([{"Fact": k, "Value": v} for k, v in facts if v],
                         columns=["Fact", "Value"])
+
+
+def _maybe(show: Callable[[float], str], value: float | None) -> str:
+    return "" if value is None else show(value)
 
 
 def _span(row: Mapping[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The Run page's form, pure (no st.* calls; unit-tested directly): preset -> form values, the
 clip and keyframe tables <-> ClipSpec/Keyframe, frame counts, GPU labels with prices, the plan built
 from the form, and everything known to stop a launch (preflight, clips past the end of the source,
-crop boxes outside the frame).
+crop boxes outside the frame, a spend cap the estimate exceeds).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from bench.estimate import PlanEstimate, check_cap
 from bench.formatting import format_cost, format_rate
 from bench.plan import (
     DEMO_SOURCE,
@@ -23,13 +24,14 @@ from bench.plan import (
     ClipSpec,
     Plan,
     build_plan,
+    clips_past_end,
 )
 from bench.pricing import PriceTable
 from core.errors import InputError, UserError, one_line
 from core.job import Keyframe
 
-SOURCE_KINDS = {"demo": "Generate a demo clip", "file": "A local video file",
-                "key": "An object key (R2 or the local store)"}
+SOURCE_KINDS = {"demo": "Generate a demo clip", "upload": "Upload a video",
+                "file": "A local video file", "key": "An object key (R2 or the local store)"}
 """Source kind -> label of the Run page's source choice."""
 CLIP_COLUMNS = ("name", "start", "end")
 """Columns of the clips table (seconds of the source)."""
@@ -59,33 +61,84 @@ DEMO_INFO = SourceInfo(DEMO_SOURCE_SIZE[0], DEMO_SOURCE_SIZE[1], DEMO_SOURCE_FPS
 """The generated demo source."""
 
 
+UPLOAD_TYPES = ("mp4", "mov", "mkv", "webm", "avi", "m4v")
+"""File types the Run page's upload accepts (PyAV reads each; the content is probed anyway)."""
+WHOLE_FRAME_PIXELS = 960 * 540
+"""Sources up to this many pixels a frame are upscaled whole by default; larger ones get a
+centred crop of half their width and height."""
+
+
+def upload_key(data: bytes, name: str) -> str:
+    """The object key an uploaded video is kept under in the local store: the same bytes always
+    land at the same key (so a second upload is not stored twice), named after the file."""
+    import hashlib
+    import re
+
+    from store.keys import source_object_key
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).name).strip("._")[:80] or "video"
+    return source_object_key(f"uploads/{hashlib.sha256(data).hexdigest()[:16]}-{safe}")
+
+
+def source_defaults(info: SourceInfo) -> dict[str, Any]:
+    """Form values that follow a source once it is probed: its frame rate, three clips from its
+    start (a quarter, half and all of it, so the fit has three lengths), and the whole frame, or
+    a centred crop of half of each side for a frame above WHOLE_FRAME_PIXELS."""
+    lengths = sorted({round(info.duration * share, 2) for share in (0.25, 0.5, 1.0)} - {0.0})
+    clips = [ClipSpec(f"{length:g}s", 0.0, length) for length in lengths]
+    keyframes: list[Keyframe] = []
+    if info.width * info.height > WHOLE_FRAME_PIXELS:
+        width, height = info.width // 4 * 2, info.height // 4 * 2
+        keyframes = [Keyframe(time=0.0, x=(info.width - width) // 2, y=(info.height - height) // 2,
+                              width=width, height=height)]
+    return {"fps": float(info.fps), "clips": clips_table(clips),
+            "keyframes": keyframes_table(keyframes)}
+
+
 def preset_form(preset: str) -> dict[str, Any]:
-    """The Run form's values for a preset: source kind and value, clips and keyframes tables,
-    whether to keep the model's scale, output size, fps, the models and engines compared, backend,
-    GPUs, repeats. Raises InputError for an unknown preset."""
+    """The Run form's values for a preset (plan_form of the preset's plan). Raises InputError for
+    an unknown preset."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    values = PRESETS[preset]
-    variants = build_plan(preset).variant_list()
-    source = values["source"]
-    width, height = values["output_width"], values["output_height"]
+    return plan_form(build_plan(preset))
+
+
+def plan_form(plan: Plan, stored_source: str | None = None) -> dict[str, Any]:
+    """The Run form's values for a plan (a preset's, or a stored experiment's for Rerun): source
+    kind and value, clips and keyframes tables, whether to keep the model's scale, output size,
+    fps, the models and engines compared, backend, GPUs and the cards pricing local devices,
+    repeats, precision, weights, batch size. A source that is no longer a file here becomes the
+    object key it was stored under (stored_source). Raises nothing."""
+    variants = plan.variant_list()
+    width, height = plan.output_width, plan.output_height
     if width is None:  # the model's scale; the size fields start at x4 of the first crop
-        first = values["keyframes"][0] if values["keyframes"] else None
+        first = plan.keyframes[0] if plan.keyframes else None
         width, height = (first.width * 4, first.height * 4) if first else (1280, 720)
+    if plan.source == DEMO_SOURCE:
+        kind, source = "demo", ""
+    elif Path(plan.source).expanduser().is_file():
+        kind, source = "file", plan.source
+    else:
+        kind, source = "key", stored_source or plan.source
     return {
-        "source_kind": "demo" if source == DEMO_SOURCE else "key",
-        "source": "" if source == DEMO_SOURCE else source,
-        "clips": clips_table(values["clips"]),
-        "keyframes": keyframes_table(values["keyframes"]),
-        "scale_output": values["output_width"] is None,
+        "source_kind": kind,
+        "source": source,
+        "clips": clips_table(plan.clips),
+        "keyframes": keyframes_table(plan.keyframes),
+        "scale_output": plan.output_width is None,
         "output_width": width,
         "output_height": height,
-        "fps": float(values["fps"]),
+        "fps": float(plan.fps),
         "models": list(dict.fromkeys(v.model for v in variants)),
         "engines": list(dict.fromkeys(v.engine for v in variants)),
-        "backend": values["backend"],
-        "gpus": list(values["gpus"]),
-        "repeats": int(values["repeats"]),
+        "backend": plan.backend,
+        "gpus": [g.label for g in plan.gpus],
+        "price_cards": {g.label: g.price_gpu for g in plan.gpus
+                        if plan.backend == "local" and g.price_gpu and g.price_gpu != g.label},
+        "repeats": int(plan.repeats),
+        "precision": plan.precision,
+        "weights": plan.weights,
+        "batch_size": int(plan.batch_size),
     }
 
 
@@ -171,8 +224,9 @@ def plan_from_form(form: Mapping[str, Any]) -> Plan:
     else:
         source = str(form.get("source") or "").strip()
         if not source:
-            raise InputError("give the source: " + ("a path to a video file" if kind == "file"
-                                                    else "an object key USER/PATH"))
+            raise InputError({"file": "give the source: a path to a video file",
+                              "upload": "upload a video file first"}.get(
+                kind, "give the source: an object key USER/PATH"))
     scale = bool(form.get("scale_output"))
     return matching_preset(build_plan(
         None, source=source, clips=clips_from_table(form["clips"]),
@@ -229,14 +283,7 @@ def source_problems(plan: Plan, info: SourceInfo | None) -> list[str]:
     """Clips past the end of the source and crop keyframes that do not fit its frame."""
     if info is None:
         return []
-    problems = []
-    for clip in plan.clips:
-        if clip.start >= info.duration:
-            problems.append(f"clip {clip.name} starts at {clip.start:g} s, at or past the end of "
-                            f"the source ({info.duration:.1f} s)")
-        elif clip.end > info.duration + 0.5 / info.fps:
-            problems.append(f"clip {clip.name} ends at {clip.end:g} s, past the end of the source "
-                            f"({info.duration:.1f} s)")
+    problems = clips_past_end(plan, info.duration, info.fps)
     if plan.keyframes:
         from workers.crop import validate_keyframes
 
@@ -262,3 +309,20 @@ def launch_problems(plan: Plan, storage_config: Any, modal_token: bool) -> list[
     if plan.backend == "modal" and not modal_token and NO_TOKEN_MESSAGE not in problems:
         problems.append(NO_TOKEN_MESSAGE)
     return problems
+
+
+def cap_problems(estimate: PlanEstimate, max_cost: float | None) -> list[str]:
+    """Why a spend cap refuses the plan (the same check as `run --max-cost`); empty without a cap
+    or within it."""
+    if max_cost is None:
+        return []
+    try:
+        check_cap(estimate, max_cost)
+    except InputError as exc:
+        return [one_line(exc).replace("--max-cost", "the spend cap")]
+    return []
+
+
+def confirm_label(estimate: PlanEstimate) -> str:
+    """What a Modal launch asks the user to accept before Run is enabled."""
+    return f"Spend on Modal: {estimate.summary()}"

@@ -58,7 +58,10 @@ def _prices_section() -> None:
         })
     st.caption(page_text(f"CPU {format_rate(prices.cpu_core_per_second)} per core-second, memory "
                          f"{format_rate(prices.memory_gib_per_second)} per GiB-second (these make "
-                         "the all-in cost; a local cpu run is priced at the core rate)."))
+                         "the all-in cost; a local cpu run is priced at the core rate). Saved "
+                         "prices apply to experiments created from now on: every stored "
+                         "experiment keeps the price card it was created with, so its costs "
+                         "never change."))
     buttons = widgets.button_row()
     if buttons.button("Save prices", type="primary", key="settings_save_prices", wrap=True,
                       icon=":material/save:"):
@@ -115,7 +118,7 @@ def _doctor_section() -> None:
                "volume. Starts no container and costs nothing.")
     if st.button("Run the checks", key="settings_doctor"):
         with st.spinner("Asking Modal and R2..."):
-            st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0)]
+            st.session_state[DOCTOR_KEY] = [c.to_dict() for c in run_checks(timeout=10.0, prices=state.prices())]
     for check in st.session_state.get(DOCTOR_KEY) or []:
         text = f"**{page_text(check['name'])}**: {page_text(check['line'])}"
         show = {"ok": st.success, "warn": st.warning, "fail": st.error}.get(check["status"], st.info)

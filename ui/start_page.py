@@ -39,11 +39,14 @@ def main() -> None:
         st.info("The history is empty: load the examples below, or run the CPU demo on the Run "
                 "page (it compares two engines on this machine in under a minute).")
     else:
-        experiment_id, analysis = answer
-        widgets.verdict_card(analysis, heading="The latest answer")
+        widgets.verdict_card(answer.analysis, heading="The latest answer")
+        st.text(f"From the experiment “{answer.name}”: {answer.completeness()}.")
+        if not answer.complete:
+            st.warning("Not every run of this experiment succeeded: the verdict stands on the "
+                       "ones that did. Compare lists the others with their reasons.")
         with widgets.button_row():
             widgets.page_link(widgets.COMPARE_PAGE, COMPARE_PATH, "Every chart of it in Compare",
-                              icon=":material/bar_chart:", experiment=experiment_id)
+                              icon=":material/bar_chart:", experiment=answer.experiment_id)
             widgets.page_link(widgets.RUN_PAGE, RUN_PATH, "Run a benchmark",
                               icon=":material/play_arrow:")
     if missing:

@@ -97,18 +97,49 @@ def landing_experiment(db: Database, ids: list[str]) -> str | None:
     return ids[0] if ids else None
 
 
-def latest_answer(db: Database) -> tuple[str, Analysis] | None:
-    """(experiment id, analysis) of the newest experiment, among the LATEST_SCAN newest, whose
-    verdict compares two or more candidates, else of the newest with any verdict; None when
-    there is none. Raises StorageError."""
-    fallback = None
+@dataclass(frozen=True)
+class LatestAnswer:
+    """The answer the start page shows, and what it comes from."""
+
+    experiment_id: str
+    """The experiment."""
+    name: str
+    """Its name (untrusted text: shown as text)."""
+    analysis: Analysis
+    """Its analysis."""
+    runs: int
+    """Its runs."""
+    succeeded: int
+    """How many of them succeeded."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether every run succeeded."""
+        return self.succeeded == self.runs
+
+    def completeness(self) -> str:
+        """'all 6 runs succeeded' or '4 of 6 runs succeeded; 2 failed or did not finish'."""
+        if self.complete:
+            return f"all {self.runs} runs succeeded"
+        return (f"{self.succeeded} of {self.runs} runs succeeded; {self.runs - self.succeeded} "
+                f"failed or did not finish")
+
+
+def latest_answer(db: Database) -> LatestAnswer | None:
+    """The answer of the newest experiment, among the LATEST_SCAN newest, whose verdict compares
+    two or more candidates and whose runs all succeeded; else the newest comparing two or more;
+    else the newest with any verdict; None when there is none. Raises StorageError."""
+    ranked: dict[int, LatestAnswer] = {}
     for row in store_runs.list_experiments(db, limit=LATEST_SCAN).to_dict("records"):
         if not row["succeeded"]:
             continue
         analysis, _, _ = analyse_experiment(db, row["id"])
         if analysis is None:
             continue
-        if len(analysis.fits) >= 2:
-            return row["id"], analysis
-        fallback = fallback or (row["id"], analysis)
-    return fallback
+        answer = LatestAnswer(row["id"], str(row["name"]), analysis, int(row["runs"]),
+                              int(row["succeeded"]))
+        compares = len(analysis.fits) >= 2
+        if compares and answer.complete:
+            return answer
+        ranked.setdefault(1 if compares else 2, answer)
+    return ranked.get(1) or ranked.get(2)

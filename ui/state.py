@@ -67,3 +67,20 @@ def select_experiment(experiment_id: str | None) -> None:
         st.query_params[EXPERIMENT_PARAM] = experiment_id
     elif EXPERIMENT_PARAM in st.query_params:
         del st.query_params[EXPERIMENT_PARAM]
+
+
+def keep_in_url(**params: str | list[str] | None) -> None:
+    """Mirror choices in the URL's query parameters, so a shared link opens the same view; None,
+    '' or [] removes a parameter."""
+    for name, value in params.items():
+        if value:
+            st.query_params[name] = value
+        elif name in st.query_params:
+            del st.query_params[name]
+
+
+def start_from_url(key: str, value: object) -> None:
+    """Start the widget `key` at a value read from the URL, the first time it is drawn in this
+    session (later the widget keeps what the user chose)."""
+    if key not in st.session_state and value:
+        st.session_state[key] = value

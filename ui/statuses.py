@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
-                "succeeded": ":material/check_circle:", "failed": ":material/error:",
-                "interrupted": ":material/warning:"}
+from core.status import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED
+
+STATUS_ICONS = {QUEUED: ":material/schedule:", RUNNING: ":material/autorenew:",
+                SUCCEEDED: ":material/check_circle:", FAILED: ":material/error:",
+                INTERRUPTED: ":material/warning:", CANCELLED: ":material/cancel:"}
 """Status (one of core.status.RUN_STATUSES) -> Material icon (Streamlit markdown) shown before a
 run's progress line."""
 UNKNOWN_ICON = ":material/radio_button_unchecked:"

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 from streamlit.errors import StreamlitAPIException
 
 from bench.analysis import Analysis
@@ -67,20 +69,32 @@ def switch_page(page: str, **query: str) -> bool:
     return True
 
 
+def table(data: pd.DataFrame | Styler, key: str, file_name: str, **options: Any) -> None:
+    """A table (st.dataframe with `options`) and a button under it downloading it as CSV, so every
+    table of the dashboard can be taken into a spreadsheet."""
+    st.dataframe(data, **options)
+    frame = data.data if isinstance(data, Styler) else data
+    st.download_button("CSV", frame.to_csv(index=False).encode("utf-8"),
+                       file_name=f"{file_name}.csv", mime="text/csv", key=f"csv_{key}",
+                       icon=":material/download:", on_click="ignore", type="tertiary",
+                       help="Download this table as CSV")
+
+
 def verdict_card(analysis: Analysis, heading: str = "Verdict") -> None:
     """The decision, said the one way every reader says it (Choice.describe): what to use in
     large type, why, how far it can be trusted, and the rule that decided as a small tag."""
     v = analysis.verdict
     with st.container(border=True):
         st.caption(page_text(heading))
+        st.text(v.headline)
         st.markdown(f"### Use {page_text(v.choice.describe())}")
         st.markdown(page_text(v.reason))
         kind, text = compare_view.certainty(analysis)
         getattr(st, kind)(page_text(text))
-        with button_row():
-            st.badge(v.rule, color="gray",
-                     help=f"The decision rule that fired: {page_text(v.title)}.")
-            st.caption(page_text(v.title))
+        st.badge(page_text(v.title), color="gray", help="The decision rule that fired (the rules "
+                                                        "are tried in order: within tolerance, "
+                                                        "keep the baseline, one candidate wins "
+                                                        "every clip, depends on length).")
 
 
 def examples_offer(key: str) -> None:

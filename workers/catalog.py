@@ -67,3 +67,14 @@ def get_model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise InputError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+
+
+def catalog_name(name: str | None) -> str | None:
+    """The catalog name of a model as results files spell it: 'x4plus', or its weights' file
+    name with or without '.pth' ('RealESRGAN_x4plus'), any case; None for anything else. Raises
+    nothing."""
+    key = str(name or "").strip().lower().removesuffix(".pth")
+    for spec in MODELS.values():
+        if key in (spec.name.lower(), spec.filename.lower().removesuffix(".pth")):
+            return spec.name
+    return None

@@ -40,14 +40,14 @@ class Engine(Protocol):
     """Where the model runs."""
     precision: str
     """Precision actually used: 'fp32', 'fp16' or 'bf16'."""
+    yuv_output: bool
+    """Whether upscale(..., pixel_format='yuv420p') converts on the device (else only rgb24)."""
 
-    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
+    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None,
+                pixel_format: str = "rgb24") -> np.ndarray:
         """[N, H, W, 3] uint8 RGB -> [N, OH, OW, 3] uint8 RGB; out_size=(width, height), None =
-        the model's scale. Raises InputError on a badly shaped array or size."""
-        ...
-
-    def warmup(self, height: int, width: int) -> None:
-        """Run the model once at this input size (allocations, cuDNN choice)."""
+        the model's scale. pixel_format 'yuv420p' (where yuv_output) returns [N, OH * 3 / 2, OW]
+        planes instead. Raises InputError on a badly shaped array, size or format."""
         ...
 
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
@@ -119,6 +119,7 @@ class ReferenceEngine:
     """
 
     name = "reference"
+    yuv_output = False
 
     def __init__(self, model: LoadedModel, precision: str = "auto") -> None:
         """Raises InputError for a precision the reference engine cannot run; BackendError when
@@ -137,11 +138,15 @@ class ReferenceEngine:
                 scale=self.scale, model_path=own_weights, model=module, tile=0, pre_pad=0,
                 half=self.precision == "fp16", device=self.device)
 
-    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None) -> np.ndarray:
-        """See Engine.upscale. Raises InputError on bad frames or size."""
+    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None,
+                pixel_format: str = "rgb24") -> np.ndarray:
+        """See Engine.upscale: rgb24 only, as RealESRGANer returns. Raises InputError on bad
+        frames, size or format."""
         import cv2
 
         _check_frames(frames)
+        if pixel_format != "rgb24":
+            raise InputError(f"the reference engine returns rgb24, not {pixel_format!r}")
         ow, oh = _target_size(frames, self.scale, out_size)
         out = np.empty((frames.shape[0], oh, ow, 3), dtype=np.uint8)
         for i, frame in enumerate(frames):
@@ -151,10 +156,6 @@ class ReferenceEngine:
                 result = cv2.resize(result, (ow, oh), interpolation=cv2.INTER_LANCZOS4)
             out[i] = result[:, :, ::-1]
         return out
-
-    def warmup(self, height: int, width: int) -> None:
-        """One frame of zeros through RealESRGANer."""
-        self.upscale(np.zeros((1, height, width, 3), dtype=np.uint8))
 
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
         """See Engine.prepare: RealESRGANer has nothing to compile. Raises InputError for compile."""
@@ -203,10 +204,6 @@ class FastEngine:
         """Whether upscale(..., pixel_format='yuv420p') converts on the device (CUDA): the encoder
         then gets planes it can take as they are, and half the bytes cross the bus."""
         return self._cuda
-
-    def compiled_for(self, height: int, width: int, out_size: tuple[int, int]) -> bool:
-        """Whether frames of this size run through the compiled module."""
-        return (height, width, *out_size) in self._compiled_shapes
 
     def prepare(self, height: int, width: int, out_size: tuple[int, int], compile: bool) -> float:
         """See Engine.prepare. The first compile for a shape traces and builds kernels (the
@@ -299,11 +296,6 @@ class FastEngine:
         parts = [self._run(frames[i:i + self.batch_size], size, pixel_format)
                  for i in range(0, frames.shape[0], self.batch_size)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def warmup(self, height: int, width: int) -> None:
-        """One full batch of zeros through the eager model."""
-        self.upscale(np.zeros((self.batch_size, height, width, 3), dtype=np.uint8))
-        self._sync()
 
 
 def rgb_to_yuv420p(rgb: torch.Tensor) -> torch.Tensor:

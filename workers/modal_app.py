@@ -35,9 +35,15 @@ from typing import Any, Callable, Mapping
 
 import modal
 
-from core.job import STAGES, Job, Progress
+from core.job import Job, Progress
 from core.paths import weights_dir
-from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB, DEFAULT_SCALEDOWN_WINDOW_SECONDS
+from core.resources import (
+    DEFAULT_CPU_CORES,
+    DEFAULT_MEMORY_GIB,
+    DEFAULT_SCALEDOWN_WINDOW_SECONDS,
+    THREADS_PER_CORE,
+)
+from core.stages import STAGES
 from workers.code_version import TAG as CODE_VERSION_TAG
 from workers.code_version import code_version
 
@@ -77,11 +83,33 @@ _REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements-worker.tx
 
 app = modal.App(APP_NAME, tags={CODE_VERSION_TAG: CODE_VERSION})
 
+FIRST_INSTALLED = ("torch", "torchvision")
+"""Installed before the rest of the requirements: basicsr 1.4.2 is source-only and needs torch to
+build (setup_requires), so it builds without isolation against these pinned wheels instead of an
+unpinned torch downloaded into a throwaway build environment."""
+BUILT_AGAINST_THEM = ("basicsr",)
+"""Built with --no-build-isolation, after FIRST_INSTALLED."""
+
+
+def worker_pins(names: tuple[str, ...], path: Path = _REQUIREMENTS) -> list[str]:
+    """The 'name==version' lines of the worker's requirements for `names`, in file order (the
+    file keeps every version). Raises ValueError when one of them is not pinned there."""
+    pins = {line.split("==")[0].strip().lower(): line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if "==" in line and not line.lstrip().startswith("#")}
+    missing = [n for n in names if n not in pins]
+    if missing:
+        raise ValueError(f"{path.name} pins no {', '.join(missing)}")
+    return [pins[n] for n in names]
+
+
 # The requirements file is read when the image is built (on the deploying machine), never inside
 # the container. On Modal's builders torch comes from the package registry with CUDA.
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("libgl1", "libglib2.0-0")
+    .pip_install(*worker_pins(FIRST_INSTALLED))
+    .pip_install(*worker_pins(BUILT_AGAINST_THEM), extra_options="--no-build-isolation")
     .pip_install_from_requirements(str(_REQUIREMENTS))
     .env({"BENCH_WEIGHTS_DIR": WEIGHTS_DIR})
     .add_local_python_source("core", "store", "workers")
@@ -119,7 +147,8 @@ class ContainerFacts:
     memory_request_gib: float | None = None
     """Memory the container asked for, GiB (billed at least this)."""
     cpu_used_cores: float | None = None
-    """Average CPU cores the process used during this job (CPU seconds / wall seconds)."""
+    """Average physical CPU cores the process used during this job, as Modal bills them: CPU
+    seconds (which count hardware threads) / wall seconds / THREADS_PER_CORE."""
     peak_memory_gib: float | None = None
     """Peak resident memory of the process so far, GiB."""
 
@@ -313,6 +342,12 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def used_cores(cpu_seconds_used: float, wall: float) -> float | None:
+    """Physical cores a job used on average (Modal bills cores of THREADS_PER_CORE hardware
+    threads, and CPU seconds count threads); None without wall time."""
+    return cpu_seconds_used / wall / THREADS_PER_CORE if wall > 0 else None
+
+
 def peak_memory_gib() -> float:
     """Peak resident memory of this process (or its largest child), GiB (ru_maxrss is KiB on
     Linux)."""
@@ -323,15 +358,17 @@ def peak_memory_gib() -> float:
 
 def container_options(gpu: str, scaledown_window: int = SCALEDOWN_WINDOW_SECONDS,
                       max_containers: int | None = None,
-                      cpu: float = CONTAINER_CPU) -> dict[str, Any]:
+                      cpu: float = CONTAINER_CPU, region: str | None = None) -> dict[str, Any]:
     """The keyword arguments of `Upscaler.with_options(...)` for one GPU of a plan: the GPU, and
     always the container's cpu (the plan's cores) and memory (with gpu alone modal 1.6.4 sends cpu
     0 and memory 0: see the module docstring), the plan's scaledown window and, for sequential
-    reuse, at most one container. Raises nothing."""
+    reuse, at most one container; the plan's region when it pins one. Raises nothing."""
     options: dict[str, Any] = {"gpu": gpu, "cpu": float(cpu), "memory": CONTAINER_MEMORY_MIB,
                                "scaledown_window": int(scaledown_window)}
     if max_containers is not None:
         options["max_containers"] = int(max_containers)
+    if region:
+        options["region"] = region
     return options
 
 
@@ -388,7 +425,7 @@ class Upscaler:
     # The engine key of workers.pipeline (bench.backends.modal_backend.upscaler_params fills it
     # from the job), so the job finds its engine already loaded.
     model: str = modal.parameter(default="x4plus")
-    """Model name from workers.models."""
+    """Model name from the catalog (workers.catalog.MODELS)."""
     weights: str = modal.parameter(default="auto")
     """'auto' (official, cached in the weights Volume), 'random' or a path inside the container."""
     engine: str = modal.parameter(default="fast")
@@ -473,6 +510,6 @@ class Upscaler:
                                compile_seconds=self._compile_seconds,
                                container_booted_at=self._booted_at, cpu_request=CONTAINER_CPU,
                                memory_request_gib=CONTAINER_MEMORY_MIB / 1024,
-                               cpu_used_cores=(cpu_seconds() - cpu_before) / wall if wall > 0 else None,
+                               cpu_used_cores=used_cores(cpu_seconds() - cpu_before, wall),
                                peak_memory_gib=peak_memory_gib())
         return {**result.to_dict(), **facts.to_dict()}

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -34,10 +32,13 @@ from core.job import (
     check_output_size,
     output_frame_count,
 )
+from core.resources import cpu_cores
+from core.status import FAILED, SUCCEEDED
 from store.keys import user_key
 from store.objects import ObjectStore
 from workers.compile_policy import CompileDecision
 from workers.crop import CropBox, crop_box_at, validate_keyframes
+from workers.overlap import BackgroundWriter, StageClock, batched, prefetch
 from workers.video import (
     NVENC_PRESETS,
     DecodedFrame,
@@ -53,8 +54,11 @@ from workers.video import (
     write_image,
 )
 
+if TYPE_CHECKING:  # torch loads only where a job runs
+    from workers.engines import Engine
+    from workers.models import LoadedModel
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _PROCESS_STARTED_AT = time.time()
 
@@ -83,10 +87,10 @@ class EngineKey:
 class WarmEngine:
     """A loaded model wrapped in an engine, kept between jobs."""
 
-    engine: object
-    """workers.engines.Engine."""
-    model: object
-    """workers.models.LoadedModel."""
+    engine: Engine
+    """The engine running the model."""
+    model: LoadedModel
+    """The loaded model (its weights' provenance goes into the result)."""
     device_name: str
     """Name of the device it runs on."""
 
@@ -97,7 +101,6 @@ class ModelCache:
     def __init__(self) -> None:
         self._engines: dict[EngineKey, WarmEngine] = {}
         self._lock = threading.Lock()
-        self.started_at = _PROCESS_STARTED_AT
 
     def get(self, key: EngineKey) -> tuple[WarmEngine, float]:
         """The warm engine for key and the seconds spent loading it now (0.0 when already warm).
@@ -111,18 +114,16 @@ class ModelCache:
             self._engines[key] = warm
             return warm, time.perf_counter() - began
 
-    def preload(self, model: str, weights: str = "auto", device: str = "auto", engine: str = "fast",
-                precision: str = "auto", batch_size: int = 4) -> float:
-        """Load an engine ahead of the first job; returns seconds spent loading."""
-        return self.get(EngineKey(model, weights, device, engine, precision, batch_size))[1]
-
     def precompile(self, key: EngineKey, mode: str, shape: "WarmShape") -> float:
         """Ahead of the first job (a container's start): compile the loaded engine for the jobs'
-        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done)."""
+        shapes per mode. Returns seconds spent in the compile stage (0.0 when nothing was done:
+        'auto' without the jobs' frames leaves the decision to each job)."""
+        if mode == "auto" and shape.frames is None:
+            return 0.0
         warm, _ = self.get(key)
         clock = StageClock()
-        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output, shape.frames,
-                       clock)
+        prepare_engine(mode, key.model, key.batch_size, warm, shape.crop, shape.output,
+                       shape.frames or 0, clock)
         return clock.seconds.get("compile", 0.0)
 
 
@@ -134,124 +135,6 @@ def _load_engine(key: EngineKey) -> WarmEngine:
     loaded = load_model(key.model, weights=key.weights, device=str(device))
     engine = create_engine(key.engine, loaded, precision=key.precision, batch_size=key.batch_size)
     return WarmEngine(engine=engine, model=loaded, device_name=device_name(device))
-
-
-class StageClock:
-    """Accumulates busy seconds per stage; safe to use from several threads."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-
-    @contextmanager
-    def time(self, stage: str) -> Iterator[None]:
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(stage, time.perf_counter() - began)
-
-    def timed_iter(self, stage: str, items: Iterable[T]) -> Iterator[T]:
-        """Yield from items, charging the time spent producing each item to stage."""
-        iterator = iter(items)
-        while True:
-            began = time.perf_counter()
-            try:
-                item = next(iterator)
-            except StopIteration:
-                self.add(stage, time.perf_counter() - began)
-                return
-            self.add(stage, time.perf_counter() - began)
-            yield item
-
-
-_DONE = object()
-
-
-def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
-    """Produce items in a background thread, up to depth ahead; exceptions are re-raised here."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(("done", _DONE))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            slots.put(("error", exc))
-
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = slots.get()
-            if kind == "item":
-                yield value
-            elif kind == "done":
-                return
-            else:
-                raise value
-    finally:
-        stop.set()
-
-
-class BackgroundWriter:
-    """Feeds frames to a VideoWriter from a thread so encoding overlaps the model."""
-
-    def __init__(self, writer: VideoWriter, clock: StageClock, depth: int = 8):
-        self._writer, self._clock = writer, clock
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="encoder", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self._error is not None:
-                continue
-            try:
-                with self._clock.time("encode"):
-                    for frame in batch:
-                        self._writer.write(frame)
-            except BaseException as exc:
-                self._error = exc
-
-    def write_batch(self, frames: np.ndarray) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(frames)
-
-    def finish(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
-def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _fit_crop(image: "np.ndarray | DecodedFrame", box: CropBox, size: tuple[int, int]) -> np.ndarray:
@@ -372,12 +255,12 @@ def run_job(job: Job, storage: ObjectStore, on_progress: ProgressCallback | None
             if outcome.encoded:
                 with clock.time("fidelity"):
                     encode_psnr = _encode_psnr(output, outcome.encoded)
-        status, error = "succeeded", None
+        status, error = SUCCEEDED, None
     except UserError as exc:
-        status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
+        status, error, total, output_bytes = FAILED, one_line(exc), time.perf_counter() - began, 0
     except Exception as exc:  # a bug or a device failure: fail this run with its reason
         log.exception("job %s failed", job.job_id)
-        status, error, total, output_bytes = "failed", one_line(exc), time.perf_counter() - began, 0
+        status, error, total, output_bytes = FAILED, one_line(exc), time.perf_counter() - began, 0
     stages = dict(clock.seconds)
     stages["total"] = total
     return _result(job, warm, status, error, stages, outcome, fidelity, encode_psnr, output_bytes,
@@ -441,7 +324,7 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     decision = prepare_engine(job.compile, job.model, job.batch_size, warm, crop_size, size,
                               expected, clock)
     encoder = resolve_encoder(job.encoder, size[0], size[1])
-    yuv = bool(getattr(engine, "yuv_output", False)) and not (size[0] % 2 or size[1] % 2)
+    yuv = engine.yuv_output and not (size[0] % 2 or size[1] % 2)
     encoded: dict[int, np.ndarray] = {}
 
     def crops() -> Iterator[np.ndarray]:
@@ -452,7 +335,7 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
                 sampled.append(crop)
             yield crop
 
-    batches = (np.stack(b) for b in _batched(clock.timed_iter("decode", crops()), batch_size))
+    batches = (np.stack(b) for b in batched(clock.timed_iter("decode", crops()), batch_size))
     if overlap:
         batches = prefetch(batches, depth=3)
     frames_done = 0
@@ -539,47 +422,37 @@ def container_id() -> str:
     return os.environ.get("MODAL_TASK_ID") or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def cpu_cores() -> float:
-    """CPU cores this process may run on (its affinity; a container's limit where set)."""
-    try:
-        return float(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return float(os.cpu_count() or 1)
-
-
 def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
             stages: dict[str, float], outcome: _Outcome, fidelity: Fidelity | None,
             encode_psnr: float | None, output_bytes: int, started_at: float) -> JobResult:
     import torch
 
-    model = getattr(warm, "model", None) if warm else None
-    weights = getattr(model, "weights", None)
-    engine = warm.engine if warm else None
+    weights = warm.model.weights if warm else None
     return JobResult(
         job_id=job.job_id,
         status=status,
         error=error,
         stages=stages,
         frames_in=outcome.frames_in,
-        frames_out=outcome.frames_out if status == "succeeded" else 0,
+        frames_out=outcome.frames_out if status == SUCCEEDED else 0,
         output_width=outcome.width,
         output_height=outcome.height,
-        output_key=job.output_key if status == "succeeded" else None,
+        output_key=job.output_key if status == SUCCEEDED else None,
         output_bytes=output_bytes,
         device_name=warm.device_name if warm else "",
         torch_version=torch.__version__,
         cuda_version=torch.version.cuda,
         model=job.model,
         engine=job.engine,
-        precision=getattr(engine, "precision", "") if engine else "",
-        weights_provenance=getattr(weights, "provenance", "") if weights else "",
-        weights_sha256=getattr(weights, "sha256", None) if weights else None,
-        fidelity=fidelity if status == "succeeded" else None,
+        precision=warm.engine.precision if warm else "",
+        weights_provenance=weights.provenance if weights else "",
+        weights_sha256=weights.sha256 if weights else None,
+        fidelity=fidelity if status == SUCCEEDED else None,
         compile_choice=outcome.compile_choice,
         encoder=outcome.encoder,
         encode_preset=job.encode_preset if outcome.encoder == "libx264" else (
             NVENC_PRESETS.get(job.encode_preset, "") if outcome.encoder else ""),
-        encode_psnr=encode_psnr if status == "succeeded" else None,
+        encode_psnr=encode_psnr if status == SUCCEEDED else None,
         cpu_cores=cpu_cores(),
         container_id=container_id(),
         worker_started_at=_PROCESS_STARTED_AT,

@@ -1,4 +1,4 @@
-"""Video and image I/O with PyAV and Pillow: probe, exact trimmed decode, H.264 encode, demo clip.
+"""Video and image I/O with PyAV and Pillow: probe, exact trimmed decode, H.264 encode.
 
 Times are seconds from the first frame of the video stream (its start_time is subtracted), so a
 trim [3.0, 9.0) of a 30 fps clip is exactly frames 90..269 whatever the container's offset.
@@ -18,7 +18,6 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.atomic import atomic_path
 from core.errors import InputError, MediaError
 from core.job import X264_PRESETS, output_frame_count
 
@@ -31,11 +30,6 @@ _TIME_TOLERANCE = 1e-6
 
 _X264_PARAMS = re.compile(r"[a-z0-9_-]+=[A-Za-z0-9_.,+-]+(:[a-z0-9_-]+=[A-Za-z0-9_.,+-]+)*")
 """Shape of an x264-params string."""
-
-DETERMINISTIC_X264 = "mbtree=0"
-"""x264 settings that make encodes byte-identical run to run. With the default mbtree on, x264's
-AVX-512 code (Xeons of these machines) gives slightly different bytes each run from identical frames
-(same quality); turning macroblock-tree rate control off removes that."""
 
 NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p3",
                  "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7"}
@@ -202,17 +196,6 @@ def check_trim(info: VideoInfo, start: float | None, end: float | None) -> tuple
     if end > info.duration + 0.5 / info.fps:
         raise InputError(f"trim end {end:g} s is past the end of the video ({info.duration:g} s)")
     return start, end
-
-
-def segment_frame_count(info: VideoInfo, start: float | None, end: float | None) -> int:
-    """Frames expected in [start, end) at info.fps, assuming frame k sits at k / fps.
-
-    Raises InputError for a trim range check_trim rejects.
-    """
-    start, end = check_trim(info, start, end)
-    first = math.ceil(start * info.fps - 1e-6)
-    stop = math.ceil(end * info.fps - 1e-6)
-    return max(0, min(stop, info.frame_count) - first)
 
 
 def decode_segment(path: Path | str, start: float | None = None, end: float | None = None,
@@ -546,66 +529,3 @@ def write_image(path: Path | str, image: np.ndarray) -> None:
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise InputError(f"cannot write image {path}: {exc.strerror or exc}") from exc
-
-
-def demo_frame(index: int, width: int, height: int, fps: float) -> np.ndarray:
-    """Frame `index` of the demo clip (H x W x 3 uint8 RGB): deterministic, with moving detail."""
-    t = index / fps
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    u, v = x / width, y / height
-    # Moving colour gradients as the background.
-    r = 0.5 + 0.5 * np.sin(2 * np.pi * (u + 0.25 * t))
-    g = 0.5 + 0.5 * np.sin(2 * np.pi * (v * 1.5 - 0.2 * t) + 1.0)
-    b = 0.5 + 0.5 * np.sin(2 * np.pi * (u + v + 0.1 * t) + 2.0)
-    img = np.stack([r, g, b], axis=-1) * 200 + 20
-    # Rotating stripes inside a disc on the left.
-    cx, cy, radius = 0.3 * width, 0.5 * height, 0.28 * min(width, height)
-    angle = 0.8 * t
-    along = (x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)
-    stripes = np.sin(2 * np.pi * along / max(4.0, radius / 4)) > 0
-    disc = (x - cx) ** 2 + (y - cy) ** 2 < radius ** 2
-    img[disc] = np.where(stripes[disc, None], 235.0, 25.0) * np.array([1.0, 0.9, 0.7], np.float32)
-    # Text-like rows of 3x5-cell glyphs scrolling left along the bottom.
-    cell = max(1, min(width, height) // 60)
-    glyphs = np.random.default_rng(2024).random((64, 5, 3)) > 0.45
-    gx = (x + 40 * t * cell).astype(np.int64) // cell
-    gy = (y - 0.8 * height).astype(np.int64) // cell
-    band = (gy >= 0) & (gy < 2 * 6)
-    glyph = (gx // 4 + 16 * (gy // 6)) % 64
-    col, row = gx % 4, gy % 6
-    ink = band & (col < 3) & (row < 5) & glyphs[glyph, np.clip(row, 0, 4), np.clip(col, 0, 2)]
-    img[band] = 245.0
-    img[ink] = 10.0
-    # A checkerboard square moving on a circle on the right.
-    side = 0.3 * min(width, height)
-    qx = 0.7 * width + 0.12 * width * np.cos(1.3 * t) - side / 2
-    qy = 0.4 * height + 0.15 * height * np.sin(1.3 * t) - side / 2
-    inside = (x >= qx) & (x < qx + side) & (y >= qy) & (y < qy + side)
-    square = max(2, int(side) // 8)
-    checker = ((x - qx).astype(np.int64) // square + (y - qy).astype(np.int64) // square) % 2 == 0
-    img[inside] = np.where(checker[inside, None], [250.0, 60.0, 60.0], [20.0, 20.0, 90.0])
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def write_demo_clip(path: Path | str, seconds: float = 2.0, width: int = 320, height: int = 240,
-                    fps: float = 30.0) -> VideoInfo:
-    """Write a synthetic H.264 clip with moving detail (gradients, rotating stripes, scrolling
-    text-like blocks, a moving checker) and return its probe. The same arguments give the same bytes.
-    The file appears whole or not at all (core.atomic).
-
-    Raises InputError for seconds/fps <= 0, sizes that are odd or under 16 pixels, or a path that
-    cannot be created; MediaError if encoding fails; OSError when path's folder is unwritable.
-    """
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise InputError(f"demo clip length {seconds} s must be positive")
-    if not (math.isfinite(fps) and fps > 0):
-        raise InputError(f"fps {fps} must be positive")
-    if width < 16 or height < 16:
-        raise InputError(f"demo clip size {width}x{height} must be at least 16x16")
-    frames = max(1, round(seconds * fps))
-    with atomic_path(path) as tmp:  # whole or absent; a link at path is replaced, not followed
-        with VideoWriter(tmp, width, height, fps, crf=18, preset="fast",
-                         x264_params=DETERMINISTIC_X264) as writer:
-            for i in range(frames):
-                writer.write(demo_frame(i, width, height, fps))
-    return probe(path)

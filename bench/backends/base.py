@@ -2,13 +2,14 @@
 
 The orchestrator hands a backend a batch of Submissions and an EventSink; the backend runs them
 (in parallel where it can), reporting through the sink, and returns when every submission has been
-reported finished or failed. A backend never raises for a single job's failure: it reports it.
+reported finished or failed (or, cancelled by the user, dropped). A backend never raises for a
+single job's failure: it reports it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from core.job import Job, JobResult, Progress
 
@@ -37,11 +38,9 @@ class Finished:
     """Seconds from submission to result as seen by the client (queueing and cold start included)."""
     cold: bool
     """Whether the worker/container started for this job (model load and start-up paid by it)."""
-    billed_seconds: float
-    """Seconds the provider bills for this job (container up-time attributable to it)."""
-    steady_seconds: float | None = None
-    """Seconds the job takes on a warm worker (its span, less any model load or compile paid
-    inside it); None lets the orchestrator derive it from the result."""
+    startup_seconds: float
+    """Start-up this run paid (core.stages.startup_seconds): its worker's boot up to the job when
+    it was the worker's first, plus any model load and compile inside the job."""
     cpu_used_cores: float | None = None
     """Average CPU cores the job used, when the worker measured it."""
     peak_memory_gib: float | None = None
@@ -65,6 +64,10 @@ class EventSink(Protocol):
     def failed(self, run_id: str, reason: str) -> None:
         """The job could not run or its worker died; reason is one line."""
 
+    def cancelled(self, run_ids: Sequence[str]) -> set[str]:
+        """Those of these runs the user cancelled (bench cancel, the dashboard's Stop): a backend
+        starts none of them and stops those running, reporting nothing more about them."""
+
 
 class Backend(Protocol):
     """Runs submissions somewhere."""
@@ -77,3 +80,9 @@ class Backend(Protocol):
 
     def execute(self, submissions: Sequence[Submission], sink: EventSink) -> None:
         """Run every submission, report each through sink, return when all are reported."""
+
+    def resume(self, call_ids: Mapping[str, str], sink: EventSink,
+               submitted_at: Mapping[str, float] | None = None) -> None:
+        """Reattach to runs launched earlier, maybe by another process (run id -> call id;
+        submitted_at: run id -> unix time of the launch), report each through sink, return when
+        all are reported. Never raises for a run's failure."""

@@ -32,12 +32,16 @@ from bench.backends.scheduling import POOL, RunQueue
 from bench.logsetup import debug_enabled, logging_to_file
 from core.errors import InputError
 from core.job import Job, JobResult, Progress
+from core.stages import startup_seconds
 from store.objects import ObjectStore
 
 StorageFactory = Callable[[], ObjectStore]
 """Picklable callable that opens the object store inside a worker process."""
 
 _POLL_SECONDS = 0.2
+CANCEL_POLL_SECONDS = 0.5
+"""How often the parent asks the sink whether running runs were cancelled (it then ends their
+worker at once, so a cancelled job neither finishes nor uploads)."""
 PARENT_POLL_SECONDS = 0.1
 """How often a worker checks that its parent is alive (it stops within about this long)."""
 ORPHANED_EXIT_CODE = 75
@@ -167,6 +171,9 @@ class LocalBackend:
             except InputError as exc:  # a device this machine lacks fails only its own runs
                 sink.failed(sub.run_id, str(exc))
         self._queue = RunQueue(valid, cards=[d for d in available if d.startswith("cuda:")])
+        self._run_ids = [sub.run_id for sub in valid]
+        self._cancel_set: set[str] = set()
+        self._cancel_checked = float("-inf")
         lanes = {device: _DeviceLane(device) for device in self._queue.devices()}
         try:
             for lane in lanes.values():
@@ -175,6 +182,7 @@ class LocalBackend:
             while any(lane.current is not None for lane in lanes.values()):
                 self._pump(events, lanes, sink)
                 self._check_workers(lanes, events, sink)
+                self._stop_cancelled(lanes, events, sink)
                 for lane in lanes.values():  # a run put back by a faulty card finds an idle one
                     if lane.current is None:
                         self._send_next(lane, sink)
@@ -185,6 +193,14 @@ class LocalBackend:
             for lane in lanes.values():
                 self._stop_worker(lane)
 
+    def resume(self, call_ids: Mapping[str, str], sink: EventSink,
+               submitted_at: Mapping[str, float] | None = None) -> None:
+        """See Backend.resume: a local worker ends with the process that started it, so there is
+        nothing to reattach to; each run is reported failed."""
+        for run_id in call_ids:
+            sink.failed(run_id, "a local run cannot be reattached: its worker ended with the "
+                                "process that started it")
+
     def _start_worker(self, lane: _DeviceLane, events: Any) -> None:
         lane.jobs = self._ctx.Queue()
         lane.process = self._ctx.Process(
@@ -194,8 +210,25 @@ class LocalBackend:
             name=f"upscale-worker-{lane.device}", daemon=True)
         lane.process.start()
 
-    def _send_next(self, lane: _DeviceLane, sink: EventSink) -> None:
-        lane.current = self._queue.next_for(lane.device)
+    def _cancelled(self, sink: EventSink) -> set[str]:
+        """The runs of this batch the user cancelled, asked of the sink at most every
+        CANCEL_POLL_SECONDS (one read for the whole batch)."""
+        if time.monotonic() - self._cancel_checked >= CANCEL_POLL_SECONDS:
+            self._cancel_set = sink.cancelled(self._run_ids)
+            self._cancel_checked = time.monotonic()
+        return self._cancel_set
+
+    def _next_wanted(self, device: str, sink: EventSink) -> Submission | None:
+        """The device's next run that was not cancelled, None when none is left."""
+        sub = self._queue.next_for(device)
+        while sub is not None and sub.run_id in self._cancelled(sink):
+            sub = self._queue.next_for(device)
+        return sub
+
+    def _send_next(self, lane: _DeviceLane, sink: EventSink,
+                   sub: Submission | None = None) -> None:
+        """Hand the lane's worker `sub`, else its next wanted run, if any is left."""
+        lane.current = sub or self._next_wanted(lane.device, sink)
         if lane.current is None:
             return
         job = replace(lane.current.job, device=self._run_on.get(lane.device, lane.device))
@@ -226,10 +259,9 @@ class LocalBackend:
         if sub.gpu == POOL:  # the run records the card it used
             result = replace(result, device_name=f"{result.device_name} ({lane.device})")
         cold, startup = bool(event[3]), float(event[4])
-        total = result.stages.get("total", 0.0)
         sink.finished(Finished(run_id=run_id, result=result,
                                client_wall_seconds=time.time() - lane.sent_at,
-                               cold=cold, billed_seconds=total + startup))
+                               cold=cold, startup_seconds=startup_seconds(result.stages, startup)))
         self._send_next(lane, sink)
         return True
 
@@ -249,6 +281,20 @@ class LocalBackend:
             lane.current = None
             self._start_worker(lane, events)
             self._send_next(lane, sink)
+
+    def _stop_cancelled(self, lanes: dict[str, _DeviceLane], events: Any, sink: EventSink) -> None:
+        """End the worker of every run the user cancelled (mid-job: nothing more of it is stored
+        or uploaded) and give its device a fresh worker for the runs left."""
+        busy = {lane.current.run_id: lane for lane in lanes.values() if lane.current is not None}
+        for run_id in set(busy) & self._cancelled(sink):
+            lane = busy[run_id]
+            lane.process.terminate()
+            lane.process.join(timeout=5)
+            lane.current = None
+            sub = self._next_wanted(lane.device, sink)
+            if sub is not None:
+                self._start_worker(lane, events)
+                self._send_next(lane, sink, sub)
 
     def _stop_worker(self, lane: _DeviceLane) -> None:
         """Let an idle worker finish; end one still running a job at once (the executor is

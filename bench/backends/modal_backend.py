@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from bench.backends.base import EventSink, Submission
 from bench.backends.modal_credentials import NO_TOKEN_MESSAGE, modal_token_present, require_token
-from bench.backends.modal_results import billed_seconds, finished_from_result
+from bench.backends.modal_results import finished_from_result, startup_before_job
 from bench.plan import DEFAULT_QUEUE_WAIT_LIMIT_SECONDS, Plan
 from core.errors import BackendError, UserError, one_line
 from core.job import Job, Progress, WarmShape
@@ -42,7 +42,7 @@ from workers.modal_app import (
 )
 
 __all__ = ["NO_TOKEN_MESSAGE", "ContainerPolicy", "ModalBackend", "ModalUnreachableError",
-           "billed_seconds", "call_with_deadline", "describe_modal_error", "finished_from_result",
+           "startup_before_job", "call_with_deadline", "describe_modal_error", "finished_from_result",
            "modal_gpu_for", "modal_token_present", "require_token", "upscaler_params"]
 
 T = TypeVar("T")
@@ -64,12 +64,14 @@ class ContainerPolicy:
     """Seconds a run may wait for its GPU before its call is cancelled."""
     cpu_cores: float = DEFAULT_CPU_CORES
     """CPU cores each container asks for (with_options cpu), billed at least this."""
+    region: str | None = None
+    """Region the containers are pinned to (with_options region), None for anywhere."""
 
     @classmethod
     def of(cls, plan: Plan) -> "ContainerPolicy":
         """The policy a plan asks for. Raises nothing."""
         return cls(plan.container_reuse, plan.scaledown_window_seconds,
-                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores))
+                   float(plan.queue_wait_limit_seconds), float(plan.cpu_cores), plan.region)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +261,25 @@ class ModalBackend:
         self._run([], [_Tracked(run_id, call_id, run_id, submitted_at.get(run_id))
                        for run_id, call_id in call_ids.items()], sink)
 
+    def cancel_calls(self, call_ids: Mapping[str, str]) -> dict[str, str]:
+        """Cancel these calls (run id -> Modal call id) on Modal; returns run id -> one line for
+        each call that could not be cancelled (no token, unreachable). Raises nothing."""
+        try:
+            require_token()
+        except BackendError as exc:
+            return {run_id: f"run {run_id}: its call {call_id} was not cancelled: {one_line(exc)}"
+                    for run_id, call_id in call_ids.items()}
+        problems = {}
+        for run_id, call_id in call_ids.items():
+            item = _Tracked(run_id, call_id, run_id, None)
+            try:
+                call_with_deadline(lambda: self._cancel(item), self.connect_timeout,
+                                   f"cancelling run {run_id}")
+            except Exception as exc:  # noqa: BLE001 - reported per call
+                problems[run_id] = (f"run {run_id}: its call {call_id} was not cancelled: "
+                                    f"{describe_modal_error(exc, self.app_name)}")
+        return problems
+
     # The loop.
 
     def _run(self, lanes: list[_Lane], pending: list[_Tracked], sink: EventSink) -> None:
@@ -268,6 +289,7 @@ class ModalBackend:
                 return
             if not pending:
                 return
+            self._drop_cancelled(pending, sink)
             for item in list(pending):
                 try:
                     returned, value = call_with_deadline(
@@ -306,6 +328,8 @@ class ModalBackend:
         for lane in lanes:
             while not lane.busy and lane.queue:
                 sub, gpu = lane.queue.popleft()
+                if sink.cancelled([sub.run_id]):
+                    continue
                 submitted_at = self.clock()
                 abandoned = threading.Event()
                 try:
@@ -325,6 +349,18 @@ class ModalBackend:
                 pending.append(_Tracked(sub.run_id, call_id, sub.job.job_id, submitted_at,
                                         gpu=sub.gpu, lane=lane))
         return True
+
+    def _drop_cancelled(self, pending: list[_Tracked], sink: EventSink) -> None:
+        """Cancel the calls of runs the user cancelled and stop polling them (a call that cannot
+        be reached now is cancelled by `bench cancel` itself, which holds its id too)."""
+        cancelled = sink.cancelled([item.run_id for item in pending])
+        for item in [item for item in pending if item.run_id in cancelled]:
+            try:
+                call_with_deadline(lambda: self._cancel(item), self.connect_timeout,
+                                   f"cancelling run {item.run_id}")
+            except Exception:  # noqa: BLE001 - the run is cancelled in the store either way
+                pass
+            self._done(item, pending)
 
     def _done(self, item: _Tracked, pending: list[_Tracked]) -> None:
         pending.remove(item)
@@ -375,7 +411,8 @@ class ModalBackend:
             self._cls = self.sdk.Cls.from_name(self.app_name, CLASS_NAME)
         one = 1 if self.policy.reuse == "sequential" else None
         upscaler = self._cls.with_options(**container_options(
-            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores))
+            gpu, self.policy.scaledown_window, max_containers=one, cpu=self.policy.cpu_cores,
+            region=self.policy.region))
         call = upscaler(**upscaler_params(job)).run.spawn(job.to_dict())
         if abandoned.is_set():
             call.cancel()

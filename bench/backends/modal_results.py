@@ -1,6 +1,6 @@
 """What Upscaler.run returned (a JobResult dict plus ContainerFacts), turned into the client's
 record of a run: the device it really got, the container it ran on and when that booted, the
-queue wait, and its seconds three ways (steady state, attributable to it so far, client wall).
+queue wait, its start-up seconds and the client's wall time (job seconds come from the result).
 Pure functions, no network."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 from bench.backends.base import Finished
-from bench.billing import job_span, steady_seconds
 from core.errors import BackendError, one_line
 from core.job import JobResult
+from core.stages import startup_seconds
 from workers.modal_app import ContainerFacts
 
 
@@ -21,16 +21,15 @@ def booted_at(facts: ContainerFacts) -> float | None:
         else facts.container_started_at
 
 
-def billed_seconds(result: JobResult, facts: ContainerFacts) -> float:
-    """Container seconds attributable to this job when it returns: its span plus, for the first
-    job of a container, everything from the container's boot to the job's start (boot, imports,
-    model load, compile). The idle gaps and the scaledown tail belong to the container and are
-    shared out over its runs by bench.billing once the experiment is done."""
-    seconds = job_span(result)
+def startup_before_job(result: JobResult, facts: ContainerFacts) -> float:
+    """Seconds the container spent before this job that the job paid for: for the first job of
+    a container, its boot up to the job's start (imports, @modal.enter's model load and
+    compile); 0 on a warm container. The idle gaps and the scaledown tail belong to the container
+    and bench.billing shares them out over its runs. Raises nothing."""
     boot = booted_at(facts)
     if facts.cold and boot is not None and result.started_at is not None:
-        seconds += max(0.0, result.started_at - boot)
-    return seconds
+        return max(0.0, result.started_at - boot)
+    return 0.0
 
 
 def queue_wait_seconds(result: JobResult, facts: ContainerFacts,
@@ -54,9 +53,10 @@ def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | No
     The device name becomes nvidia-smi's when the container reported one; the worker start
     becomes the container's boot; cpu_cores the container's request (cpu_request, what the client
     asked with_options for, else what the container says it was built with); the queue wait (spawn to
-    container start, when submitted_at is known) becomes the 'queue_wait' stage; a compile done in
-    @modal.enter is added to the cold run's 'compile' stage. Without a client wall time (a
-    resumed call whose submission time is unknown) the billed seconds stand in. Raises
+    container start, when submitted_at is known) becomes the 'queue_wait' stage; start-up is the
+    boot up to a cold job (a compile in @modal.enter included) plus any load or compile inside
+    the job. Without a client wall time (a resumed call whose submission time is unknown) job
+    plus start-up seconds stand in. Raises
     BackendError for a value that is not a result."""
     if not isinstance(data, dict) or not isinstance(data.get("status"), str) or "job_id" not in data:
         raise BackendError(f"Modal returned an unreadable result for run {run_id}: "
@@ -67,8 +67,7 @@ def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | No
         raise BackendError(f"Modal returned an unreadable result for run {run_id}: "
                            f"{one_line(exc)}") from exc
     facts = ContainerFacts.from_dict(data)
-    steady = steady_seconds(result)  # before the container's own compile joins the stages
-    billed = billed_seconds(result, facts)
+    startup = startup_seconds(result.stages, startup_before_job(result, facts))
     changes: dict[str, Any] = {}
     if facts.gpu_name_nvidia_smi:
         changes["device_name"] = facts.gpu_name_nvidia_smi
@@ -78,16 +77,15 @@ def finished_from_result(run_id: str, data: Any, client_wall_seconds: float | No
     if request is not None:
         changes["cpu_cores"] = float(request)
     stages = dict(result.stages)
-    if facts.cold and facts.compile_seconds:  # compiled in @modal.enter, before this first job
-        stages["compile"] = stages.get("compile", 0.0) + facts.compile_seconds
     wait = queue_wait_seconds(result, facts, submitted_at)
     if wait is not None:
         stages["queue_wait"] = wait
     if stages != result.stages:
         changes["stages"] = stages
     result = replace(result, **changes)
-    wall = billed if client_wall_seconds is None else max(0.0, client_wall_seconds)
+    job = result.job_seconds or 0.0
+    wall = job + startup if client_wall_seconds is None else max(0.0, client_wall_seconds)
     return Finished(run_id=run_id, result=result, client_wall_seconds=wall, cold=facts.cold,
-                    billed_seconds=billed, steady_seconds=steady,
+                    startup_seconds=startup,
                     cpu_used_cores=facts.cpu_used_cores, peak_memory_gib=facts.peak_memory_gib,
                     memory_gib=facts.memory_request_gib)

@@ -8,10 +8,71 @@ import re
 import tempfile
 from pathlib import Path
 
+from bench.plan import CONTAINER_REUSE, PRESETS, Plan, build_plan
 from core.atomic import write_bytes_atomically
 from core.errors import InputError
-from core.job import check_output_size
+from core.job import (
+    COMPILE_MODES,
+    DEFAULT_ENCODE_PRESET,
+    ENCODERS,
+    ENGINES,
+    X264_PRESETS,
+    check_output_size,
+)
 from core.paths import default_db_path, local_objects_dir, object_cache_dir
+
+
+def add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a plan (`run`, `estimate`); plan_from_args reads them."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    parser.add_argument("--backend", choices=("local", "modal"), default=None)
+    parser.add_argument("--gpus", default=None,
+                        help="modal: catalog GPUs (T4,L4,...); local: devices (cpu, cuda:0, or "
+                             "cuda:all = every card as one candidate; optionally =CARD for its "
+                             "price, e.g. cuda:0=H100)")
+    parser.add_argument("--clips", default=None, help="NAME:START:END,... in seconds of the source")
+    parser.add_argument("--source", default=None, help="local video file, object key USER/PATH, or 'demo'")
+    parser.add_argument("--model", default=None,
+                        help="a model, or several (a,b) to compare each on every device")
+    parser.add_argument("--engine", default=None,
+                        help=f"{' or '.join(ENGINES)}, or both (reference,fast) to compare them "
+                             "on every device")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
+    parser.add_argument("--precision", default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                        help="torch.compile (fast engine): off, on, or auto (when a clip repays it)")
+    parser.add_argument("--encoder", choices=ENCODERS, default=None, help="libx264, nvenc or auto")
+    parser.add_argument("--preset-encode", dest="encode_preset", choices=X264_PRESETS, default=None,
+                        help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
+    parser.add_argument("--crf", type=int, default=None, help="encoder constant quality (default 18)")
+    parser.add_argument("--cpu", dest="cpu_cores", type=float, default=None,
+                        help="CPU cores per Modal container (default 4; billed apart)")
+    parser.add_argument("--reuse", choices=CONTAINER_REUSE, default=None,
+                        help="modal: run each GPU's runs in sequence on one warm container "
+                             "(sequential, default) or all at once (parallel)")
+    parser.add_argument("--scaledown-window", type=int, default=None, metavar="SECONDS",
+                        help="modal: seconds an idle container stays up, billed (default 120)")
+    parser.add_argument("--region", default=None,
+                        help="modal: pin containers to a region, 'us' (broad, 1.5x every rate) or "
+                             "'us-east-1' (narrow, 1.75x)")
+    parser.add_argument("--queue-wait-limit", type=float, default=None, metavar="SECONDS",
+                        help="modal: cancel a run still waiting for its GPU after this long "
+                             "(default 900)")
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """The plan add_plan_options' options describe: without --preset and --clips, the `demo`
+    preset. Raises InputError for a bad plan."""
+    preset = args.preset or (None if args.clips else "demo")
+    return build_plan(preset, backend=args.backend, gpus=args.gpus, clips=args.clips,
+                      source=args.source, model=args.model, engine=args.engine,
+                      repeats=args.repeats, weights=args.weights, precision=args.precision,
+                      batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
+                      encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
+                      container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
+                      queue_wait_limit_seconds=args.queue_wait_limit, region=args.region)
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -102,3 +163,14 @@ def write_output_file(path: Path, text: str, *, db: Path | None = None) -> None:
     check_output_file does, OSError when the disk fills up meanwhile."""
     check_output_file(path, db=db)
     write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def existing_db(args: argparse.Namespace):
+    """The command's database, which must exist already (commands that change stored experiments
+    never create one). Raises InputError when the file is missing, StorageError."""
+    from store.db import Database
+
+    path = db_path(args)
+    if not path.is_file():
+        raise InputError(f"no database at {path}: nothing is stored yet (see --db)")
+    return Database(path)

@@ -19,9 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from workers.video import (
-        write_demo_clip,  # PyAV loads only for commands that need it
-    )
+    from workers.synthetic import write_demo_clip  # PyAV loads only for commands that need it
 
     check_output_file(args.output)
     width, height = parse_size(args.size)

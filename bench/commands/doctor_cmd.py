@@ -26,8 +26,9 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         raise InputError(f"{problem}; fix or move it (`modal token new` writes a good one)")
     from bench.doctor import render, run_checks
+    from bench.price_settings import load_prices
 
-    checks = run_checks(timeout=args.timeout)
+    checks = run_checks(timeout=args.timeout, prices=load_prices())
     if args.json:
         print(json.dumps([c.to_dict() for c in checks], indent=2))
     else:

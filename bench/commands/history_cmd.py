@@ -10,10 +10,10 @@ from typing import Any
 
 from bench.commands.common import add_db_option, db_path, int_in
 from bench.escape import one_line_text, terminal_text
+from bench.experiments import history_with_figures
 from bench.formatting import format_cost, repeat_label
 from core.errors import StorageError
 from store.db import Database
-from store.runs import history
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,9 @@ MAX_LIMIT = 1_000_000_000
 """Largest --limit (more experiments than any history holds)."""
 
 RUN_COLUMNS = (
-    ("clip", "clip", "{}"), ("gpu", "gpu", "{}"), ("repeat_index", "repeat", repeat_label),
-    ("status", "status", "{}"), ("device_name", "device", "{}"), ("total_seconds", "total s", "{:.2f}"),
-    ("fps", "fps", "{:.2f}"), ("cost_gpu", "cost", format_cost), ("error", "error", "{}"),
+    ("clip", "clip", "{}"), ("candidate", "candidate", "{}"), ("repeat_index", "repeat", repeat_label),
+    ("status", "status", "{}"), ("device_name", "device", "{}"), ("job_seconds", "job s", "{:.2f}"),
+    ("fps", "fps", "{:.2f}"), ("cost", "cost", format_cost), ("error", "error", "{}"),
 )
 """(field, heading, format) of each column of the runs table."""
 
@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         db = Database(path)
         _recover(db)
-        data = history(db, limit=args.limit)
+        data = history_with_figures(db, limit=args.limit)
     if args.json:
         print(json.dumps(data, indent=2, allow_nan=False))
     else:

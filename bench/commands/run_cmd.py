@@ -1,4 +1,4 @@
-"""Run a benchmark plan (clips x GPUs x repeats), store every run, print the table and verdict.
+"""Run a benchmark plan (clips x GPUs x variants x repeats), store every run, print the table and verdict.
 
 Without --preset and --clips the `demo` preset runs: a generated clip on this machine's CPU.
 """
@@ -12,54 +12,26 @@ import sys
 from bench.analysis import DEFAULT_TOLERANCE
 from bench.billing import BASES, DEFAULT_BASIS
 from bench.commands import exits
-from bench.commands.common import add_db_option, db_path
+from bench.commands.common import add_db_option, add_plan_options, db_path, plan_from_args
 from bench.escape import one_line_text
+from bench.estimate import check_cap
+from bench.estimate_history import estimate_in
 from bench.liveness import recover_gone_runs
-from bench.plan import CONTAINER_REUSE, PRESETS, build_plan
 from core.errors import UserError, one_line
-from core.job import COMPILE_MODES, DEFAULT_ENCODE_PRESET, ENCODERS, ENGINES, X264_PRESETS
 from core.jsonsafe import json_safe
+from core.status import SUCCEEDED
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
-    parser.add_argument("--backend", choices=("local", "modal"), default=None)
-    parser.add_argument("--gpus", default=None,
-                        help="modal: catalog GPUs (T4,L4,...); local: devices (cpu, cuda:0, or "
-                             "cuda:all = every card as one candidate; optionally =CARD for its "
-                             "price, e.g. cuda:0=H100)")
-    parser.add_argument("--clips", default=None, help="NAME:START:END,... in seconds of the source")
-    parser.add_argument("--source", default=None, help="local video file, object key USER/PATH, or 'demo'")
-    parser.add_argument("--model", default=None,
-                        help="a model, or several (a,b) to compare each on every device")
-    parser.add_argument("--engine", default=None,
-                        help=f"{' or '.join(ENGINES)}, or both (reference,fast) to compare them "
-                             "on every device")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--weights", default=None, help="auto, random (timing-only) or a .pth path")
-    parser.add_argument("--precision", default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
-                        help="torch.compile (fast engine): off, on, or auto (when a clip repays it)")
-    parser.add_argument("--encoder", choices=ENCODERS, default=None, help="libx264, nvenc or auto")
-    parser.add_argument("--preset-encode", dest="encode_preset", choices=X264_PRESETS, default=None,
-                        help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
-    parser.add_argument("--crf", type=int, default=None, help="encoder constant quality (default 18)")
-    parser.add_argument("--cpu", dest="cpu_cores", type=float, default=None,
-                        help="CPU cores per Modal container (default 4; billed apart)")
+    add_plan_options(parser)
+    parser.add_argument("--max-cost", type=float, default=None, metavar="USD",
+                        help="refuse, before anything is stored or started, a plan whose "
+                             "estimated cost (its high end) exceeds USD (see `estimate`)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--basis", choices=sorted(BASES), default=DEFAULT_BASIS,
                         help="costs the verdict judges: steady (warm containers, default) or "
                              "billed (this experiment's bill: boots, idle and scaledown tails "
                              "shared over the runs of each container)")
-    parser.add_argument("--reuse", choices=CONTAINER_REUSE, default=None,
-                        help="modal: run each GPU's runs in sequence on one warm container "
-                             "(sequential, default) or all at once (parallel)")
-    parser.add_argument("--scaledown-window", type=int, default=None, metavar="SECONDS",
-                        help="modal: seconds an idle container stays up, billed (default 120)")
-    parser.add_argument("--queue-wait-limit", type=float, default=None, metavar="SECONDS",
-                        help="modal: cancel a run still waiting for its GPU after this long "
-                             "(default 900)")
     parser.add_argument("--name", default=None, help="experiment name")
     add_db_option(parser)
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -67,6 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.orchestrator import (
+        check_clips_in_source,
         create_experiment,
         execute_experiment,
         prepare_source,
@@ -78,28 +51,27 @@ def main(args: argparse.Namespace) -> int:
     from store.db import Database
     from store.objects import open_object_store
 
-    preset = args.preset or (None if args.clips else "demo")
-    plan = build_plan(preset, backend=args.backend, gpus=args.gpus, clips=args.clips,
-                      source=args.source, model=args.model, engine=args.engine,
-                      repeats=args.repeats, weights=args.weights, precision=args.precision,
-                      batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
-                      encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
-                      container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
-                      queue_wait_limit_seconds=args.queue_wait_limit)
+    plan = plan_from_args(args)
     prices = load_prices()
+    estimate = estimate_in(db_path(args), plan, prices)
+    if args.max_cost is not None:
+        check_cap(estimate, args.max_cost)  # refused before anything is stored or started
     db = Database(db_path(args))
     recover_gone_runs(db)
     storage_config = load_storage_config()
     try:
         unavailable = unavailable_gpus(plan, storage_config)
-        source_key = prepare_source(plan.source, open_object_store(storage_config))
+        storage = open_object_store(storage_config)
+        source_key = prepare_source(plan.source, storage)
+        check_clips_in_source(plan, source_key, storage)  # before any container starts
     except UserError as exc:
-        experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name)
+        experiment_id, run_ids = create_experiment(db, plan, plan.source, prices, args.name,
+                                                   estimate)
         for run_id in run_ids:
             store_runs.fail_run(db, run_id, one_line(exc))
         _report(db, experiment_id, plan, args, launch_error=one_line(exc))
         return exits.USER_ERROR  # refused before launch: the runs are stored failed with why
-    experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name)
+    experiment_id, _ = create_experiment(db, plan, source_key, prices, args.name, estimate)
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     for run_id, gpu in zip(runs["id"], runs["gpu"]):  # a missing device fails only its own runs
         if gpu in unavailable:
@@ -121,13 +93,20 @@ def main(args: argparse.Namespace) -> int:
 def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             launch_error: str | None = None) -> int:
     from bench.commands.verdict_cmd import render_text
-    from bench.experiments import analyse_experiment, bill_of, load_experiment, run_titles
+    from bench.experiments import (
+        analyse_experiment,
+        experiment_bill_in,
+        load_experiment,
+        read_runs,
+        run_titles,
+    )
     from bench.report import bill_lines, run_summaries
 
     runs = run_summaries(db, experiment_id)
     analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance, args.basis)
-    bill = bill_of(load_experiment(db, experiment_id), runs)
-    failed = [r for r in runs if r["status"] != "succeeded"]
+    experiment = load_experiment(db, experiment_id)
+    bill = experiment_bill_in(db, experiment, read_runs(runs, experiment))
+    failed = [r for r in runs if r["status"] != SUCCEEDED]
     if args.json:
         outcome = {"experiment_id": experiment_id, "runs": runs,
                    "verdict": analysis.verdict.to_dict() if analysis else None,

@@ -67,7 +67,7 @@ def render_text(analysis: Analysis) -> str:
         lines += [f"  {m.gpu} on {m.clip} ({repeat_label(m.repeat)}): {m.error or m.status}"
                   for m in analysis.failed]
     v = analysis.verdict
-    lines += ["", f"verdict: {v.rule}: {v.choice.describe()}", v.reason]
+    lines += ["", v.headline, f"verdict: {v.rule}: {v.choice.describe()}", v.reason]
     if not v.settled:
         lines.append("(not settled by the repeats)")
     return terminal_text("\n".join(lines))

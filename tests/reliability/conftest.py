@@ -78,7 +78,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image.png, wide.png (9000x10), a corrupt mp4, a text file named .mp4."""
     from PIL import Image
 
-    from workers.video import write_demo_clip
+    from workers.synthetic import write_demo_clip
 
     folder = tmp_path_factory.mktemp("media")
     write_demo_clip(folder / "clip.mp4", seconds=1.0, width=32, height=32, fps=10.0)
