@@ -244,6 +244,15 @@ def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     return tables
 
 
+def _apply(con: duckdb.DuckDBPyConnection,
+           statement: str | Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run one migration statement: SQL text, or a function of the connection."""
+    if callable(statement):
+        statement(con)
+    else:
+        con.execute(statement)
+
+
 @functools.cache
 def _expected_columns() -> dict[str, frozenset[str]]:
     """The tables and columns MIGRATIONS create (applied once to a throwaway in-memory database)."""
@@ -251,7 +260,7 @@ def _expected_columns() -> dict[str, frozenset[str]]:
     try:
         for step in MIGRATIONS:
             for statement in step:
-                con.execute(statement)
+                _apply(con, statement)
         return {table: frozenset(columns) for table, columns in _columns(con).items()}
     finally:
         con.close()
@@ -493,10 +502,7 @@ class Database:
             self._check_not_newer(current)
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    if callable(statement):
-                        statement(con)
-                    else:
-                        con.execute(statement)
+                    _apply(con, statement)
             con.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )

@@ -106,9 +106,9 @@ def cancel_active_runs(db: Database, experiment_id: str, reason: str) -> list[Ru
         names = [d[0] for d in con.description]
         active = [RunRow(**dict(zip(names, row))) for row in con.fetchall()]
         changed = {row[0] for row in con.execute(
-            f"UPDATE runs SET status = '{CANCELLED}', error = ?, finished_at = ? "
+            f"UPDATE runs SET status = ?, error = ?, finished_at = ? "
             f"WHERE experiment_id = ? AND status IN ({_ACTIVE}) RETURNING id",
-            [reason, _now(), experiment_id]).fetchall()}
+            [CANCELLED, reason, _now(), experiment_id]).fetchall()}
         return [run for run in active if run.id in changed]
 
     return db.write(apply)
@@ -119,8 +119,8 @@ def cancelled_among(db: Database, run_ids: Sequence[str]) -> set[str]:
     StorageError."""
     if not run_ids:
         return set()
-    frame = db.read(f"SELECT id FROM runs WHERE status = '{CANCELLED}' "
-                    f"AND id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)])
+    frame = db.read("SELECT id FROM runs WHERE status = ? AND id IN (SELECT unnest(?::VARCHAR[]))",
+                    [CANCELLED, list(run_ids)])
     return set(frame["id"])
 
 

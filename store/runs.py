@@ -465,8 +465,8 @@ def _update(db: Database, run_id: str, assignments: dict[str, Any]) -> bool:
 
     def apply(con: duckdb.DuckDBPyConnection) -> bool:
         changed = con.execute(
-            f"UPDATE runs SET {sets} WHERE id = ? AND status <> '{CANCELLED}' RETURNING id",
-            [*assignments.values(), run_id]).fetchall()
+            f"UPDATE runs SET {sets} WHERE id = ? AND status <> ? RETURNING id",
+            [*assignments.values(), run_id, CANCELLED]).fetchall()
         if not changed:
             _require_run(con, run_id)
         return bool(changed)

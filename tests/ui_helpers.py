@@ -122,6 +122,7 @@ def store_hostile(db_path: Path) -> dict[str, Any]:
 
     from bench.e6 import parse_e6
     from bench.e6_import import import_e6
+    from core.job import JobResult
     from store import runs as store_runs
     from store.db import Database
     from tests.reliability.cases import HOSTILE_NAMES as H
@@ -144,8 +145,9 @@ def store_hostile(db_path: Path) -> dict[str, Any]:
              for clip in (H[3], H[4], H[5])]
     done, failed, running = store_runs.add_runs(db, local, specs)
     store_runs.finish_run(db, done, store_runs.RunOutcome(
-        status="succeeded", cold=False, billed_seconds=2.0, cost_gpu=2.0 * 0.000164,
-        cost_all_in=2.0 * 0.0002))
+        status="succeeded", cold=False, result=JobResult(job_id=done, status="succeeded",
+                                                         frames_out=10, stages={"total": 2.0}),
+        cost_gpu=2.0 * 0.000164, cost_all_in=2.0 * 0.0002))
     store_runs.fail_run(db, failed, f"{H[4]} {H[5]} {H[6]}")
     store_runs.mark_running(db, running, worker_pid=os.getpid())
     store_runs.update_progress(db, running, 3, 10, "upscale")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from bench.escape import markdown_text
+from bench.escape import markdown_text, page_text
 from core.errors import UserError, one_line
 from store import manage as store_manage
 from store.runs import ExperimentRow
@@ -86,7 +86,7 @@ def _save(experiment: ExperimentRow, name: str, notes: str, tags: str) -> None:
         store_manage.annotate_experiment(db, experiment.id, notes, wanted,
                                          [t for t in experiment.tags or () if t not in wanted])
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     st.session_state[NOTICE_KEY] = ("success", "Saved.")
     st.session_state[OPEN_KEY] = experiment.id
@@ -117,7 +117,7 @@ def _delete(experiment: ExperimentRow, active: bool) -> None:
     try:
         report = delete_experiment(state.database(), experiment.id, _open_store())
     except UserError as exc:
-        st.error(one_line(exc))
+        st.error(page_text(one_line(exc)))
         return
     st.session_state[NOTICE_KEY] = ("success", f"Deleted the experiment: {report.runs} run(s), "
                                                f"{report.objects} output video(s).")

@@ -164,10 +164,10 @@ def _upload_section() -> str | None:
     if not store.exists(key):
         import tempfile
 
-        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as tmp:
-            tmp.write(data)
-            tmp.flush()
-            store.put(Path(tmp.name), key)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"upload{Path(key).suffix}"
+            path.write_bytes(data)
+            store.put(path, key)
     return str(store.get(key))
 
 
@@ -420,7 +420,8 @@ def form_section() -> None:
     button, beside = st.columns([1, 4], vertical_alignment="center")
     with beside:
         if estimate is not None and plan.backend == "modal" and not problems:
-            confirmed = st.checkbox(run_form.confirm_label(estimate), key="run_confirm_spend")
+            confirmed = st.checkbox(page_text(run_form.confirm_label(estimate)),
+                                    key="run_confirm_spend")
         elif estimate is not None:
             st.text(f"Estimate: {estimate.summary()}")
     with button:

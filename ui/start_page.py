@@ -40,7 +40,7 @@ def main() -> None:
                 "page (it compares two engines on this machine in under a minute).")
     else:
         widgets.verdict_card(answer.analysis, heading="The latest answer")
-        st.text(f"From the experiment “{answer.name}”: {answer.completeness()}.")
+        st.markdown(page_text(f"From the experiment “{answer.name}”: {answer.completeness()}."))
         if not answer.complete:
             st.warning("Not every run of this experiment succeeded: the verdict stands on the "
                        "ones that did. Compare lists the others with their reasons.")

@@ -86,7 +86,7 @@ def verdict_card(analysis: Analysis, heading: str = "Verdict") -> None:
     v = analysis.verdict
     with st.container(border=True):
         st.caption(page_text(heading))
-        st.text(v.headline)
+        st.markdown(page_text(v.headline))
         st.markdown(f"### Use {page_text(v.choice.describe())}")
         st.markdown(page_text(v.reason))
         kind, text = compare_view.certainty(analysis)

@@ -92,6 +92,7 @@ SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "ATTACH ", "DETACH ", "
              "USE ", "WHERE ", " IN (", "LIMIT ")
 ALLOWED_IN_SQL = {
     "_EXPERIMENT_SELECT": "column list built from the dataclass fields",
+    "_sql_strings(RUN_STATUSES)": "the quoted constants of core.status in a CHECK (DDL takes no ?)",
     "_RUN_SELECT": "column list built from the dataclass fields",
     "columns": "column list built from RUN_COLUMNS",
     "select": "the fixed SELECT ... FROM ... JOIN above it",
