@@ -42,7 +42,7 @@ def _wait_for_param(page, name: str) -> None:
 
 
 def test_a_team_compares_stops_and_manages_experiments(dashboard, browser, tmp_path):
-    from workers.video import write_demo_clip
+    from workers.synthetic import write_demo_clip
 
     page = browser.new_page()  # the context accepts downloads (playwright default)
 

@@ -25,7 +25,6 @@ from store.db import MIGRATIONS, SCHEMA_VERSION, Database
 from store.keys import output_key, output_object_key
 from store.objects import LocalDirectoryStore
 from tests.modal_fakes import FakeModal
-from tests.test_modal_calls import token  # noqa: F401 - fixture
 from tests.test_orchestrator import env  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +186,7 @@ def test_cancel_stops_the_running_local_run_and_the_queued_ones_never_start(env,
     assert _bench("cancel", experiment_id, db=db).stdout.startswith("nothing to cancel")
 
 
-def test_cancel_cancels_modal_calls_by_their_id(env, token) -> None:  # noqa: F811
+def test_cancel_cancels_modal_calls_by_their_id(env, modal_token) -> None:
     db, config, storage = env
     plan = _tiny_plan()
     experiment_id, (run_id,) = create_experiment(db, plan, prepare_source(plan.source, storage))
@@ -205,7 +204,7 @@ def test_cancel_cancels_modal_calls_by_their_id(env, token) -> None:  # noqa: F8
 
 
 def test_a_modal_call_that_cannot_be_cancelled_is_reported_and_the_run_still_cancelled(
-        env, token) -> None:  # noqa: F811
+        env, modal_token) -> None:
     db, config, storage = env
     plan = _tiny_plan()
     experiment_id, (run_id,) = create_experiment(db, plan, prepare_source(plan.source, storage))

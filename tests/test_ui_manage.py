@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from bench.experiments import read_runs_in
 from store import runs as store_runs
 from store.db import Database
 from tests.ui_helpers import (  # noqa: F401
@@ -166,9 +167,9 @@ def test_history_searches_notes_and_tags_and_keeps_filters_in_the_url(populated_
 
 
 def test_run_times_are_numbers_in_the_history_table(populated_db):
-    runs = store_runs.list_runs(Database(populated_db.path))
-    table = history_view.runs_display(runs)
-    times = table["Time"].dropna().tolist()
+    db = Database(populated_db.path)
+    table = history_view.runs_display(read_runs_in(db, store_runs.list_runs(db)))
+    times = table[history_view.JOB_TIME].dropna().tolist()
     assert times and all(isinstance(t, float) for t in times)
     assert sorted(times)[-1] == max(times)
 
@@ -201,7 +202,7 @@ def test_a_stored_plan_fills_the_form_the_way_it_was_run():
 
 
 def test_a_local_file_sets_the_forms_fps_clips_and_crop(bench_env, tmp_path):
-    from workers.video import write_demo_clip
+    from workers.synthetic import write_demo_clip
 
     video = tmp_path / "real.mp4"
     write_demo_clip(video, seconds=2.0, width=64, height=48, fps=24.0)

@@ -59,12 +59,12 @@ def test_human_size_and_counts():
     assert [settings.human_size(n) for n in (512, 2_400_000, 3_000_000_000)] == \
         ["512 B", "2.4 MB", "3.0 GB"]
     experiments = pd.DataFrame([{"runs": 7, "queued": 0, "running": 0, "succeeded": 6, "failed": 1,
-                                 "interrupted": 0},
-                                {"runs": 2, "queued": 1, "running": 0, "succeeded": 1, "failed": 0,
-                                 "interrupted": 0}])
+                                 "interrupted": 0, "cancelled": 0},
+                                {"runs": 3, "queued": 1, "running": 0, "succeeded": 1, "failed": 0,
+                                 "interrupted": 0, "cancelled": 1}])
     counts = settings.run_counts(experiments)
-    assert counts == {"experiments": 2, "runs": 9, "queued": 1, "running": 0, "succeeded": 7,
-                      "failed": 1, "interrupted": 0}
+    assert counts == {"experiments": 2, "runs": 10, "queued": 1, "running": 0, "succeeded": 7,
+                      "failed": 1, "interrupted": 0, "cancelled": 1}
     assert settings.run_counts(experiments.iloc[:0])["runs"] == 0
 
 
