@@ -11,6 +11,7 @@ CUDA driver, no NVDEC), `auto` falls back to the CPU decoder and records why.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -52,10 +53,18 @@ class GpuFrame:
     output frame's time)."""
     nv12: torch.Tensor
     """[H * 3 / 2, W] uint8 on the device: H rows of luma, then H / 2 rows of interleaved U, V."""
+    stream: "torch.cuda.Stream | None" = None
+    """The decoder's own CUDA stream (None off CUDA), so decoding never waits for the model."""
 
     def crop(self, x: int, y: int, width: int, height: int) -> torch.Tensor:
-        """The box as [height, width, 3] uint8 RGB on the device."""
-        return nv12_to_rgb(self.nv12, x, y, width, height)
+        """The box as [height, width, 3] uint8 RGB on the device, ready for any stream."""
+        if self.stream is None:
+            return nv12_to_rgb(self.nv12, x, y, width, height)
+        with torch.cuda.stream(self.stream):
+            rgb = nv12_to_rgb(self.nv12, x, y, width, height)
+        self.stream.synchronize()  # waits in the decoding thread, not the model's
+        rgb.record_stream(torch.cuda.default_stream(rgb.device))
+        return rgb
 
 
 def nv12_to_rgb(nv12: torch.Tensor, x: int, y: int, width: int, height: int) -> torch.Tensor:
@@ -78,8 +87,9 @@ def nv12_to_rgb(nv12: torch.Tensor, x: int, y: int, width: int, height: int) -> 
 class NvdecSource:
     """A source video opened in NVDEC, with the demuxer's frame times."""
 
-    def __init__(self, decoder: Any, index: StreamIndex, info: VideoInfo) -> None:
-        self._decoder, self._index, self._info = decoder, index, info
+    def __init__(self, decoder: Any, index: StreamIndex, info: VideoInfo,
+                 stream: "torch.cuda.Stream | None" = None) -> None:
+        self._decoder, self._index, self._info, self._stream = decoder, index, info, stream
 
     def frames(self, start: float, end: float, fps: float | None) -> Iterator[GpuFrame]:
         """decode_segment's frames of [start, end) (resampled to fps when given), on the GPU.
@@ -96,10 +106,15 @@ class NvdecSource:
             if len(decoded) != len(chunk):
                 raise MediaError(f"NVDEC returned {len(decoded)} of {len(chunk)} frames from "
                                  f"frame {chunk[0]} on")
-            for n, (position, frame) in enumerate(zip(chunk, decoded)):
-                # the decoder reuses its surfaces: keep a copy of each frame
-                yield GpuFrame(offset + n, self._index.times[position],
-                               torch.from_dlpack(frame).clone())
+            with _on(self._stream):  # the decoder reuses its surfaces: keep a copy of each frame
+                copies = [torch.from_dlpack(frame).clone() for frame in decoded]
+            for n, (position, nv12) in enumerate(zip(chunk, copies)):
+                yield GpuFrame(offset + n, self._index.times[position], nv12, self._stream)
+
+
+def _on(stream: "torch.cuda.Stream | None") -> Any:
+    """Work queued on this CUDA stream (nothing changes for None)."""
+    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -175,8 +190,9 @@ def open_nvdec(path: Path, info: VideoInfo, device: torch.device, engine: str) -
                                f"{' or '.join(NVDEC_PIXEL_FORMATS)}")
     nvc = _module()
     try:
+        stream = torch.cuda.Stream(device)
         decoder = nvc.SimpleDecoder(str(path), gpu_id=torch.device(device).index or 0,
-                                    use_device_memory=True,
+                                    cuda_stream=stream.cuda_stream, use_device_memory=True,
                                     output_color_type=nvc.OutputColorType.NATIVE)
         frames = len(decoder)
     except Exception as exc:  # noqa: BLE001 - whatever PyNvVideoCodec raises means "not here"
@@ -184,7 +200,7 @@ def open_nvdec(path: Path, info: VideoInfo, device: torch.device, engine: str) -
     if frames != len(index.times):
         raise NvdecUnavailable(f"NVDEC counts {frames} frames where the demuxer counts "
                                f"{len(index.times)}")
-    return NvdecSource(decoder, index, info)
+    return NvdecSource(decoder, index, info, stream)
 
 
 _LOADED: dict[str, Any] = {}
