@@ -76,10 +76,10 @@ class FusedBlock:
         import cudnn
 
         self.cudnn, self.handle, self.ws = cudnn, handle, ws
-        self.buf = torch.zeros(N, 192, H, W, device="cuda", dtype=torch.half,
-                               memory_format=torch.channels_last)
-        self.out = torch.empty(N, FEAT, H, W, device="cuda", dtype=torch.half,
-                               memory_format=torch.channels_last)
+        self.buf = torch.zeros(N, 192, H, W, device="cuda", dtype=torch.half).contiguous(
+            memory_format=torch.channels_last)
+        self.out = torch.zeros(N, FEAT, H, W, device="cuda", dtype=torch.half).contiguous(
+            memory_format=torch.channels_last)
         self.scale = torch.full((1, FEAT, 1, 1), 0.2, device="cuda", dtype=torch.half)
         self.steps = []
         for i, (w, b) in enumerate(ws):

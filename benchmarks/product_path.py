@@ -57,6 +57,9 @@ CASES: dict[str, tuple[list[str], bool] | tuple[list[str], bool, dict[str, str]]
     "anime-4c-veryfast-nvdec": (["--model", "animevideov3", "--preset", "veryfast", *NVDEC], True),
     "anime-4c-superfast-nvdec": (["--model", "animevideov3", "--preset", "superfast", *NVDEC], True),
     "anime-4c-ultrafast-nvdec": (["--model", "animevideov3", "--preset", "ultrafast", *NVDEC], True),
+    "anime-4c-ultrafast-nvdec-b8": (["--model", "animevideov3", "--preset", "ultrafast",
+                                     "--batch-size", "8", *NVDEC], True),
+    "anime-16c-ultrafast-nvdec": (["--model", "animevideov3", "--preset", "ultrafast", *NVDEC], False),
     "anime-4c-auto": (["--model", "animevideov3"], True),
     "anime-reference": (["--model", "animevideov3", "--engine", "reference"], False),
 }
