@@ -62,8 +62,9 @@ class GpuFrame:
             return nv12_to_rgb(self.nv12, x, y, width, height)
         with torch.cuda.stream(self.stream):
             rgb = nv12_to_rgb(self.nv12, x, y, width, height)
-        self.stream.synchronize()  # waits in the decoding thread, not the model's
-        rgb.record_stream(torch.cuda.default_stream(rgb.device))
+        consumer = torch.cuda.default_stream(rgb.device)
+        consumer.wait_stream(self.stream)  # the model's later work waits on the card, nobody here
+        rgb.record_stream(consumer)
         return rgb
 
 
