@@ -186,7 +186,7 @@ def job_for_run(plan: Plan, run: store_runs.RunRow, source_key: str) -> Job:
                engine=run.engine or plan.engine, precision=plan.precision,
                batch_size=plan.batch_size, device=device, weights=plan.weights,
                compile=plan.compile, encoder=plan.encoder,
-               encode_preset=plan.encode_preset, crf=plan.crf)
+               encode_preset=plan.encode_preset, crf=plan.crf, decoder=plan.decoder)
 
 
 class StoreSink(EventSink):
@@ -304,8 +304,16 @@ def unavailable_gpus(plan: Plan, storage_config: StorageConfig,
             backend.preflight([gpu.label])
         except UserError as exc:
             reasons[gpu.label] = one_line(exc)
+    if plan.decoder == "nvdec" and plan.backend == "local":
+        from workers.nvdec import nvdec_preflight
+
+        for gpu in plan.gpus:
+            reason = reasons.get(gpu.label) or nvdec_preflight(gpu.label)
+            if reason:
+                reasons[gpu.label] = reason
     if len(reasons) == len(plan.gpus) and len(set(reasons.values())) == 1:
         backend.preflight([g.label for g in plan.gpus])  # one cause for all: raise it as it is
+        raise InputError(next(iter(reasons.values())))  # (the decoder's, where no device's)
     return reasons
 
 

@@ -29,6 +29,7 @@ from core.job import (
     ENGINES,
     PRECISIONS,
     Keyframe,
+    check_decoder,
     check_engine_settings,
     check_output_size,
     output_frame_count,
@@ -198,6 +199,8 @@ class Plan:
     """Encoder speed preset (core.job.X264_PRESETS)."""
     crf: int = 18
     """Constant quality of the encoder (0..51)."""
+    decoder: str = "auto"
+    """Video decoder: 'cpu', 'nvdec' or 'auto' (core.job.DECODERS); each run records what it got."""
     cpu_cores: float = DEFAULT_CPU_CORES
     """CPU cores of each Modal container (billed apart from the GPU); local runs use what the
     machine gives and record it per run."""
@@ -284,6 +287,7 @@ def validate_plan(plan: Plan) -> None:
     if not plan.gpus:
         raise InputError("the plan has no GPUs")
     check_engine_settings(plan.engine, plan.compile, plan.encoder, plan.encode_preset, plan.crf)
+    check_decoder(plan.decoder)
     if not (isinstance(plan.cpu_cores, (int, float)) and math.isfinite(plan.cpu_cores)
             and 0.125 <= plan.cpu_cores <= 64):
         raise InputError(f"cpu cores {plan.cpu_cores!r} must be between 0.125 and 64")

@@ -32,22 +32,35 @@ E6_SHAPE = Scenario((1920, 1080), Keyframe(0.0, 690, 60, 540, 960), (810, 1440),
 AUTOTUNE = {"BENCH_COMPILE_MODE": "max-autotune-no-cudagraphs"}
 CUDA_GRAPHS = {"BENCH_COMPILE_MODE": "max-autotune"}
 
+CPU = ["--decoder", "cpu"]
+NVDEC = ["--decoder", "nvdec"]
+
 CASES: dict[str, tuple[list[str], bool] | tuple[list[str], bool, dict[str, str]]] = {
     # name: (extra `bench upscale` arguments, run on 4 cores[, environment])
     "x4plus-reference": (["--model", "x4plus", "--engine", "reference"], False),
-    "x4plus-fp16": (["--model", "x4plus"], False),
+    "x4plus-fp16": (["--model", "x4plus", *CPU], False),
     "x4plus-bf16": (["--model", "x4plus", "--precision", "bf16"], False),
-    "x4plus-compile-first": (["--model", "x4plus", "--compile", "on"], False),
+    "x4plus-compile-first": (["--model", "x4plus", "--compile", "on", *CPU], False),
     "x4plus-compile-second": (["--model", "x4plus", "--compile", "on"], False),
     "x4plus-compile-auto": (["--model", "x4plus", "--compile", "auto"], False),
     "x4plus-autotune": (["--model", "x4plus", "--compile", "on"], False, AUTOTUNE),
     "x4plus-cudagraphs": (["--model", "x4plus", "--compile", "on"], False, CUDA_GRAPHS),
-    "anime-16c-medium": (["--model", "animevideov3", "--preset", "medium"], False),
-    "anime-16c-veryfast": (["--model", "animevideov3", "--preset", "veryfast"], False),
-    "anime-4c-medium": (["--model", "animevideov3", "--preset", "medium"], True),
-    "anime-4c-veryfast": (["--model", "animevideov3", "--preset", "veryfast"], True),
-    "anime-4c-superfast": (["--model", "animevideov3", "--preset", "superfast"], True),
-    "anime-4c-ultrafast": (["--model", "animevideov3", "--preset", "ultrafast"], True),
+    "x4plus-fp16-nvdec": (["--model", "x4plus", *NVDEC], False),
+    "x4plus-compile-nvdec": (["--model", "x4plus", "--compile", "on", *NVDEC], False),
+    "anime-16c-medium": (["--model", "animevideov3", "--preset", "medium", *CPU], False),
+    "anime-16c-veryfast": (["--model", "animevideov3", "--preset", "veryfast", *CPU], False),
+    "anime-4c-medium": (["--model", "animevideov3", "--preset", "medium", *CPU], True),
+    "anime-4c-veryfast": (["--model", "animevideov3", "--preset", "veryfast", *CPU], True),
+    "anime-4c-superfast": (["--model", "animevideov3", "--preset", "superfast", *CPU], True),
+    "anime-4c-ultrafast": (["--model", "animevideov3", "--preset", "ultrafast", *CPU], True),
+    "anime-16c-veryfast-nvdec": (["--model", "animevideov3", "--preset", "veryfast", *NVDEC], False),
+    "anime-4c-veryfast-nvdec": (["--model", "animevideov3", "--preset", "veryfast", *NVDEC], True),
+    "anime-4c-superfast-nvdec": (["--model", "animevideov3", "--preset", "superfast", *NVDEC], True),
+    "anime-4c-ultrafast-nvdec": (["--model", "animevideov3", "--preset", "ultrafast", *NVDEC], True),
+    "anime-4c-ultrafast-nvdec-b8": (["--model", "animevideov3", "--preset", "ultrafast",
+                                     "--batch-size", "8", *NVDEC], True),
+    "anime-16c-ultrafast-nvdec": (["--model", "animevideov3", "--preset", "ultrafast", *NVDEC], False),
+    "anime-4c-auto": (["--model", "animevideov3"], True),
     "anime-reference": (["--model", "animevideov3", "--engine", "reference"], False),
 }
 
@@ -80,7 +93,8 @@ def run_case(name: str, source: Path, work: Path, env: dict[str, str], timeout: 
             "encoder": result.get("encoder"), "preset": result.get("encode_preset"),
             "compile_choice": result.get("compile_choice"), "cores": result.get("cpu_cores"),
             "mb": result["output_bytes"] / 1e6, "device": result["device_name"],
-            "precision": result["precision"], "frames": result["frames_out"]}
+            "precision": result["precision"], "frames": result["frames_out"],
+            "decoder": result.get("decoder"), "decoder_choice": result.get("decoder_choice")}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -102,6 +116,8 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="comma list of: " + ", ".join(CASES))
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--case-timeout", type=float, default=900, help="seconds per case")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="an E6-shaped source already written (default: write one)")
     args = parser.parse_args()
     names = [n for n in args.cases.split(",") if n]
     unknown = set(names) - CASES.keys()
@@ -109,8 +125,9 @@ def main() -> int:
         raise SystemExit(f"unknown cases: {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        source = work / "source.mp4"
-        write_source(source, E6_SHAPE, seconds=10.0)
+        source = args.source or work / "source.mp4"
+        if not source.exists():
+            write_source(source, E6_SHAPE, seconds=10.0)
         env = {**os.environ, "BENCH_WEIGHTS_DIR": str(work / "weights"), "BENCH_OFFLINE": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         env.pop("TORCHINDUCTOR_CACHE_DIR", None)

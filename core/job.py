@@ -32,6 +32,10 @@ DEFAULT_ENCODE_PRESET = "veryfast"
 """libx264 preset of a job unless told otherwise (benchmarks/RESULTS.md: keeps up with the fast
 engine on a Modal container's 4 cores; its quality is measured per run as encode PSNR)."""
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DECODERS = ("cpu", "nvdec", "auto")
+"""Video decoders: FFmpeg's on the CPU, NVDEC on the card (PyNvVideoCodec: the frames, their crop
+and RGB conversion stay in GPU memory), or NVDEC where it opens for the job and the CPU otherwise
+(the reason recorded per run)."""
 
 
 def output_frame_count(start: float, end: float, fps: float) -> int:
@@ -72,6 +76,12 @@ def check_output_size(width: int, height: int, *, video: bool) -> None:
     if video and (width % 2 or height % 2):
         raise InputError(f"output size {width}x{height} of a video must be even both ways "
                          f"(H.264 4:2:0); odd sizes are refused, not rounded")
+
+
+def check_decoder(decoder: str) -> None:
+    """Raises InputError for a decoder setting that is not one of DECODERS."""
+    if decoder not in DECODERS:
+        raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,8 @@ class Job:
     """libx264 preset ('ultrafast' ... 'veryslow'); NVENC maps it to its own speed presets."""
     crf: int = 18
     """Constant rate factor of libx264 (the quality NVENC's constant-quality mode aims at too)."""
+    decoder: str = "auto"
+    """Video decoder (DECODERS)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):  # wire format of schema 1: compile was a bool
@@ -156,6 +168,7 @@ class Job:
         check_engine_settings(self.engine, self.compile, self.encoder, self.encode_preset, self.crf)
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        check_decoder(self.decoder)
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if (self.output_width is None) != (self.output_height is None):
@@ -265,6 +278,10 @@ class JobResult:
     """Preset it ran with."""
     encode_psnr: float | None = None
     """PSNR (dB) of the encoded output against the frames fed to the encoder, on sampled frames."""
+    decoder: str = ""
+    """Decoder that read the source ('cpu' or 'nvdec'; '' for an image)."""
+    decoder_choice: str = ""
+    """The job's decoder setting as decided: 'cpu', 'nvdec', 'auto: nvdec' or 'auto: cpu (why)'."""
     cpu_cores: float | None = None
     """CPU cores the worker could use (its affinity)."""
     container_id: str = ""

@@ -67,9 +67,12 @@ def _mod_pad(scale: int) -> int | None:
     return {2: 2, 1: 4}.get(scale)
 
 
-def _check_frames(frames: np.ndarray) -> None:
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
-            or frames.shape[-1] != 3 or 0 in frames.shape:
+def _check_frames(frames: np.ndarray | torch.Tensor, tensors: bool = False) -> None:
+    """Raises InputError unless frames is a non-empty [N, H, W, 3] uint8 array (or, where the
+    engine takes them, a tensor)."""
+    kinds = (np.ndarray, torch.Tensor) if tensors else (np.ndarray,)
+    if not isinstance(frames, kinds) or frames.dtype not in (np.uint8, torch.uint8) \
+            or frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
         shape = getattr(frames, "shape", None)
         dtype = getattr(frames, "dtype", type(frames).__name__)
         raise InputError(f"frames must be a non-empty [N, H, W, 3] uint8 array, got {shape} {dtype}")
@@ -241,9 +244,12 @@ class FastEngine:
         if self._cuda:
             torch.cuda.synchronize(self.device)
 
-    def _upload(self, chunk: np.ndarray) -> torch.Tensor:
+    def _upload(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 NHWC host array -> uint8 NHWC tensor on the device (via reused pinned memory; safe
-        to reuse because each chunk ends with a synchronising download before the next upload)."""
+        to reuse because each chunk ends with a synchronising download before the next upload);
+        a tensor (frames decoded on the card) is only moved to the device if elsewhere."""
+        if isinstance(chunk, torch.Tensor):
+            return chunk.to(self.device, non_blocking=True)
         host = torch.from_numpy(chunk)
         if not self._cuda:
             return host
@@ -253,14 +259,18 @@ class FastEngine:
         staged.copy_(host)
         return staged.to(self.device, non_blocking=True)
 
-    def _run(self, chunk: np.ndarray, size: tuple[int, int], pixel_format: str) -> np.ndarray:
+    def _run(self, chunk: np.ndarray | torch.Tensor, size: tuple[int, int],
+             pixel_format: str) -> np.ndarray:
         n, h, w, _ = chunk.shape
         ow, oh = size
         compiled = (h, w, ow, oh) in self._compiled_shapes
         if compiled and n < self.batch_size:
             # a short last batch would make torch.compile recompile mid-run: pad it with copies
-            filler = np.repeat(chunk[-1:], self.batch_size - n, axis=0)
-            return self._run(np.concatenate([chunk, filler]), size, pixel_format)[:n]
+            fill = self.batch_size - n
+            padded = (torch.cat([chunk, chunk[-1:].expand(fill, -1, -1, -1)])
+                      if isinstance(chunk, torch.Tensor)
+                      else np.concatenate([chunk, np.repeat(chunk[-1:], fill, axis=0)]))
+            return self._run(padded, size, pixel_format)[:n]
         module = self._compiled if compiled else self._eager
         x = self._upload(chunk).permute(0, 3, 1, 2).float() / 255.0
         x = x.to(self._dtype)
@@ -281,13 +291,14 @@ class FastEngine:
         return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     @torch.inference_mode()
-    def upscale(self, frames: np.ndarray, out_size: tuple[int, int] | None = None,
+    def upscale(self, frames: np.ndarray | torch.Tensor, out_size: tuple[int, int] | None = None,
                 pixel_format: str = "rgb24") -> np.ndarray:
-        """See Engine.upscale; frames go through the model `batch_size` at a time.
+        """See Engine.upscale; frames go through the model `batch_size` at a time, and may be a
+        uint8 tensor already on the device (frames NVDEC decoded).
         pixel_format 'yuv420p' returns [N, OH * 3 / 2, OW] planes (Y, then U, then V; BT.601
         limited range, as libswscale converts) computed on the device; it needs an even size.
         Raises InputError on bad frames, size or format."""
-        _check_frames(frames)
+        _check_frames(frames, tensors=True)
         size = _target_size(frames, self.scale, out_size)
         if pixel_format not in ("rgb24", "yuv420p"):
             raise InputError(f"pixel format {pixel_format!r} must be rgb24 or yuv420p")

@@ -45,7 +45,6 @@ from workers.video import (
     VideoWriter,
     as_yuv420p,
     check_trim,
-    decode_segment,
     decoded_planes,
     is_image_path,
     probe,
@@ -55,8 +54,11 @@ from workers.video import (
 )
 
 if TYPE_CHECKING:  # torch loads only where a job runs
+    import torch
+
     from workers.engines import Engine
     from workers.models import LoadedModel
+    from workers.nvdec import GpuFrame
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +139,40 @@ def _load_engine(key: EngineKey) -> WarmEngine:
     return WarmEngine(engine=engine, model=loaded, device_name=device_name(device))
 
 
-def _fit_crop(image: "np.ndarray | DecodedFrame", box: CropBox, size: tuple[int, int]) -> np.ndarray:
-    """Cut box out of an image or a decoded frame (converting only the box); boxes that change
-    size over keyframes are area-resized to size (w, h) so every frame of a job reaches the model
-    at one size."""
-    if isinstance(image, DecodedFrame):
-        crop = image.crop(box.x, box.y, box.width, box.height)
-    else:
+def _fit_crop(image: "np.ndarray | DecodedFrame | GpuFrame", box: CropBox,
+              size: tuple[int, int]) -> "np.ndarray | torch.Tensor":
+    """Cut box out of an image or a decoded frame (converting only the box; a frame NVDEC
+    decoded gives a tensor on its card); boxes that change size over keyframes are area-resized
+    to size (w, h), on the CPU, so every frame of a job reaches the model at one size."""
+    if isinstance(image, np.ndarray):
         crop = image[box.y:box.y + box.height, box.x:box.x + box.width]
+    else:
+        crop = image.crop(box.x, box.y, box.width, box.height)
     if (box.width, box.height) != size:
         import cv2
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(crop)
+        resized = cv2.resize(_on_host(crop), size, interpolation=cv2.INTER_AREA)
+        return resized if isinstance(crop, np.ndarray) else _like(resized, crop)
+    return np.ascontiguousarray(crop) if isinstance(crop, np.ndarray) else crop
+
+
+def _on_host(crop: "np.ndarray | torch.Tensor") -> np.ndarray:
+    """A crop as a host array (fidelity samples, CPU resizing)."""
+    return crop if isinstance(crop, np.ndarray) else crop.cpu().numpy()
+
+
+def _like(array: np.ndarray, tensor: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array)).to(tensor.device)
+
+
+def _stack(crops: list) -> "np.ndarray | torch.Tensor":
+    """One batch of crops: an array, or a tensor on the card for frames NVDEC decoded."""
+    if isinstance(crops[0], np.ndarray):
+        return np.stack(crops)
+    import torch
+
+    return torch.stack(crops)
 
 
 def _sample_indices(total: int, count: int) -> set[int]:
@@ -171,6 +195,10 @@ class _Outcome:
     """Encoder that wrote the output."""
     encoded: dict[int, np.ndarray] = field(default_factory=dict)
     """Frame position -> the yuv420p planes fed to the encoder, for encode PSNR."""
+    decoder: str = ""
+    """Decoder that read the source ('' for an image)."""
+    decoder_choice: str = ""
+    """DecoderChoice.reason of the job."""
 
 
 def _compile_stats_key(model: str, batch_size: int, warm: WarmEngine, crop_size: tuple[int, int],
@@ -326,16 +354,19 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     encoder = resolve_encoder(job.encoder, size[0], size[1])
     yuv = engine.yuv_output and not (size[0] % 2 or size[1] % 2)
     encoded: dict[int, np.ndarray] = {}
+    from workers.nvdec import choose_decoder
+
+    decoder = choose_decoder(job.decoder, source, info, engine.device, engine.name)
 
     def crops() -> Iterator[np.ndarray]:
-        for frame in decode_segment(source, start, end, fps=job.fps):
+        for frame in decoder.frames(source, start, end, job.fps):
             box = crop_box_at(job.keyframes, frame.time, info.width, info.height)
             crop = _fit_crop(frame, box, crop_size)
             if frame.index in samples:
-                sampled.append(crop)
+                sampled.append(_on_host(crop))
             yield crop
 
-    batches = (np.stack(b) for b in batched(clock.timed_iter("decode", crops()), batch_size))
+    batches = (_stack(b) for b in batched(clock.timed_iter("decode", crops()), batch_size))
     if overlap:
         batches = prefetch(batches, depth=3)
     frames_done = 0
@@ -371,7 +402,8 @@ def _upscale_video(job: Job, source: Path, output: Path, warm: WarmEngine, clock
     if decision.compile and decision.reason.startswith("auto"):
         _record_speedup(job, warm, crop_size, size, clock.seconds.get("upscale"), frames_done)
     return _Outcome(frames_in=frames_done, frames_out=frames_done, width=size[0], height=size[1],
-                    samples=sampled, compile_choice=decision.reason, encoder=encoder, encoded=encoded)
+                    samples=sampled, compile_choice=decision.reason, encoder=encoder, encoded=encoded,
+                    decoder=decoder.decoder, decoder_choice=decoder.reason)
 
 
 def _record_speedup(job: Job, warm: WarmEngine, crop_size: tuple[int, int],
@@ -453,6 +485,8 @@ def _result(job: Job, warm: WarmEngine | None, status: str, error: str | None,
         encode_preset=job.encode_preset if outcome.encoder == "libx264" else (
             NVENC_PRESETS.get(job.encode_preset, "") if outcome.encoder else ""),
         encode_psnr=encode_psnr if status == SUCCEEDED else None,
+        decoder=outcome.decoder,
+        decoder_choice=outcome.decoder_choice,
         cpu_cores=cpu_cores(),
         container_id=container_id(),
         worker_started_at=_PROCESS_STARTED_AT,

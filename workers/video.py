@@ -6,13 +6,14 @@ trim [3.0, 9.0) of a 30 fps clip is exactly frames 90..269 whatever the containe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import av
 import numpy as np
@@ -221,12 +222,28 @@ def decode_segment(path: Path | str, start: float | None = None, end: float | No
         return _decode(path, start, end)
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise InputError(f"output fps {fps} must be a positive number")
-    return _resample(_decode(path, start - 1.0 / info.fps, end), start, end, float(fps), info.fps)
+    return resample(_decode(path, *segment_window(start, end, fps, info.fps)), start, end,
+                    float(fps), info.fps)
 
 
-def _resample(frames: Iterator[DecodedFrame], start: float, end: float, fps: float,
-              source_fps: float) -> Iterator[DecodedFrame]:
-    """Nearest-in-time sampling of decoded source frames at output times start + k / fps."""
+def segment_window(start: float, end: float, fps: float | None, source_fps: float) -> tuple[float, float]:
+    """The source times [from, to) a segment decodes: [start, end) itself, or, resampled to fps,
+    from one source frame earlier (the nearest frame to start may precede it)."""
+    return (start if fps is None else start - 1.0 / source_fps), end
+
+
+def in_window(time: float, window: tuple[float, float]) -> bool:
+    """Whether a frame at this presentation time belongs to the decoded window [from, to)."""
+    return window[0] - _TIME_TOLERANCE <= time < window[1] - _TIME_TOLERANCE
+
+
+FrameT = TypeVar("FrameT")
+
+
+def resample(frames: Iterator[FrameT], start: float, end: float, fps: float,
+             source_fps: float) -> Iterator[FrameT]:
+    """Nearest-in-time sampling of decoded source frames (any frame dataclass with index and
+    time) at output times start + k / fps (decode_segment's rule, for every decoder)."""
     count = output_frame_count(start, end, fps)
     previous: DecodedFrame | None = None
     upcoming = next(frames, None)
@@ -241,7 +258,34 @@ def _resample(frames: Iterator[DecodedFrame], start: float, end: float, fps: flo
         chosen = min(candidates, key=lambda f: (abs(f.time - t), f.time))
         if upcoming is None and t > chosen.time + frame_gap - _TIME_TOLERANCE:
             return  # past the end of the last source frame: the source stopped early
-        yield DecodedFrame(index=k, time=t, picture=chosen.picture)
+        yield dataclasses.replace(chosen, index=k, time=t)
+
+
+@dataclass(frozen=True)
+class StreamIndex:
+    """What the demuxer alone says about a video stream, without decoding it."""
+
+    times: tuple[float, ...]
+    """Presentation time of every frame in display order, seconds from the first frame (the
+    times decode_segment gives the decoded frames)."""
+    pixel_format: str
+    """The decoder's pixel format as FFmpeg names it, e.g. 'yuv420p'."""
+
+
+def stream_index(path: Path | str) -> StreamIndex:
+    """Read the presentation times of all frames from the packets (no decoding). Raises
+    MediaError for a file that cannot be read."""
+    path = Path(path)
+    container, stream = _open_video(path)
+    try:
+        base, time_base = _start_pts(stream), stream.time_base
+        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
+        return StreamIndex(tuple(float((p - base) * time_base) for p in pts),
+                           stream.codec_context.pix_fmt or "")
+    except (av.FFmpegError, ValueError) as exc:
+        raise _media_error(path, exc) from exc
+    finally:
+        container.close()
 
 
 def _decode(path: Path, start: float, end: float) -> Iterator[DecodedFrame]:
@@ -254,9 +298,9 @@ def _decode(path: Path, start: float, end: float) -> Iterator[DecodedFrame]:
         index = 0
         for frame in frames:
             t = float((frame.pts - base) * time_base)
-            if t < start - _TIME_TOLERANCE:
-                continue
-            if t >= end - _TIME_TOLERANCE:
+            if not in_window(t, (start, end)):
+                if t < start:
+                    continue
                 break
             if frame.is_corrupt:
                 raise MediaError(f"cannot read video {path.name}: corrupt frame at {t:.3f} s")

@@ -13,6 +13,7 @@ from core.atomic import write_bytes_atomically
 from core.errors import InputError
 from core.job import (
     COMPILE_MODES,
+    DECODERS,
     DEFAULT_ENCODE_PRESET,
     ENCODERS,
     ENGINES,
@@ -47,6 +48,8 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset-encode", dest="encode_preset", choices=X264_PRESETS, default=None,
                         help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
     parser.add_argument("--crf", type=int, default=None, help="encoder constant quality (default 18)")
+    parser.add_argument("--decoder", choices=DECODERS, default=None,
+                        help="video decoder: cpu, nvdec or auto (NVDEC where it opens; default)")
     parser.add_argument("--cpu", dest="cpu_cores", type=float, default=None,
                         help="CPU cores per Modal container (default 4; billed apart)")
     parser.add_argument("--reuse", choices=CONTAINER_REUSE, default=None,
@@ -70,7 +73,8 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
                       source=args.source, model=args.model, engine=args.engine,
                       repeats=args.repeats, weights=args.weights, precision=args.precision,
                       batch_size=args.batch_size, compile=args.compile, encoder=args.encoder,
-                      encode_preset=args.encode_preset, crf=args.crf, cpu_cores=args.cpu_cores,
+                      encode_preset=args.encode_preset, crf=args.crf, decoder=args.decoder,
+                      cpu_cores=args.cpu_cores,
                       container_reuse=args.reuse, scaledown_window_seconds=args.scaledown_window,
                       queue_wait_limit_seconds=args.queue_wait_limit, region=args.region)
 

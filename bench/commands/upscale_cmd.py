@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.commands import exits
 from bench.commands.common import check_output_file, int_in, parse_size
@@ -19,6 +20,7 @@ from bench.plan import MAX_BATCH_SIZE, MAX_FPS
 from core.errors import InputError
 from core.job import (
     COMPILE_MODES,
+    DECODERS,
     DEFAULT_ENCODE_PRESET,
     ENCODERS,
     ENGINES,
@@ -28,6 +30,9 @@ from core.job import (
     Keyframe,
     check_output_size,
 )
+
+if TYPE_CHECKING:
+    from workers.video import VideoInfo
 
 MAX_KEYFRAMES = 10_000
 """Most crop keyframes one job takes."""
@@ -50,6 +55,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=X264_PRESETS, default=DEFAULT_ENCODE_PRESET,
                         help=f"encoder speed preset (default {DEFAULT_ENCODE_PRESET})")
     parser.add_argument("--crf", type=int, default=18, help="constant quality 0..51 (default 18)")
+    parser.add_argument("--decoder", choices=DECODERS, default="auto",
+                        help="video decoder: cpu, nvdec (the card's, frames stay on it), or auto "
+                             "(NVDEC where it opens for the source, else the CPU; the default)")
     parser.add_argument("--start", type=float, default=None, help="trim start, seconds (inclusive)")
     parser.add_argument("--end", type=float, default=None, help="trim end, seconds (exclusive)")
     crop = parser.add_mutually_exclusive_group()
@@ -115,6 +123,8 @@ def build_job(args: argparse.Namespace) -> Job:
         info = probe(args.input)
         check_trim(info, args.start, args.end)
         frame_width, frame_height, fps = info.width, info.height, args.fps or info.fps
+        if args.decoder == "nvdec":
+            _check_nvdec(args, info)
     validate_keyframes(keyframes, frame_width, frame_height)
     implied = width is None
     if implied:  # the model's own scale of the crop: bounded like an explicit size
@@ -133,8 +143,17 @@ def build_job(args: argparse.Namespace) -> Job:
         trim_start=args.start, trim_end=args.end, model=args.model, engine=args.engine,
         precision=args.precision, batch_size=args.batch_size, device=args.device,
         weights=args.weights, compile=args.compile, fidelity_samples=args.fidelity_samples,
-        encoder=args.encoder, encode_preset=args.preset, crf=args.crf,
+        encoder=args.encoder, encode_preset=args.preset, crf=args.crf, decoder=args.decoder,
     )
+
+
+def _check_nvdec(args: argparse.Namespace, info: "VideoInfo") -> None:
+    """Raises InputError (one line) when NVDEC, asked for by name, cannot decode the input on the
+    job's device with its engine."""
+    from workers.models import resolve_device
+    from workers.nvdec import choose_decoder
+
+    choose_decoder("nvdec", args.input, info, resolve_device(args.device), args.engine)
 
 
 def _check_weights_and_device(weights: str, device: str) -> None:
