@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from bench.backends.base import Finished
 from bench.backends.modal_results import finished_from_result
 from bench.commands.history_cmd import render
+from bench.escape import page_text
 from bench.experiments import (
     analyse_experiment,
     experiment_bill_in,
@@ -164,9 +165,9 @@ def test_every_view_gives_the_same_numbers_and_verdict(generated) -> None:
                 run["job_seconds"] is None and row[history_view.JOB_TIME] != row[history_view.JOB_TIME])
             assert row["GPU cost"] == format_cost(run["cost"])
             progress = live_run.progress_row(run, titles[run_id]).text
-            if run["status"] == "succeeded":
-                assert format_seconds(run["job_seconds"]) in progress
-                assert format_cost(run["cost"]) in progress
+            if run["status"] == "succeeded":  # the progress line is Markdown, its words escaped
+                assert page_text(format_seconds(run["job_seconds"])) in progress
+                assert page_text(format_cost(run["cost"])) in progress
             facts = dict(run_detail_view.run_facts(run).values.tolist())
             if run["cost"] is not None:
                 assert facts["GPU cost"].startswith(format_cost(run["cost"]))
