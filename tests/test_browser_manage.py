@@ -68,7 +68,7 @@ def test_a_team_compares_stops_and_manages_experiments(dashboard, browser, tmp_p
     with page.expect_download(timeout=STEP_MS) as download:
         page.locator('[data-testid="stDownloadButton"]').filter(has_text="CSV").first.click()
     csv = download.value.path().read_text(encoding="utf-8")
-    assert csv.splitlines()[0].startswith("Clip,GPU,GPU cost")
+    assert csv.splitlines()[0].startswith("Clip,Candidate,GPU cost")
 
     # 5. The Run form with an uploaded video: its frame rate and clips follow it.
     video = tmp_path / "uploaded clip.mp4"

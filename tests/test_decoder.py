@@ -21,7 +21,8 @@ from core.errors import InputError
 from core.job import Job, JobResult
 from workers import nvdec
 from workers.nvdec import NvdecSource, choose_decoder, nv12_to_rgb, nvdec_preflight, nvdec_refusal
-from workers.video import decode_segment, probe, stream_index, write_demo_clip
+from workers.synthetic import write_demo_clip
+from workers.video import decode_segment, probe, stream_index
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -121,7 +121,7 @@ def test_settings_page_runs_the_checks(bench_env) -> None:
     assert any("modal token new" in c.value for c in at.caption)
 
 
-def test_prices_are_compared_with_the_workspaces_own_rates(token: None, tmp_path: Path) -> None:
+def test_prices_are_compared_with_the_workspaces_own_rates(modal_token: None, tmp_path: Path) -> None:
     sdk = ready(tmp_path)
     sdk.billing_rates = {"gpu.L4": "0.000240", "gpu.a100-80gb": "0.000694",
                          "cpu.core": "0.0000393", "sandbox.egress": "0.1"}

@@ -571,7 +571,7 @@ def test_the_estimate_stands_beside_run_and_a_spend_cap_stops_it(bench_env):  # 
     assert "Estimate: no estimate for cpu · reference on 0.3s" in text  # nothing measured yet
     assert not at.button(key="run_launch").disabled
     at.number_input(key="run_max_cost").set_value(5.0).run()
-    warnings = [w.value for w in at.warning]
+    warnings = [shown(w.value) for w in at.warning]
     assert any("the spend cap $5" in w and "cannot be checked" in w for w in warnings), warnings
     assert at.button(key="run_launch").disabled
     assert not bench_env.exists(), "estimating must not create the database"

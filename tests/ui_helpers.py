@@ -263,7 +263,7 @@ def verdict_rule(at) -> str | None:
     for md in at.markdown:
         text = str(md.value)
         if text.startswith(":gray-badge[") and text.endswith("]"):
-            return text[len(":gray-badge["):-1]
+            return shown(text[len(":gray-badge["):-1])
     return None
 
 

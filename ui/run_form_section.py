@@ -14,7 +14,7 @@ import streamlit as st
 
 from bench.escape import page_text
 from bench.formatting import format_rate
-from bench.plan import BACKENDS, PRESETS, Plan
+from bench.plan import BACKENDS, MAX_BATCH_SIZE, MAX_FPS, MAX_REPEATS, PRESETS, Plan
 from core.errors import UserError, one_line
 from core.job import ENGINES, PRECISIONS
 from ui import crop_preview, run_form, state
@@ -237,7 +237,7 @@ def _output_section() -> None:
         size[1].number_input("Height (px)", min_value=16, step=2, key="run_output_height",
                              disabled=scale, persist_state=KEEP)
     with middle:
-        st.number_input("Frames per second", min_value=1.0, max_value=240.0, step=1.0,
+        st.number_input("Frames per second", min_value=1.0, max_value=MAX_FPS, step=1.0,
                         key="run_fps", persist_state=KEEP,
                         help="Frame rate of the source's clips and of the output.")
         st.multiselect("Models (each is compared)", MODELS, key="run_models", persist_state=KEEP)
@@ -247,7 +247,7 @@ def _output_section() -> None:
                             "RealESRGANer loop, frame by frame. Every model x engine runs on "
                             "every GPU, each a candidate of the verdict; the first is the "
                             "baseline's.")
-        st.number_input("Repeats", min_value=1, max_value=20, step=1, key="run_repeats",
+        st.number_input("Repeats", min_value=1, max_value=MAX_REPEATS, step=1, key="run_repeats",
                         persist_state=KEEP,
                         help="Runs of each clip on each candidate; medians and spreads come "
                              "from these.")
@@ -257,7 +257,7 @@ def _output_section() -> None:
         cols[1].text_input("Weights", value="auto", key="run_weights", persist_state=KEEP,
                            help="auto (official, cached or converted), random (timing only) "
                                 "or a path to a .pth file")
-        cols[2].number_input("Batch size (fast engine)", min_value=1, max_value=64, value=4,
+        cols[2].number_input("Batch size (fast engine)", min_value=1, max_value=MAX_BATCH_SIZE, value=4,
                              key="run_batch_size", persist_state=KEEP)
 
 
