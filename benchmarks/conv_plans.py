@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.peak import timed  # noqa: E402
 
 N, H, W = 4, 540, 960
 FEAT, GROWTH = 64, 32
@@ -25,21 +29,6 @@ CINS = (64, 96, 128, 160, 192)
 """Input channels of the block's five convs (conv5: 192 -> 64, the others -> 32)."""
 FLOP = sum(2 * N * H * W * 9 * cin * (FEAT if cin == 192 else GROWTH) for cin in CINS)
 """Multiply-adds x 2 of one block over the batch."""
-
-
-def timed(fn, repeats: int = 10) -> float:
-    """Median seconds of fn() (CUDA events, after two warm-ups)."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / 1000)
-    return sorted(times)[len(times) // 2]
 
 
 def weights() -> list[tuple[torch.Tensor, torch.Tensor]]:
