@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from bench.analysis import DAYS_PER_MONTH, GpuFit
-from bench.figures import CPU_DEVICE
 from bench.formatting import as_finite
-from bench.pricing import PriceTable, run_rates
+from bench.pricing import PriceTable
 from core.errors import InputError
-from core.stages import STAGE_COLUMNS, STARTUP_STAGES, startup_in_job
+from core.resources import DEFAULT_CPU_CORES, DEFAULT_MEMORY_GIB
+from core.stages import STARTUP_STAGES, startup_in_job
 
 BASES = {"steady": "steady state (warm containers)", "billed": "this experiment's bill"}
 """Which seconds a verdict is judged on -> how the choice is labelled."""
@@ -80,11 +80,6 @@ class BilledRun:
     def measurement_seconds(self) -> float:
         """Seconds of the span that are neither job nor start-up: fidelity scoring, encode PSNR."""
         return max(0.0, self.span - self.job_seconds - self.startup_in_job)
-
-    @property
-    def steady_cost(self) -> float:
-        """$ of its job seconds at its all-in rate (its share of steady state)."""
-        return self.job_seconds * self.all_in_rate
 
     @property
     def cost(self) -> float:
@@ -255,8 +250,7 @@ def billed_runs(runs: Sequence[Mapping[str, Any]], prices: PriceTable
                 ) -> tuple[list[BilledRun], int]:
     """(the runs that ran on a known container, how many did not). A run counts when it has a
     container id, the container's boot time, its job's start and finish and a rate; its status
-    does not matter (a failed job still ran on a billed container). Raises InputError for a
-    negative stored size or rate."""
+    does not matter (a failed job still ran on a billed container). Raises nothing."""
     out, missing = [], 0
     for run in runs:
         container = run.get("container_id")
@@ -271,17 +265,17 @@ def billed_runs(runs: Sequence[Mapping[str, Any]], prices: PriceTable
         job = as_finite(run.get("job_seconds"))
         # the worker's clock stamps are Unix times: allow their rounding, never more than the span
         job = span if job is None or job > span + CLOCK_ROUNDING else job
-        in_job = min(max(0.0, span - job), startup_in_job({s: as_finite(run.get(STAGE_COLUMNS[s]))
+        in_job = min(max(0.0, span - job), startup_in_job({s: as_finite(run.get(f"{s}_seconds"))
                                                   for s in STARTUP_STAGES}))
-        # idle, a container pays its CPU request (not its use) and memory at max(request, peak)
-        idle = run_rates(prices, rate, run.get("device") == CPU_DEVICE, as_finite(run.get("cpu_cores")),
-                         None, as_finite(run.get("memory_gib")),
-                         as_finite(run.get("peak_memory_gib"))).all_in
+        peak = as_finite(run.get("peak_memory_gib")) or 0.0
+        memory = max(as_finite(run.get("memory_gib")) or DEFAULT_MEMORY_GIB, peak)
+        cpu = 0.0 if run.get("device") == "cpu" else \
+            (as_finite(run.get("cpu_cores")) or DEFAULT_CPU_CORES)
         out.append(BilledRun(
             run_id=str(run.get("id") or run.get("run_id")), candidate=str(run.get("candidate")),
             container_id=str(container), booted_at=booted, started_at=started,
             finished_at=finished, job_seconds=job, startup_in_job=in_job, all_in_rate=all_in,
-            idle_rate=idle,
+            idle_rate=rate + prices.container_rate(cpu, memory),
             queue_wait_seconds=as_finite(run.get("queue_wait_seconds")),
             cold=bool(run.get("cold"))))
     return out, missing
@@ -294,7 +288,8 @@ def container_bill(runs: Sequence[BilledRun], scaledown_window: float, warm: boo
     Jobs, their in-job start-up and their measurement work run at their own all-in rate; boot,
     idle gaps and the tail at the container's idle rate. A container `warm` from an earlier
     experiment pays no boot here. A later experiment's reuse at `reused_at` cuts the tail to the
-    idle time before it. Raises InputError for no runs or runs of several containers."""
+    idle time before it. Raises
+    InputError for no runs or runs of several containers."""
     if not runs or len({r.container_id for r in runs}) != 1:
         raise InputError("a container bill needs the runs of exactly one container")
     ordered = sorted(runs, key=lambda r: r.started_at)
@@ -308,7 +303,7 @@ def container_bill(runs: Sequence[BilledRun], scaledown_window: float, warm: boo
     tail = float(scaledown_window)
     if reused_at is not None and reused_at >= last:
         tail = min(tail, reused_at - last)
-    steady = sum(r.steady_cost for r in ordered)
+    steady = sum(r.job_seconds * r.all_in_rate for r in ordered)
     in_job = sum(r.startup_in_job * r.all_in_rate for r in ordered)
     measurement = sum(r.measurement_seconds * r.all_in_rate for r in ordered)
     boot_cost, idle_cost, tail_cost = boot * idle_rate, idle * idle_rate, tail * idle_rate
@@ -328,7 +323,8 @@ def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
     """The bill of runs (as bench.experiments.read_runs gives them) whose containers idled
     `scaledown_window` seconds after their last job. `warm`: containers an earlier experiment
     used (no boot here); `reused_at`: container id -> when a later experiment's first job started
-    on it (cuts its tail). Raises InputError for a negative or non-finite window."""
+    on it (cuts its tail). Raises InputError for a
+    negative or non-finite window."""
     if not (isinstance(scaledown_window, (int, float)) and math.isfinite(scaledown_window)
             and scaledown_window >= 0):
         raise InputError(f"scaledown window {scaledown_window!r} must be a non-negative number")
@@ -359,7 +355,7 @@ def experiment_bill(runs: Sequence[Mapping[str, Any]], prices: PriceTable,
         waits = [r.queue_wait_seconds for r in mine if r.queue_wait_seconds is not None]
         candidates.append(CandidateBill(
             gpu=candidate, runs=len(mine), containers=len({r.container_id for r in mine}),
-            cold_boots=len(boots), steady_cost=sum(r.steady_cost for r in mine),
+            cold_boots=len(boots), steady_cost=sum(r.job_seconds * r.all_in_rate for r in mine),
             billed_cost=sum(run_billed[r.run_id] for r in mine),
             boot_seconds=statistics.median(boots) if boots else None,
             queue_wait_median=statistics.median(waits) if waits else None,

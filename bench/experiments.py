@@ -172,7 +172,7 @@ def history_with_figures(db: Database, limit: int | None = None) -> dict[str, An
     for item in data["experiments"]:
         experiment = store_runs.get_experiment(db, item["id"])
         try:
-            item["runs"] = read_runs(item["runs"], experiment)
+            item["runs"] = [json_safe(r) for r in read_runs(item["runs"], experiment)]
         except InputError:  # a malformed stored price table: list the runs as stored
             continue
     return data
@@ -349,7 +349,9 @@ def analyse_experiment(db: Database, experiment_id: str, tolerance: float = DEFA
     runs = store_runs.list_runs(db, experiment_id=experiment_id)
     if runs.empty:
         return None, "this experiment has no runs", runs
-    return _outcome(db, experiment, read_runs(runs, experiment), 1, tolerance, basis, baseline)
+    records = read_runs(runs, experiment)
+    bill = experiment_bill_in(db, experiment, records) if basis == "billed" else None
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
 
 
 def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = DEFAULT_TOLERANCE,
@@ -363,8 +365,12 @@ def analyse_selection(db: Database, run_ids: Sequence[str], tolerance: float = D
         return None, "none of the selected runs is in the database any more", runs
     ids = list(dict.fromkeys(str(e) for e in runs["experiment_id"]))
     experiments = {i: load_experiment(db, i) for i in ids}
-    return _outcome(db, experiments[ids[-1]], read_runs(runs, experiments), len(ids), tolerance,
-                    basis, baseline)
+    experiment = experiments[ids[-1]]
+    records = read_runs(runs, experiments)
+    bill = experiment_bill_in(db, experiment, records) \
+        if basis == "billed" and len(ids) == 1 else None
+    basis = basis if bill is not None or basis != "billed" else DEFAULT_BASIS
+    return (*_analysed(experiment, records, tolerance, basis, bill, baseline), pd.DataFrame(records))
 
 
 def analyse_experiments(db: Database, experiment_ids: Sequence[str],
@@ -390,19 +396,16 @@ def analyse_experiments(db: Database, experiment_ids: Sequence[str],
     for record in records:
         if len(owners[record["candidate"]]) > 1:
             record["candidate"] = f"{record['candidate']} · {tags[record['experiment_id']]}"
-    return _outcome(db, chosen[0], records, len(chosen), tolerance, basis, baseline)
+    basis = DEFAULT_BASIS if len(chosen) > 1 else basis
+    bill = experiment_bill_in(db, chosen[0], records) if basis == "billed" else None
+    return (*_analysed(chosen[0], records, tolerance, basis, bill, baseline),
+            pd.DataFrame(records))
 
 
-def _outcome(db: Database, experiment: ExperimentRow, records: Sequence[Mapping[str, Any]],
-             experiments: int, tolerance: float, basis: str, baseline: str | None) -> Outcome:
-    """(analysis or None, why not, the records as a DataFrame) of runs read by read_runs from
-    `experiments` experiments, `experiment` supplying the plan. The 'billed' basis needs one
-    experiment's bill: across several it falls back to job seconds."""
-    if basis == "billed" and experiments > 1:
-        basis = DEFAULT_BASIS
-    bill = experiment_bill_in(db, experiment, records) if basis == "billed" else None
+def _analysed(experiment: ExperimentRow, runs: Sequence[Mapping[str, Any]], tolerance: float,
+              basis: str, bill: ExperimentBill | None,
+              baseline: str | None = None) -> tuple[Analysis | None, str | None]:
     try:
-        analysis, why = analyse_runs(experiment, records, tolerance, basis, bill, baseline), None
+        return analyse_runs(experiment, runs, tolerance, basis, bill, baseline), None
     except InputError as exc:
-        analysis, why = None, str(exc)
-    return analysis, why, pd.DataFrame(records)
+        return None, str(exc)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from bench.formatting import as_finite
 from bench.pricing import PriceTable, RunRates, gpu_for_device, run_cost, run_rates
 from core.errors import InputError
-from core.stages import STAGE_COLUMNS, fps, job_seconds
+from core.stages import STAGE_TABLE, TOTAL, fps, job_seconds
 
 CPU_DEVICE = "cpu"
 """The device label of a run on this machine's CPU (priced by its cores)."""
@@ -59,13 +59,14 @@ FIGURE_KEYS = tuple(RunFigures.__dataclass_fields__)
 
 
 def stored_job_seconds(run: Mapping[str, Any]) -> float | None:
-    """A run's job seconds as stored: the job_seconds column, else the job's stages, else its billed
-    seconds (records that carry no job_seconds column, such as hand-built ones). Raises nothing."""
+    """A run's job seconds as stored: the job_seconds column, else the job's stages (rows older than
+    the column), else an imported run's elapsed time. Raises nothing."""
     stored = as_finite(run.get("job_seconds"))
     if stored is not None:
         return stored
-    derived = job_seconds({stage: as_finite(run.get(column))
-                           for stage, column in STAGE_COLUMNS.items()})
+    stages = {s.name: as_finite(run.get(s.column)) for s in STAGE_TABLE}
+    stages[TOTAL] = as_finite(run.get(f"{TOTAL}_seconds"))
+    derived = job_seconds(stages)
     return derived if derived is not None else as_finite(run.get("billed_seconds"))
 
 

@@ -34,10 +34,9 @@ from bench.formatting import as_finite, format_cost, format_rate, repeat_label
 from bench.pricing import PriceTable
 from core.errors import InputError
 from core.jsonsafe import json_safe
-from core.stages import STAGE_COLUMNS
 from store import runs as store_runs
 from store.db import Database
-from store.runs import ExperimentRow
+from store.runs import STAGE_COLUMNS, ExperimentRow
 
 __all__ = ["experiment_to_e6", "failures_markdown", "findings_markdown", "measurements_from_e6", "run_json",
            "run_summaries", "export_experiment"]

@@ -55,8 +55,6 @@ STAGE_BY_NAME = {s.name: s for s in STAGE_TABLE}
 """Stage name -> Stage."""
 TOTAL = "total"
 """The stages key of the job's wall clock (fetch to the end of the upload)."""
-STAGE_COLUMNS = {**{s.name: s.column for s in STAGE_TABLE}, TOTAL: f"{TOTAL}_seconds"}
-"""JobResult.stages key -> the runs table column that stores it ('total' included)."""
 STARTUP_STAGES = tuple(s.name for s in STAGE_TABLE if s.kind == "startup")
 """Stages a worker pays once, taken out of job seconds."""
 
@@ -73,7 +71,8 @@ def job_seconds(stages: Mapping[str, Any]) -> float | None:
     total = _seconds(stages.get(TOTAL))
     if total is None:
         return None
-    return max(0.0, total - startup_in_job(stages))
+    inside = sum(_seconds(stages.get(name)) or 0.0 for name in STARTUP_STAGES)
+    return max(0.0, total - inside)
 
 
 def startup_in_job(stages: Mapping[str, Any]) -> float:

@@ -20,9 +20,13 @@ import pandas as pd
 from core.errors import InputError
 from core.job import JobResult
 from core.jsonsafe import json_safe
-from core.stages import STAGE_COLUMNS
+from core.stages import STAGE_TABLE, TOTAL
 from core.status import ACTIVE_STATUSES, CANCELLED, FINAL_STATUSES, RUN_STATUSES
 from store.db import ORIGINS, SCHEMA_VERSION, Database
+
+STAGE_COLUMNS = {**{s.name: s.column for s in STAGE_TABLE}, TOTAL: f"{TOTAL}_seconds"}
+"""JobResult.stages key -> runs column."""
+
 
 # --------------------------------------------------------------------------- records
 

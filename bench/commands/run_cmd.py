@@ -93,12 +93,19 @@ def main(args: argparse.Namespace) -> int:
 def _report(db, experiment_id: str, plan, args: argparse.Namespace,
             launch_error: str | None = None) -> int:
     from bench.commands.verdict_cmd import render_text
-    from bench.experiments import analyse_experiment, run_titles, stored_bill
+    from bench.experiments import (
+        analyse_experiment,
+        experiment_bill_in,
+        load_experiment,
+        read_runs,
+        run_titles,
+    )
     from bench.report import bill_lines, run_summaries
 
     runs = run_summaries(db, experiment_id)
     analysis, why_not, _ = analyse_experiment(db, experiment_id, args.tolerance, args.basis)
-    bill = stored_bill(db, experiment_id)
+    experiment = load_experiment(db, experiment_id)
+    bill = experiment_bill_in(db, experiment, read_runs(runs, experiment))
     failed = [r for r in runs if r["status"] != SUCCEEDED]
     if args.json:
         outcome = {"experiment_id": experiment_id, "runs": runs,
